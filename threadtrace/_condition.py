@@ -1,0 +1,113 @@
+"""Traced ``Condition``."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any, Optional
+
+from . import _originals
+from ._base import PrimitiveType, site_for
+from ._locks import RLock, _LockBase
+from ._statistics import ConditionStatistics
+from ._waits import WaitCounters
+
+
+class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Condition`.
+
+    Thread-safe.  Without a ``lock`` it makes a traced :class:`RLock` of the
+    same name, so contention on ``with cond:`` is reported too.  Each ``wait``
+    that blocks is a span; a waiter woken by ``notify``/``notify_all`` links to
+    the thread that notified it.
+
+    .. note::
+        ``wait`` is threading's own algorithm, restated here so that the
+        waiter knows which ``notify`` woke it.
+    """
+
+    _tt_kind = "condition"
+    _tt_original = _originals.Condition
+
+    def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
+        site = site_for(name, 1)
+        if site is None and cls is Condition:
+            return _originals.Condition(lock)  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(self, lock: Any = None, *, name: Optional[str] = None) -> None:
+        if lock is None:
+            lock = RLock._tt_traced(self._tt_site, name)
+        super().__init__(lock)
+        self._tt_wakers: dict[Any, Any] = {}
+        self._tt_notifies = 0
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until notified or until ``timeout`` seconds pass, as threading does."""
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _originals.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)  # type: ignore[attr-defined]
+        saved_state = self._release_save()  # type: ignore[attr-defined]
+        gotit = False
+        start = self._tt_begin()
+        try:  # restore state no matter what (e.g., KeyboardInterrupt)
+            if timeout is None:
+                waiter.acquire()
+                gotit = True
+            elif timeout > 0:
+                gotit = waiter.acquire(True, timeout)
+            else:
+                gotit = waiter.acquire(False)
+            return gotit
+        finally:
+            self._acquire_restore(saved_state)  # type: ignore[attr-defined]
+            if not gotit:
+                try:
+                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                except ValueError:
+                    pass
+            self._tt_end(
+                start,
+                "wait",
+                ok=gotit,
+                timeout=timeout,
+                waker=self._tt_wakers.pop(waiter, None),
+            )
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters, as threading does."""
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot notify on un-acquired lock")
+        woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
+        if woken:
+            self._tt_notifies += 1
+            from . import _state
+            from ._recorder import current_waker
+
+            if not _state.recording():
+                try:
+                    waker = current_waker()
+                except Exception:  # noqa: BLE001 - a missing link must never break notify()
+                    waker = None
+                for waiter in woken:
+                    self._tt_wakers[waiter] = waker
+        super().notify(n)
+
+    def statistics(self) -> ConditionStatistics:
+        """A snapshot of this condition's waits, notifies and lock."""
+        lock = self._lock  # type: ignore[attr-defined]
+        return ConditionStatistics(
+            kind=self._tt_kind,
+            name=self.name,
+            waits=self._tt_ops,
+            blocked=self._tt_blocked,
+            timeouts=self._tt_timeouts,
+            total_wait=self._tt_wait_total / 1e9,
+            max_wait=self._tt_wait_max / 1e9,
+            waiters=self._tt_waiters,
+            notifies=self._tt_notifies,
+            lock=lock.statistics() if isinstance(lock, _LockBase) else None,
+        )

@@ -1,0 +1,139 @@
+"""Traced ``Event`` and ``Barrier``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from . import _originals
+from ._base import PrimitiveType, site_for
+from ._statistics import WaitStatistics
+from ._waits import WaitCounters
+
+
+class _WaitStatisticsMixin(WaitCounters):
+    __slots__ = ()
+
+    def statistics(self) -> WaitStatistics:
+        """A snapshot of this primitive's waits."""
+        return WaitStatistics(
+            kind=self._tt_kind,
+            name=self.name,
+            waits=self._tt_ops,
+            blocked=self._tt_blocked,
+            timeouts=self._tt_timeouts,
+            total_wait=self._tt_wait_total / 1e9,
+            max_wait=self._tt_wait_max / 1e9,
+            waiters=self._tt_waiters,
+        )
+
+
+class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Event`.
+
+    Thread-safe.  A ``wait`` on a set event returns at once and is only
+    counted; one that blocks is timed, and when ``set`` woke it, linked to the
+    thread that set it.
+    """
+
+    _tt_kind = "event"
+    _tt_original = _originals.Event
+
+    def __new__(cls, *, name: Optional[str] = None) -> Event:
+        site = site_for(name, 1)
+        if site is None and cls is Event:
+            return _originals.Event()  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(self, *, name: Optional[str] = None) -> None:
+        super().__init__()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the flag is set or ``timeout`` seconds pass, as threading does."""
+        if self._flag:  # type: ignore[attr-defined]
+            self._tt_count()
+            return True
+        start = self._tt_begin()
+        ok = False
+        try:
+            ok = bool(super().wait(timeout))
+            return ok
+        finally:
+            self._tt_end(start, "wait", ok=ok, timeout=timeout, waker=self._tt_waker if ok else None)
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._tt_note_waker()
+        super().set()
+
+    def clear(self) -> None:
+        """Reset the flag."""
+        super().clear()
+        self._tt_waker = None
+
+
+class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Barrier`.
+
+    Thread-safe.  Each ``wait`` but the last arrival's is timed; the waiters
+    link to the thread whose arrival released them.  A broken barrier marks
+    the span as an error.
+    """
+
+    _tt_kind = "barrier"
+    _tt_original = _originals.Barrier
+
+    def __new__(
+        cls,
+        parties: int,
+        action: Optional[Callable[[], Any]] = None,
+        timeout: Optional[float] = None,
+        *,
+        name: Optional[str] = None,
+    ) -> Barrier:
+        site = site_for(name, 1)
+        if site is None and cls is Barrier:
+            return _originals.Barrier(parties, action, timeout)  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(
+        self,
+        parties: int,
+        action: Optional[Callable[[], Any]] = None,
+        timeout: Optional[float] = None,
+        *,
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__(parties, action, timeout)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Wait for every party, exactly as :meth:`threading.Barrier.wait` does."""
+        start = self._tt_begin()
+        index = -1
+        error: Optional[BaseException] = None
+        try:
+            index = super().wait(timeout)
+            return index
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            released_others = index == self.parties - 1
+            self._tt_end(
+                start,
+                "wait",
+                ok=error is None,
+                timeout=timeout,
+                waker=None if released_others else self._tt_waker,
+                error=error,
+                blocked=not released_others,
+            )
+
+    def _release(self) -> None:
+        # Called by the last thread to arrive, under the barrier's lock.
+        self._tt_waker = None
+        self._tt_note_waker()
+        super()._release()  # type: ignore[misc]

@@ -1,0 +1,505 @@
+"""Traced ``Lock`` and ``RLock``: the hot path of the whole library.
+
+An uncontended acquire is a non-blocking try of the real lock, one
+``get_ident()`` and a countdown; a release is one attribute read and the
+real release.  No clock, no frame, no OpenTelemetry, no allocation.  Every
+write on that path happens while holding the lock, so the lock itself
+protects its counters.
+
+Everything else is the slow path, taken only when
+
+* the try failed and the caller blocks (a *contention*: timed, attributed to
+  the holder and its acquire site, linked to the thread that released), or
+* the countdown ran out (one acquisition in ``sample_every``: its hold time
+  and acquire site are measured), or
+* the acquisition was contended (its hold is measured too: the clock was
+  already read).
+
+This is Go's design (count always, time only what blocked or was sampled)
+with JFR's threshold for turning a wait into an event.  A pure-Python wrapper
+cannot be free: the bare method calls cost about 1.4x a C ``with lock:``;
+``bench/micro.py`` prints what this module costs on top.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Optional
+
+from . import _originals, _state
+from ._base import PrimitiveType, Traced, site_for
+from ._sites import Site, user_frame
+from ._statistics import LockStatistics
+
+_get_ident = _originals.get_ident
+_NEVER = 1 << 62
+
+
+def _period() -> int:
+    every = _state.config.sample_every
+    return every if every > 0 else _NEVER
+
+
+def _valid_timeout(timeout: Any) -> bool:
+    """Whether ``acquire(True, timeout)`` would accept ``timeout`` without raising."""
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        return False
+    return value == -1 or 0 <= value <= _originals.TIMEOUT_MAX
+
+
+def _thread_name(ident: Optional[int]) -> Optional[str]:
+    if ident is None:
+        return None
+    for thread in _originals.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return None
+
+
+class _LockBase(Traced):
+    """State and slow paths shared by :class:`Lock` and :class:`RLock`."""
+
+    __slots__ = (
+        "__weakref__",
+        "_base",
+        "_contended",
+        "_hold_max",
+        "_hold_total",
+        "_holds",
+        "_hot",
+        "_left",
+        "_owner",
+        "_period",
+        "_raw",
+        "_rel",
+        "_site_acq",
+        "_t_acq",
+        "_timeouts",
+        "_try",
+        "_tt_name",
+        "_tt_site",
+        "_wait_max",
+        "_wait_total",
+        "_waiters",
+        "_waker",
+    )
+    _raw_factory: Any
+
+    def _tt_init(self, site: Site, name: Optional[str]) -> None:
+        raw = self._raw_factory()
+        self._raw = raw
+        self._try = raw.acquire
+        self._rel = raw.release
+        self._owner: Optional[int] = None
+        self._period = period = _period()
+        self._left = period
+        self._base = 0
+        self._hot = False
+        self._t_acq = 0
+        self._site_acq: Optional[Site] = None
+        self._waiters = 0
+        self._waker: Any = None
+        self._contended = 0
+        self._timeouts = 0
+        self._wait_total = 0
+        self._wait_max = 0
+        self._holds = 0
+        self._hold_total = 0
+        self._hold_max = 0
+        self._tt_site = site
+        self._tt_name = name
+        self._tt_init_extra()
+        _state.register(self)
+
+    def _tt_init_extra(self) -> None:
+        """Per-class state beyond the shared fields."""
+
+    @classmethod
+    def _tt_traced(cls, site: Site, name: Optional[str]) -> Any:
+        """A traced instance named after ``site``, skipping the exclusion check."""
+        self = object.__new__(cls)
+        self._tt_init(site, name)
+        return self
+
+    def __del__(self) -> None:
+        self._tt_retire()
+
+    # -- counters ------------------------------------------------------------------
+
+    @property
+    def _acquisitions(self) -> int:
+        return self._base + self._period - self._left
+
+    def _tt_counters(self) -> tuple[int, int, int, int]:
+        return (self._acquisitions, self._contended, self._wait_total, self._hold_total)
+
+    # -- slow paths ------------------------------------------------------------------
+
+    def _sampled(self, depth: int, measure: bool = True) -> None:
+        """The countdown ran out: measure this acquisition's hold and site."""
+        period = _period()
+        self._base += self._period
+        self._period = period
+        self._left = period
+        if not measure:  # a reentrant acquisition: the outer one's hold is what counts
+            return
+        frame = user_frame(depth + 1)
+        self._site_acq = Site.of_frame(frame) if frame is not None else None
+        self._t_acq = _state.clock.monotonic_ns()
+        self._hot = True
+
+    def _acquire_slow(self, timeout: Any) -> bool:
+        """The try failed: block, timing the wait and noting who we waited for."""
+        if _state.recording():
+            ok = bool(self._raw.acquire(True, timeout))
+            if ok:
+                self._owned_after_wait()
+                self._base += 1
+            return ok
+        clock = _state.clock
+        holder = self._owner
+        holder_site = self._site_acq if self._t_acq else None
+        with _state.book:
+            self._waiters += 1
+            self._hot = True
+        t0 = clock.monotonic_ns()
+        try:
+            ok = bool(self._raw.acquire(True, timeout))
+        finally:
+            with _state.book:
+                self._waiters -= 1
+        t1 = clock.monotonic_ns()
+        wait = t1 - t0
+        frame = user_frame(2)
+        waker = None
+        if ok:
+            # We hold the lock now: it protects these writes.
+            self._owned_after_wait()
+            self._base += 1
+            self._contended += 1
+            self._wait_total += wait
+            if wait > self._wait_max:
+                self._wait_max = wait
+            waker, self._waker = self._waker, None
+            self._t_acq = t1
+            self._site_acq = Site.of_frame(frame) if frame is not None else None
+            self._hot = True
+        else:
+            with _state.book:
+                self._timeouts += 1
+                self._wait_total += wait
+                if wait > self._wait_max:
+                    self._wait_max = wait
+        recorder = _state.recorder
+        if recorder is not None:
+            recorder.blocked(
+                self._tt_kind,
+                self.name,
+                "acquire",
+                t0,
+                t1,
+                ok=ok,
+                timeout=None if timeout == -1 else timeout,
+                holder=holder,
+                holder_site=holder_site,
+                waker=waker,
+                frame=frame,
+            )
+        return ok
+
+    def _owned_after_wait(self) -> None:
+        self._owner = _get_ident()
+
+    def _release_slow(self) -> None:
+        """Releasing a measured hold, or a lock others wait for."""
+        t_acq = self._t_acq
+        recorder = _state.recorder
+        if t_acq:
+            self._t_acq = 0
+            now = _state.clock.monotonic_ns()
+            hold = now - t_acq
+            self._holds += 1
+            self._hold_total += hold
+            if hold > self._hold_max:
+                self._hold_max = hold
+            if recorder is not None and hold >= _state.config.hold_threshold * 1e9:
+                recorder.held(self, t_acq, now, self._site_acq)
+        if self._waiters and recorder is not None and not _state.recording():
+            from ._recorder import current_waker
+
+            try:
+                self._waker = current_waker()
+            except Exception:  # noqa: BLE001 - a missing link must never break release()
+                self._waker = None
+        with _state.book:
+            self._hot = self._waiters > 0
+
+    # -- statistics ------------------------------------------------------------------
+
+    def _holders(self) -> tuple[int, ...]:
+        owner = self._owner
+        return (owner,) if owner is not None and self._raw_locked() else ()
+
+    def _raw_locked(self) -> bool:
+        raise NotImplementedError
+
+    def statistics(self) -> LockStatistics:
+        """A snapshot of what this lock has seen.
+
+        Thread-safe; the fields are read without stopping other threads, so a
+        snapshot taken while the lock is busy may mix two moments.
+        """
+        holders = self._holders()
+        return LockStatistics(
+            kind=self._tt_kind,
+            name=self.name,
+            acquisitions=self._acquisitions,
+            contended=self._contended,
+            timeouts=self._timeouts,
+            total_wait=self._wait_total / 1e9,
+            max_wait=self._wait_max / 1e9,
+            holds_measured=self._holds,
+            total_hold=self._hold_total / 1e9,
+            max_hold=self._hold_max / 1e9,
+            holders=holders,
+            holder_names=tuple(_thread_name(h) or "" for h in holders),
+            waiters=self._waiters,
+        )
+
+    def _repr_from_raw(self) -> str:
+        raw = repr(self._raw)
+        cls = type(self)
+        start = raw.index(" ") + 1
+        end = raw.index(" object")
+        return f"{raw[:start]}{cls.__module__}.{cls.__qualname__}{raw[end:raw.rindex(' at ')]} at {hex(id(self))}>"
+
+
+class Lock(_LockBase, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Lock`.
+
+    Thread-safe, like the lock it wraps.  ``Lock(name="ledger")`` names it;
+    without a name it is named after the line that created it.
+
+    .. note::
+        On Python 3.9-3.12 ``threading.Lock`` is a factory function; this is
+        a class there too, so ``isinstance`` works with it on every version.
+    """
+
+    __slots__ = ()
+    _tt_kind = "lock"
+    _tt_original = _originals.LockType
+    _raw_factory = staticmethod(_originals.allocate_lock)
+
+    def __new__(cls, *, name: Optional[str] = None) -> Lock:
+        site = site_for(name, 1)
+        if site is None and cls is Lock:
+            return _originals.allocate_lock()  # type: ignore[return-value]
+        self = object.__new__(cls)
+        self._tt_init(site or _unknown(), name)
+        return self
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, exactly as :meth:`threading.Lock.acquire` does."""
+        if timeout != -1 and (not blocking or not _valid_timeout(timeout)):
+            # threading raises ValueError/TypeError/OverflowError here; let it.
+            return self._acquire_exact(blocking, timeout)
+        if self._try(False):
+            self._owner = _get_ident()
+            left = self._left - 1
+            self._left = left
+            if not left:
+                self._sampled(1)
+            return True
+        if not blocking:
+            return False
+        return self._acquire_slow(timeout)
+
+    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
+        ok = bool(self._raw.acquire(blocking, timeout))
+        if ok:
+            self._owner = _get_ident()
+            self._base += 1
+        return ok
+
+    def __enter__(self) -> bool:
+        if self._try(False):
+            self._owner = _get_ident()
+            left = self._left - 1
+            self._left = left
+            if not left:
+                self._sampled(1)
+            return True
+        return self._acquire_slow(-1)
+
+    def release(self) -> None:
+        """Release the lock; ``RuntimeError`` if it is not locked, as in threading."""
+        self._owner = None
+        if self._hot:
+            self._release_slow()
+        self._rel()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self._owner = None
+        if self._hot:
+            self._release_slow()
+        self._rel()
+
+    def locked(self) -> bool:
+        """Whether the lock is held by any thread."""
+        return bool(self._raw.locked())
+
+    def _raw_locked(self) -> bool:
+        return bool(self._raw.locked())
+
+    def _at_fork_reinit(self) -> None:
+        self._raw._at_fork_reinit()
+        self._owner = None
+        self._waiters = 0
+        self._hot = False
+        self._t_acq = 0
+
+    # Legacy aliases the C lock still has.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def __repr__(self) -> str:
+        return self._repr_from_raw()
+
+
+class RLock(_LockBase, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.RLock` (reentrant).
+
+    Thread-safe.  Reentrant acquisitions count as acquisitions; the hold time
+    measured is that of the outermost acquisition.
+
+    .. note::
+        ``threading.RLock`` is a factory function; this is a class.
+    """
+
+    __slots__ = ("_depth",)
+    _tt_kind = "rlock"
+    _tt_original = _originals.RLockType
+    _raw_factory = staticmethod(_originals.RLock)
+
+    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> RLock:
+        if args or kwargs:
+            _originals.RLock(*args, **kwargs)  # raises (or warns) exactly as threading does
+        site = site_for(name, 1)
+        if site is None and cls is RLock:
+            return _originals.RLock()  # type: ignore[no-any-return]
+        self = object.__new__(cls)
+        self._tt_init(site or _unknown(), name)
+        return self
+
+    def _tt_init_extra(self) -> None:
+        self._depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, exactly as :meth:`threading.RLock.acquire` does."""
+        if timeout != -1 and (not blocking or not _valid_timeout(timeout)):
+            return self._acquire_exact(blocking, timeout)
+        if self._try(False):
+            self._owner = _get_ident()
+            depth = self._depth + 1
+            self._depth = depth
+            left = self._left - 1
+            self._left = left
+            if not left:
+                self._sampled(1, measure=depth == 1)
+            return True
+        if not blocking:
+            return False
+        return self._acquire_slow(timeout)
+
+    __enter__ = acquire
+
+    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
+        ok = bool(self._raw.acquire(blocking, timeout))
+        if ok:
+            self._owner = _get_ident()
+            self._depth += 1
+            self._base += 1
+        return ok
+
+    def _owned_after_wait(self) -> None:
+        self._owner = _get_ident()
+        self._depth = 1
+
+    def release(self) -> None:
+        """Release once; ``RuntimeError`` if this thread does not own it, as in threading."""
+        if self._owner != _get_ident():
+            self._rel()  # not ours: the real lock raises exactly as threading does
+            return
+        depth = self._depth - 1
+        self._depth = depth
+        if not depth:
+            self._owner = None
+            if self._hot:
+                self._release_slow()
+        self._rel()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+    # The hooks threading.Condition uses to wait on an RLock.
+    def _is_owned(self) -> bool:
+        return bool(self._raw._is_owned())
+
+    def _release_save(self) -> Any:
+        if self._owner != _get_ident():
+            return self._raw._release_save()  # raises exactly as threading does
+        depth, self._depth = self._depth, 0
+        self._owner = None
+        if self._hot:
+            self._release_slow()
+        return (self._raw._release_save(), depth)
+
+    def _acquire_restore(self, saved: Any) -> None:
+        state, depth = saved
+        self._raw._acquire_restore(state)
+        self._owner = _get_ident()
+        self._depth = depth
+
+    def _at_fork_reinit(self) -> None:
+        self._raw._at_fork_reinit()
+        self._owner = None
+        self._depth = 0
+        self._waiters = 0
+        self._hot = False
+        self._t_acq = 0
+
+    def _raw_locked(self) -> bool:
+        return self._owner is not None
+
+    if hasattr(_originals.RLockType, "_recursion_count"):
+
+        def _recursion_count(self) -> int:
+            return int(self._raw._recursion_count())
+
+    if hasattr(_originals.RLockType, "locked"):
+
+        def locked(self) -> bool:
+            return bool(self._raw.locked())
+
+    def __repr__(self) -> str:
+        return self._repr_from_raw()
+
+
+def _unknown() -> Site:
+    from ._sites import UNKNOWN
+
+    return UNKNOWN
+

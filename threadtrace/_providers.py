@@ -1,0 +1,76 @@
+"""threadtrace's own OpenTelemetry SDK providers, for apps that set none.
+
+When the application has configured global providers, threadtrace records
+into those and none of this is built.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from ._config import Config
+
+
+class FallbackProviders:
+    """A tracer and a meter provider wired to the configured exporters.
+
+    Attributes:
+        memory_spans: the in-memory span exporter when ``memory`` is configured.
+        memory_metrics: the in-memory metric reader when ``memory`` is configured.
+    """
+
+    def __init__(self, config: Config) -> None:
+        resource = Resource.create({"service.name": _service_name()})
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        readers: list[MetricReader] = []
+        self.memory_spans: Any = None
+        self.memory_metrics: Any = None
+        for name in config.exporters:
+            if name == "console":
+                self.tracer_provider.add_span_processor(
+                    BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr))
+                )
+                readers.append(
+                    PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr))
+                )
+            elif name == "memory":
+                from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+                from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+                from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+                    InMemorySpanExporter,
+                )
+
+                self.memory_spans = InMemorySpanExporter()
+                self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.memory_spans))
+                self.memory_metrics = InMemoryMetricReader()
+                readers.append(self.memory_metrics)
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, shutdown_on_exit=False
+        )
+
+    def shutdown(self, timeout: float) -> None:
+        millis = int(timeout * 1000)
+        self.tracer_provider.force_flush(millis)
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown(timeout_millis=millis)
+
+
+def _service_name() -> str:
+    import os
+
+    name = os.environ.get("OTEL_SERVICE_NAME")
+    if name:
+        return name
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    return f"threadtrace:{os.path.basename(argv0)}"

@@ -1,0 +1,388 @@
+"""Turns what the primitives observed into OpenTelemetry spans and metrics.
+
+Only slow paths call in here: an operation that really blocked, a sampled or
+contended hold, a thread starting or ending.  Uncontended operations never
+do; their counts sit in the primitives' own fields and are published by the
+observable instruments in :mod:`threadtrace._metrics` when a reader collects.
+
+Two rules keep the host safe:
+
+* Recording runs under :func:`threadtrace._state.guarded`, and skips itself
+  while the OpenTelemetry context says instrumentation is suppressed (the SDK
+  sets that around exports).  Primitives used by the SDK while recording are
+  therefore never recorded, and nothing re-enters.
+* Recording never raises into the caller.  The first failure of spans or of
+  metrics is logged once on the ``threadtrace`` logger and that part is
+  disabled; the program goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import FrameType
+from typing import Any, Callable, Optional, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
+
+from . import _originals, _state
+from ._sites import Site, user_frame
+
+logger = logging.getLogger("threadtrace")
+
+try:  # the key moved between releases; both spellings are honoured
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+except ImportError:  # pragma: no cover - very old API
+    _SUPPRESS_KEY = "suppress_instrumentation"  # type: ignore[assignment]
+
+_INSTRUMENTATION_SCOPE = "threadtrace"
+
+#: Display names of the primitive kinds, for span names ("Lock.acquire").
+DISPLAY = {
+    "lock": "Lock",
+    "rlock": "RLock",
+    "condition": "Condition",
+    "semaphore": "Semaphore",
+    "bounded_semaphore": "BoundedSemaphore",
+    "event": "Event",
+    "barrier": "Barrier",
+    "thread": "Thread",
+}
+
+#: (thread id, thread name, span context) of a thread that woke others.
+Waker = tuple[int, str, Optional[SpanContext]]
+
+
+def current_waker() -> Waker:
+    """Who is running now, for the waiter it is about to wake."""
+    ctx = trace.get_current_span().get_span_context()
+    return (
+        _originals.get_ident(),
+        _originals.current_thread().name,
+        ctx if ctx.is_valid else None,
+    )
+
+
+def _thread_name(ident: int) -> str:
+    for thread in _originals.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"<thread {ident}>"
+
+
+def _frame_attributes(prefix: str, frame: Optional[FrameType], site: Optional[Site]) -> dict[str, Any]:
+    if site is None and frame is not None:
+        site = Site.of_frame(frame)
+    if site is None or site.code is None:
+        return {}
+    return {
+        f"{prefix}code.function.name": site.function,
+        f"{prefix}code.file.path": site.filename,
+        f"{prefix}code.line.number": site.lineno,
+    }
+
+
+def _holder_site_now(holder: int) -> Optional[Site]:
+    """Where the holder is now: the best we know when its acquire was not measured."""
+    frame = sys._current_frames().get(holder)
+    while frame is not None and _category_is_internal(frame):
+        frame = frame.f_back
+    return Site.of_frame(frame) if frame is not None else None
+
+
+def _category_is_internal(frame: FrameType) -> bool:
+    from ._sites import _category
+
+    return _category(frame.f_globals.get("__name__", "")) != 0
+
+
+class Recorder:
+    """Records spans and metric points for threadtrace.
+
+    Thread-safe: called concurrently from every thread that blocked.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: Optional[trace.TracerProvider] = None,
+        meter_provider: Optional[Any] = None,
+    ) -> None:
+        self._explicit_tracer_provider = tracer_provider
+        self._explicit_meter_provider = meter_provider
+        self._fallback: Optional[Any] = None  # threadtrace's own providers, made on demand
+        self._tracer: Optional[trace.Tracer] = None
+        self._tracer_source: Optional[object] = None
+        self._metrics: Optional[Any] = None
+        self._metrics_source: Optional[object] = None
+        self.spans_enabled = True
+        self.metrics_enabled = True
+        self._setup_lock = _originals.allocate_lock()
+
+    # -- providers -----------------------------------------------------------------
+
+    def _app_tracer_provider(self) -> Optional[trace.TracerProvider]:
+        if self._explicit_tracer_provider is not None:
+            return self._explicit_tracer_provider
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+            return None
+        return provider
+
+    def _app_meter_provider(self) -> Optional[Any]:
+        from opentelemetry import metrics
+
+        if self._explicit_meter_provider is not None:
+            return self._explicit_meter_provider
+        provider = metrics.get_meter_provider()
+        if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+            return None
+        return provider
+
+    def fallback(self) -> Any:
+        """threadtrace's own SDK providers, used while the app has set none."""
+        with self._setup_lock:
+            if self._fallback is None:
+                from ._providers import FallbackProviders
+
+                self._fallback = FallbackProviders(_state.config)
+            return self._fallback
+
+    def tracer(self) -> trace.Tracer:
+        """The tracer for threadtrace's spans: the app's provider if it set one."""
+        provider = self._app_tracer_provider()
+        if provider is None:
+            provider = self.fallback().tracer_provider
+        if provider is not self._tracer_source or self._tracer is None:
+            self._tracer = provider.get_tracer(_INSTRUMENTATION_SCOPE, _version())
+            self._tracer_source = provider
+        return self._tracer
+
+    def metrics(self) -> Any:
+        """The instruments, created on the app's meter provider if it set one."""
+        provider = self._app_meter_provider()
+        if provider is None:
+            provider = self.fallback().meter_provider
+        if provider is not self._metrics_source or self._metrics is None:
+            from ._metrics import Instruments
+
+            with self._setup_lock:
+                if provider is not self._metrics_source or self._metrics is None:
+                    self._metrics = Instruments(provider.get_meter(_INSTRUMENTATION_SCOPE, _version()))
+                    self._metrics_source = provider
+        return self._metrics
+
+    # -- guarding ------------------------------------------------------------------
+
+    @staticmethod
+    def _suppressed() -> bool:
+        return bool(otel_context.get_value(_SUPPRESS_KEY)) or bool(
+            otel_context.get_value("suppress_instrumentation")
+        )
+
+    def _fail(self, part: str, error: BaseException) -> None:
+        if part == "spans":
+            self.spans_enabled = False
+        else:
+            self.metrics_enabled = False
+        logger.warning(
+            "threadtrace disabled its %s after an error while recording; "
+            "the program continues untraced for %s",
+            part,
+            part,
+            exc_info=error,
+        )
+
+    def _safely(self, part: str, action: Callable[[], None]) -> None:
+        if _state.recording() or self._suppressed():
+            return
+        with _state.guarded():
+            try:
+                action()
+            except Exception as error:  # never raise into the host
+                self._fail(part, error)
+
+    # -- events from the primitives -----------------------------------------------------
+
+    def blocked(
+        self,
+        kind: str,
+        name: str,
+        operation: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        ok: bool,
+        timeout: Optional[float] = None,
+        holder: Optional[int] = None,
+        holder_site: Optional[Site] = None,
+        waker: Optional[Waker] = None,
+        frame: Optional[FrameType] = None,
+        link_to: Optional[SpanContext] = None,
+        error: Optional[BaseException] = None,
+    ) -> None:
+        """An operation on primitive ``name`` blocked from ``start_ns`` to ``end_ns``.
+
+        Times are :data:`threadtrace._state.clock` monotonic nanoseconds.
+        """
+        duration = end_ns - start_ns
+        if self.metrics_enabled:
+            self._safely("metrics", lambda: self.metrics().record_wait(kind, name, duration))
+        if not self.spans_enabled or duration < _state.config.wait_threshold * 1e9:
+            return
+        if frame is None:
+            frame = user_frame(2)
+
+        def span() -> None:
+            attributes: dict[str, Any] = {
+                "threadtrace.primitive.kind": kind,
+                "threadtrace.primitive.name": name,
+                "threadtrace.operation": operation,
+                "threadtrace.timed_out": not ok,
+                "thread.id": _originals.get_ident(),
+                "thread.name": _originals.current_thread().name,
+            }
+            if timeout is not None and timeout >= 0:
+                attributes["threadtrace.timeout"] = float(timeout)
+            attributes.update(_frame_attributes("", frame, None))
+            if holder is not None:
+                attributes["threadtrace.holder.thread.id"] = holder
+                attributes["threadtrace.holder.thread.name"] = _thread_name(holder)
+                site = holder_site if holder_site is not None else _holder_site_now(holder)
+                attributes.update(_frame_attributes("threadtrace.holder.", None, site))
+            links: list[Link] = []
+            if waker is not None:
+                waker_id, waker_name, waker_ctx = waker
+                attributes["threadtrace.waker.thread.id"] = waker_id
+                attributes["threadtrace.waker.thread.name"] = waker_name
+                if waker_ctx is not None:
+                    links.append(
+                        Link(
+                            waker_ctx,
+                            {
+                                "threadtrace.link.type": "woken_by",
+                                "thread.id": waker_id,
+                                "thread.name": waker_name,
+                            },
+                        )
+                    )
+            if link_to is not None and link_to.is_valid:
+                links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
+            self._span(
+                f"{DISPLAY[kind]}.{operation}", start_ns, end_ns, attributes, links, error
+            )
+
+        self._safely("spans", span)
+
+    def held(self, primitive: Any, start_ns: int, end_ns: int, site: Optional[Site]) -> None:
+        """A measured hold lasted from ``start_ns`` to ``end_ns`` (monotonic)."""
+        if not self.spans_enabled:
+            return
+        kind = primitive._tt_kind
+
+        def span() -> None:
+            attributes: dict[str, Any] = {
+                "threadtrace.primitive.kind": kind,
+                "threadtrace.primitive.name": primitive.name,
+                "threadtrace.operation": "hold",
+                "thread.id": _originals.get_ident(),
+                "thread.name": _originals.current_thread().name,
+            }
+            attributes.update(_frame_attributes("", None, site))
+            self._span(f"{DISPLAY[kind]}.hold", start_ns, end_ns, attributes, [], None)
+
+        self._safely("spans", span)
+
+    def _span(
+        self,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        error: Optional[BaseException],
+    ) -> None:
+        offset = _epoch_offset()
+        span = self.tracer().start_span(
+            name,
+            kind=trace.SpanKind.INTERNAL,
+            attributes=attributes,
+            links=links,
+            start_time=start_ns + offset,
+        )
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end(end_time=end_ns + offset)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def start_thread_span(
+        self, thread: Any, parent: otel_context.Context, attributes: dict[str, Any]
+    ) -> Optional[trace.Span]:
+        """Open the span of a thread's run, child of the context it was started in."""
+        result: list[trace.Span] = []
+
+        def start() -> None:
+            result.append(
+                self.tracer().start_span(
+                    "Thread.run",
+                    context=parent,
+                    kind=trace.SpanKind.INTERNAL,
+                    attributes=attributes,
+                    start_time=_state.clock.monotonic_ns() + _epoch_offset(),
+                )
+            )
+
+        if self.spans_enabled:
+            self._safely("spans", start)
+        return result[0] if result else None
+
+    def end_thread_span(self, span: trace.Span, error: Optional[BaseException]) -> None:
+        def end() -> None:
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            span.end(end_time=_state.clock.monotonic_ns() + _epoch_offset())
+
+        self._safely("spans", end)
+
+    def thread_started(self) -> None:
+        if self.metrics_enabled:
+            self._safely("metrics", lambda: self.metrics().thread_started())
+
+    def thread_ended(self) -> None:
+        if self.metrics_enabled:
+            self._safely("metrics", lambda: self.metrics().thread_ended())
+
+    def ensure_ready(self) -> None:
+        """Create providers and instruments now, so observable counters report."""
+        if self.metrics_enabled:
+            self._safely("metrics", self.metrics)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and close threadtrace's own providers (never the app's)."""
+        fallback = self._fallback
+        if fallback is not None:
+            with _state.guarded():
+                fallback.shutdown(timeout)
+
+
+def _epoch_offset() -> int:
+    """Nanoseconds to add to the monotonic clock to get epoch time."""
+    clock = _state.clock
+    cached = getattr(clock, "_threadtrace_offset", None)
+    if cached is None:
+        cached = clock.time_ns() - clock.monotonic_ns()
+        try:
+            clock._threadtrace_offset = cached  # type: ignore[attr-defined]
+        except AttributeError:
+            return cached
+    return int(cached)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,115 @@
+"""Traced ``Semaphore`` and ``BoundedSemaphore``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _originals, _state
+from ._base import PrimitiveType, site_for
+from ._statistics import LockStatistics
+from ._waits import WaitCounters
+
+
+class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Semaphore`.
+
+    Thread-safe.  An ``acquire`` that has to wait for a permit is a
+    contention: timed, counted, and linked to the thread whose ``release``
+    woke it.  The threads holding permits are tracked (a permit released by
+    another thread than the one that took it is taken off the oldest holder).
+    """
+
+    _tt_kind = "semaphore"
+    _tt_original = _originals.Semaphore
+
+    def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
+        site = site_for(name, 1)
+        if site is None and (cls is Semaphore or cls is BoundedSemaphore):
+            return cls._tt_original(value)  # type: ignore[no-any-return]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        self._tt_holders: dict[int, int] = {}
+        return self
+
+    def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
+        super().__init__(value)
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take a permit, exactly as :meth:`threading.Semaphore.acquire` does."""
+        if not blocking and timeout is not None:
+            return bool(super().acquire(blocking, timeout))  # raises ValueError, as threading does
+        if super().acquire(False):
+            self._tt_count()
+            self._tt_took()
+            return True
+        if not blocking:
+            return False
+        start = self._tt_begin()
+        ok = False
+        try:
+            ok = bool(super().acquire(True, timeout))
+            return ok
+        finally:
+            if ok:
+                self._tt_took()
+            self._tt_end(start, "acquire", ok=ok, timeout=timeout, waker=self._tt_take_waker())
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n`` permits, exactly as :meth:`threading.Semaphore.release` does."""
+        self._tt_note_waker()
+        super().release(n)
+        self._tt_gave(n)
+
+    def _tt_took(self) -> None:
+        me = _originals.get_ident()
+        with _state.book:
+            self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+
+    def _tt_gave(self, n: int) -> None:
+        me = _originals.get_ident()
+        with _state.book:
+            holders = self._tt_holders
+            for _ in range(n):
+                who = me if me in holders else next(iter(holders), None)
+                if who is None:
+                    break
+                left = holders[who] - 1
+                if left:
+                    holders[who] = left
+                else:
+                    del holders[who]
+
+    def statistics(self) -> LockStatistics:
+        """A snapshot of what this semaphore has seen (holds are not measured)."""
+        from ._locks import _thread_name
+
+        with _state.book:
+            holders = tuple(self._tt_holders)
+        return LockStatistics(
+            kind=self._tt_kind,
+            name=self.name,
+            acquisitions=self._tt_ops - self._tt_timeouts,
+            contended=self._tt_blocked - self._tt_timeouts,
+            timeouts=self._tt_timeouts,
+            total_wait=self._tt_wait_total / 1e9,
+            max_wait=self._tt_wait_max / 1e9,
+            holds_measured=0,
+            total_hold=0.0,
+            max_hold=0.0,
+            holders=holders,
+            holder_names=tuple(_thread_name(h) or "" for h in holders),
+            waiters=self._tt_waiters,
+        )
+
+
+class BoundedSemaphore(Semaphore, _originals.BoundedSemaphore, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.BoundedSemaphore`.
+
+    ``release`` past the initial value raises ``ValueError("Semaphore released
+    too many times")``, exactly as threading does, and records nothing.
+    """
+
+    _tt_kind = "bounded_semaphore"
+    _tt_original = _originals.BoundedSemaphore

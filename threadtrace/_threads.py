@@ -1,0 +1,200 @@
+"""Tracing threads: a span per run, context across ``start()``, timed joins.
+
+Threads are traced through hooks rather than a replacement class, because
+replacing ``threading.Thread`` breaks ``threading.Timer`` and ``isinstance``
+(see the research notes on opentelemetry-python-contrib#1877).  The hooks
+sit where no other instrumentation does, so they never stack on top of
+OpenTelemetry's own ``ThreadingInstrumentor`` (which wraps ``start`` and
+``run``):
+
+* ``prepare_start`` runs in the starting thread, from threading's
+  module-level ``_start_new_thread`` (``_start_joinable_thread`` on 3.13).
+  It captures the current OpenTelemetry context and decides whether the
+  thread is traced (threads started by telemetry plumbing are not).
+* ``run_traced`` wraps ``Thread._bootstrap_inner`` in the new thread, which
+  calls ``run()`` whatever subclass overrides it.  An exception escaping
+  ``run`` is seen through the thread's ``_invoke_excepthook`` and recorded.
+* ``join_traced`` wraps ``Thread.join``.
+
+:class:`Thread` and :class:`Timer` apply the same hooks by overriding those
+methods, so they are traced with or without :func:`threadtrace.patch`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from . import _originals, _state
+from ._sites import creation_site
+from ._statistics import WaitStatistics
+
+_ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
+_ORIGINAL_JOIN = _originals.Thread.join
+
+
+def prepare_start(thread: Any, depth: int) -> None:
+    """In the starting thread: decide whether to trace, and capture the context."""
+    if getattr(thread, "_tt_prepared", False):
+        return
+    thread._tt_prepared = True
+    thread._tt_traced = creation_site(depth + 1, composed=False) is not None
+    if thread._tt_traced:
+        thread._tt_context = otel_context.get_current()
+
+
+def _run_attributes(thread: Any) -> dict[str, Any]:
+    # A Timer keeps its callable in ``function``; other threads in ``_target``.
+    target = getattr(thread, "_target", None) or getattr(thread, "function", None)
+    function = target if callable(target) else type(thread).run
+    code = getattr(function, "__code__", None)
+    attributes: dict[str, Any] = {
+        "thread.id": _originals.get_ident(),
+        "thread.name": thread.name,
+        "threadtrace.thread.daemon": bool(thread.daemon),
+    }
+    if code is not None:
+        module = getattr(function, "__module__", None)
+        qualname = getattr(function, "__qualname__", code.co_name)
+        attributes["code.function.name"] = f"{module}.{qualname}" if module else qualname
+        attributes["code.file.path"] = code.co_filename
+        attributes["code.line.number"] = code.co_firstlineno
+    return attributes
+
+
+def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
+    """In the new thread: run ``bootstrap_inner`` inside the thread's span."""
+    recorder = _state.recorder
+    if recorder is None or not getattr(thread, "_tt_traced", False):
+        bootstrap_inner()
+        return
+    parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
+    span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
+    if span is None:
+        bootstrap_inner()
+        return
+    thread._tt_span_context = span.get_span_context()
+    errors: list[BaseException] = []
+    invoke_excepthook = thread._invoke_excepthook
+
+    def record_then_invoke(t: Any) -> None:
+        error = sys.exc_info()[1]
+        if error is not None:
+            errors.append(error)
+        invoke_excepthook(t)
+
+    thread._invoke_excepthook = record_then_invoke
+    token = otel_context.attach(trace.set_span_in_context(span, parent))
+    recorder.thread_started()
+    try:
+        bootstrap_inner()
+    finally:
+        otel_context.detach(token)
+        recorder.end_thread_span(span, errors[0] if errors else None)
+        recorder.thread_ended()
+
+
+def join_traced(thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]) -> None:
+    """Join, timing the wait when the thread was still running."""
+    # Not started, self-join, already finished: no wait to report, and
+    # threading raises its own errors for the first two.
+    if (
+        not getattr(thread, "_started", None)
+        or not thread._started.is_set()
+        or thread is _originals.current_thread()
+        or not thread.is_alive()
+        or _state.recording()
+    ):
+        if getattr(thread, "_started", None) is not None and thread._started.is_set():
+            _count_join(thread, blocked=False)
+        join(timeout)
+        return
+    clock = _state.clock
+    with _state.book:
+        thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
+    start = clock.monotonic_ns()
+    try:
+        join(timeout)
+    finally:
+        end = clock.monotonic_ns()
+        ok = not thread.is_alive()
+        with _state.book:
+            thread._tt_join_waiters -= 1
+        _count_join(thread, blocked=True, wait=end - start, ok=ok)
+        recorder = _state.recorder
+        if recorder is not None:
+            recorder.blocked(
+                "thread",
+                thread.name,
+                "join",
+                start,
+                end,
+                ok=ok,
+                timeout=timeout,
+                link_to=getattr(thread, "_tt_span_context", None),
+            )
+
+
+def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -> None:
+    with _state.book:
+        stats = getattr(thread, "_tt_join_stats", None)
+        if stats is None:
+            stats = thread._tt_join_stats = [0, 0, 0, 0, 0]
+        stats[0] += 1
+        if blocked:
+            stats[1] += 1
+            stats[2] += 0 if ok else 1
+            stats[3] += wait
+            stats[4] = max(stats[4], wait)
+
+
+def thread_statistics(thread: Any) -> WaitStatistics:
+    """The join statistics of any thread, traced or not."""
+    waits, blocked, timeouts, total, longest = getattr(thread, "_tt_join_stats", None) or [0] * 5
+    return WaitStatistics(
+        kind="thread",
+        name=thread.name,
+        waits=waits,
+        blocked=blocked,
+        timeouts=timeouts,
+        total_wait=total / 1e9,
+        max_wait=longest / 1e9,
+        waiters=getattr(thread, "_tt_join_waiters", 0),
+    )
+
+
+class _TracedThreadMixin:
+    """The hooks applied by overriding, for :class:`Thread` and :class:`Timer`."""
+
+    def start(self) -> None:
+        """Start the thread; it runs inside a span whose parent is the current one."""
+        prepare_start(self, 1)
+        super().start()  # type: ignore[misc]
+
+    def _bootstrap_inner(self) -> None:
+        run_traced(self, functools.partial(_ORIGINAL_BOOTSTRAP_INNER, self))
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait for the thread to end, as threading does; a wait that blocks is timed."""
+        join_traced(self, functools.partial(_ORIGINAL_JOIN, self), timeout)  # type: ignore[arg-type]
+
+    def statistics(self) -> WaitStatistics:
+        """A snapshot of the joins this thread has seen."""
+        return thread_statistics(self)
+
+
+class Thread(_TracedThreadMixin, _originals.Thread):
+    """A traced drop-in for :class:`threading.Thread`.
+
+    Subclass it exactly as you would ``threading.Thread``.  Its run is a span
+    (``Thread.run``) whose parent is the span current where ``start()`` was
+    called; a ``join`` that blocks is a span linked to it.
+    """
+
+
+class Timer(Thread, _originals.Timer):
+    """A traced drop-in for :class:`threading.Timer`."""

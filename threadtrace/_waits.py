@@ -1,0 +1,115 @@
+"""Bookkeeping shared by the primitives whose operation is a wait.
+
+``Condition``, ``Semaphore``, ``BoundedSemaphore``, ``Event`` and ``Barrier``
+subclass the stdlib classes, so the stdlib code *is* their implementation and
+their semantics are threading's by construction.  The subclasses only add
+the counting and timing below around the calls that can block.
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+from typing import Any, Optional
+
+from . import _state
+from ._base import Traced
+from ._sites import UNKNOWN, Site, user_frame
+
+
+class WaitCounters(Traced):
+    """Counters of waits, kept in instance attributes of a stdlib subclass."""
+
+    __slots__ = ()
+
+    def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
+        self._tt_site = site if site is not None else UNKNOWN
+        self._tt_name = name
+        self._tt_ops = 0
+        self._tt_blocked = 0
+        self._tt_timeouts = 0
+        self._tt_wait_total = 0
+        self._tt_wait_max = 0
+        self._tt_waiters = 0
+        self._tt_waker: Any = None
+        _state.register(self)
+
+    def __del__(self) -> None:
+        self._tt_retire()
+
+    def _tt_counters(self) -> tuple[int, int, int, int]:
+        return (self._tt_ops, self._tt_blocked, self._tt_wait_total, 0)
+
+    def _tt_count(self) -> None:
+        """One operation that did not block."""
+        with _state.book:
+            self._tt_ops += 1
+
+    def _tt_begin(self) -> int:
+        """About to block: count the waiter and read the clock."""
+        with _state.book:
+            self._tt_waiters += 1
+        return _state.clock.monotonic_ns()
+
+    def _tt_end(
+        self,
+        start_ns: int,
+        operation: str,
+        *,
+        ok: bool,
+        timeout: Optional[float],
+        waker: Any = None,
+        error: Optional[BaseException] = None,
+        frame: Optional[FrameType] = None,
+        holder: Optional[int] = None,
+        blocked: bool = True,
+    ) -> None:
+        """Done blocking: account for the wait and report it.
+
+        ``blocked=False`` says the call turned out not to wait after all (the
+        last thread to reach a barrier): it is counted, not timed.
+        """
+        if not blocked:
+            with _state.book:
+                self._tt_waiters -= 1
+                self._tt_ops += 1
+            return
+        end_ns = _state.clock.monotonic_ns()
+        wait = end_ns - start_ns
+        with _state.book:
+            self._tt_waiters -= 1
+            self._tt_ops += 1
+            self._tt_blocked += 1
+            if not ok:
+                self._tt_timeouts += 1
+            self._tt_wait_total += wait
+            if wait > self._tt_wait_max:
+                self._tt_wait_max = wait
+        recorder = _state.recorder
+        if recorder is not None and not _state.recording():
+            recorder.blocked(
+                self._tt_kind,
+                self.name,
+                operation,
+                start_ns,
+                end_ns,
+                ok=ok,
+                timeout=timeout,
+                waker=waker,
+                error=error,
+                frame=frame if frame is not None else user_frame(2),
+                holder=holder,
+            )
+
+    def _tt_note_waker(self) -> None:
+        """Remember who is waking the waiters, for their span links."""
+        if self._tt_waiters and not _state.recording():
+            from ._recorder import current_waker
+
+            try:
+                self._tt_waker = current_waker()
+            except Exception:  # noqa: BLE001 - a missing link must never break set()/release()
+                self._tt_waker = None
+
+    def _tt_take_waker(self) -> Any:
+        waker, self._tt_waker = self._tt_waker, None
+        return waker
