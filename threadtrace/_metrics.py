@@ -35,12 +35,12 @@ def snapshot_counters() -> dict[Key, tuple[int, ...]]:
     totals: dict[Key, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
     with _state.book:
         members = list(_state.live)
+    retired_totals = _state.retired_totals
     while _state.retired:
         kind, name, counts = _state.retired.popleft()
-        _retired_totals[(kind, name)] = [
-            a + b for a, b in zip(_retired_totals.get((kind, name), [0, 0, 0, 0]), counts)
-        ]
-    for key, counts in _retired_totals.items():
+        previous = retired_totals.get((kind, name), (0, 0, 0, 0))
+        retired_totals[(kind, name)] = tuple(a + b for a, b in zip(previous, counts))
+    for key, counts in retired_totals.items():
         totals[key] = list(counts)
     for primitive in members:
         counts = primitive._tt_counters()
@@ -48,9 +48,6 @@ def snapshot_counters() -> dict[Key, tuple[int, ...]]:
         for i, value in enumerate(counts):
             row[i] += value
     return {key: tuple(row) for key, row in totals.items()}
-
-
-_retired_totals: dict[Key, list[int]] = {}
 
 
 class Instruments:

@@ -37,6 +37,8 @@ live: weakref.WeakSet[Any] = weakref.WeakSet()
 #: ``__del__`` (an append is atomic, so no lock: ``__del__`` may run while
 #: this very thread holds :data:`book`).
 retired: collections.deque[tuple[str, str, tuple[int, ...]]] = collections.deque()
+#: Those counters summed by (kind, name), drained from :data:`retired` by the metrics.
+retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
 
 _guard = _originals.local()
 
