@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional
 
 from . import _originals
 from ._base import PrimitiveType, site_for
+from ._semaphore import _is_zero
 from ._statistics import WaitStatistics
 from ._waits import WaitCounters
 
@@ -51,9 +52,9 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the flag is set or ``timeout`` seconds pass, as threading does."""
-        if self._flag:  # type: ignore[attr-defined]
+        if self._flag or _is_zero(timeout):  # type: ignore[attr-defined]
             self._tt_count()
-            return True
+            return bool(super().wait(timeout))
         start = self._tt_begin()
         ok = False
         try:

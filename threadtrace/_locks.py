@@ -152,6 +152,8 @@ class _LockBase(Traced):
 
     def _acquire_slow(self, timeout: Any) -> bool:
         """The try failed: block, timing the wait and noting who we waited for."""
+        if timeout == 0:  # a try in disguise: nothing will wait
+            return self._acquire_exact(True, 0)
         if _state.recording():
             ok = bool(self._raw.acquire(True, timeout))
             if ok:
@@ -211,6 +213,10 @@ class _LockBase(Traced):
 
     def _owned_after_wait(self) -> None:
         self._owner = _get_ident()
+
+    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
+        """Acquire with threading's own argument handling, untimed."""
+        raise NotImplementedError
 
     def _release_slow(self) -> None:
         """Releasing a measured hold, or a lock others wait for."""

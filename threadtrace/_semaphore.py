@@ -10,6 +10,11 @@ from ._statistics import LockStatistics
 from ._waits import WaitCounters
 
 
+def _is_zero(timeout: object) -> bool:
+    """Whether ``timeout`` is a number <= 0 (so waiting with it cannot block)."""
+    return isinstance(timeout, (int, float)) and timeout <= 0
+
+
 class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.Semaphore`.
 
@@ -44,6 +49,12 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             return True
         if not blocking:
             return False
+        if _is_zero(timeout):  # a try in disguise (ThreadPoolExecutor does this): nothing waits
+            ok = bool(super().acquire(True, timeout))
+            if ok:
+                self._tt_count()
+                self._tt_took()
+            return ok
         start = self._tt_begin()
         ok = False
         try:
@@ -113,3 +124,10 @@ class BoundedSemaphore(Semaphore, _originals.BoundedSemaphore, metaclass=Primiti
 
     _tt_kind = "bounded_semaphore"
     _tt_original = _originals.BoundedSemaphore
+
+    def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
+        # Not super().__init__: on 3.9-3.12 threading's own BoundedSemaphore.__init__
+        # calls the module-global ``Semaphore``, which is this module's class while
+        # patched, and would recurse.
+        _originals.Semaphore.__init__(self, value)
+        self._initial_value = value

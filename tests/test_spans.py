@@ -1,0 +1,313 @@
+"""The spans, links and metrics a small traced app produces, asserted exactly.
+
+Contention is forced with handshakes: the main thread holds a primitive,
+starts a worker, waits until the worker is blocked on it, advances the fake
+clock, then lets go.  Every wait therefore has an exact, known duration.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from threadtrace.testing import Capture, FakeClock, wait_for_waiters
+
+from helpers import line
+
+FILE = "test_spans.py"
+
+
+def by_name(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def only(spans: list[ReadableSpan], name: str, **attributes: Any) -> ReadableSpan:
+    found = [
+        s
+        for s in by_name(spans, name)
+        if all(s.attributes.get(k) == v for k, v in attributes.items())  # type: ignore[union-attr]
+    ]
+    assert len(found) == 1, f"{len(found)} spans named {name} with {attributes}: {found}"
+    return found[0]
+
+
+def duration(span: ReadableSpan) -> float:
+    assert span.start_time is not None and span.end_time is not None
+    return (span.end_time - span.start_time) / 1e9
+
+
+def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -> None:
+    """Threads, a pool, a queue and every primitive, contended on purpose."""
+    tracer = cap.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("app") as app:
+        lock, lock_line = threading.Lock(), line()
+        rlock, rlock_line = threading.RLock(), line()
+        cond, cond_line = threading.Condition(), line()
+        event, event_line = threading.Event(), line()
+        sem, sem_line = threading.BoundedSemaphore(1), line()
+        barrier, barrier_line = threading.Barrier(2), line()
+        jobs, jobs_line = queue.Queue(), line()
+        main_ident = threading.get_ident()
+
+        # 1. Lock: main holds it, the worker blocks for 0.5 s.
+        def take_lock() -> None:
+            with lock:  # the worker's wait site
+                pass
+
+        take_lock_line = take_lock.__code__.co_firstlineno + 1
+        lock.acquire()
+        acquire_line = line() - 1
+        worker = threading.Thread(target=take_lock, name="lock-worker")
+        worker.start()
+        wait_for_waiters(lock, 1)
+        clock.advance(0.5)
+        lock.release()
+        worker.join(timeout=10)
+
+        # 2. RLock, held twice by main.
+        def take_rlock() -> None:
+            with rlock:
+                pass
+
+        with rlock, rlock:
+            worker = threading.Thread(target=take_rlock, name="rlock-worker")
+            worker.start()
+            wait_for_waiters(rlock, 1)
+            clock.advance(0.25)
+        worker.join(timeout=10)
+
+        # 3. Condition: the worker waits until main notifies.
+        ready = []
+
+        def wait_ready() -> None:
+            with cond:
+                cond.wait_for(lambda: ready, timeout=30)
+
+        worker = threading.Thread(target=wait_ready, name="cond-worker")
+        worker.start()
+        wait_for_waiters(cond, 1)
+        clock.advance(0.125)
+        with cond:
+            ready.append(True)
+            cond.notify()
+        worker.join(timeout=10)
+
+        # 4. Event.
+        worker = threading.Thread(target=lambda: event.wait(30), name="event-worker")
+        worker.start()
+        wait_for_waiters(event, 1)
+        clock.advance(2.0)
+        event.set()
+        worker.join(timeout=10)
+
+        # 5. BoundedSemaphore.
+        def take_sem() -> None:
+            with sem:
+                pass
+
+        sem.acquire()
+        worker = threading.Thread(target=take_sem, name="sem-worker")
+        worker.start()
+        wait_for_waiters(sem, 1)
+        clock.advance(1.0)
+        sem.release()
+        worker.join(timeout=10)
+
+        # 6. Barrier: the worker arrives first and waits for main.
+        worker = threading.Thread(target=lambda: barrier.wait(30), name="barrier-worker")
+        worker.start()
+        wait_for_waiters(barrier, 1)
+        clock.advance(0.75)
+        assert barrier.wait(30) == 1
+        worker.join(timeout=10)
+
+        # 7. Queue: the consumer blocks in get() until main puts.
+        got = []
+        worker = threading.Thread(target=lambda: got.append(jobs.get(timeout=30)), name="consumer")
+        worker.start()
+        wait_for_waiters(jobs.not_empty, 1)
+        clock.advance(3.0)
+        jobs.put("job")
+        worker.join(timeout=10)
+        assert got == ["job"]
+
+        # 8. Join: main blocks joining a thread that waits for a go signal.
+        go = threading.Event()
+        sleeper = threading.Thread(target=lambda: go.wait(30), name="sleeper")
+        sleeper.start()
+        wait_for_waiters(go, 1)
+        releaser = threading.Thread(
+            target=lambda: (wait_for_waiters(sleeper, 1), clock.advance(4.0), go.set()),
+            name="releaser",
+        )
+        releaser.start()
+        sleeper.join(timeout=10)
+        releaser.join(timeout=10)
+
+        # 9. A pool: the task's own span is a child of "app".
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool") as pool:
+            pool.submit(lambda: tracer.start_span("task").end()).result(timeout=10)
+
+    spans = cap.spans()
+    app_ctx = app.get_span_context()
+    runs = {s.attributes["thread.name"]: s for s in by_name(spans, "Thread.run")}  # type: ignore[index]
+
+    # Every thread run is a child of "app", and says what it ran.
+    assert set(runs) == {
+        "lock-worker", "rlock-worker", "cond-worker", "event-worker", "sem-worker",
+        "barrier-worker", "consumer", "sleeper", "releaser", "pool_0",
+    }  # fmt: skip
+    for run in runs.values():
+        assert run.parent is not None and run.parent.span_id == app_ctx.span_id
+        assert run.context.trace_id == app_ctx.trace_id
+        assert run.status.is_unset
+    assert runs["lock-worker"].attributes["code.function.name"] == (
+        f"{__name__}.test_a_small_app_produces_this_exact_trace.<locals>.take_lock"
+    )
+    assert runs["lock-worker"].attributes["code.line.number"] == take_lock_line - 1
+
+    def child_of(span: ReadableSpan, thread: str) -> None:
+        assert span.parent is not None
+        assert span.parent.span_id == runs[thread].context.span_id
+        assert span.attributes["thread.name"] == thread  # type: ignore[index]
+
+    def woken_by_main(span: ReadableSpan) -> None:
+        assert span.attributes["threadtrace.waker.thread.id"] == main_ident  # type: ignore[index]
+        assert span.attributes["threadtrace.waker.thread.name"] == "MainThread"  # type: ignore[index]
+        assert [(link.context.span_id, dict(link.attributes or {})) for link in span.links] == [
+            (
+                app_ctx.span_id,
+                {"threadtrace.link.type": "woken_by", "thread.id": main_ident, "thread.name": "MainThread"},
+            )
+        ]
+
+    # 1. Lock
+    span = only(spans, "Lock.acquire", **{"thread.name": "lock-worker"})
+    child_of(span, "lock-worker")
+    assert duration(span) == 0.5
+    assert dict(span.attributes) == {  # type: ignore[arg-type]
+        "threadtrace.primitive.kind": "lock",
+        "threadtrace.primitive.name": f"{FILE}:{lock_line}",
+        "threadtrace.operation": "acquire",
+        "threadtrace.timed_out": False,
+        "thread.id": span.attributes["thread.id"],  # type: ignore[index]
+        "thread.name": "lock-worker",
+        "code.function.name": "test_a_small_app_produces_this_exact_trace.<locals>.take_lock"
+        if hasattr(take_lock.__code__, "co_qualname")
+        else "take_lock",
+        "code.file.path": __file__,
+        "code.line.number": take_lock_line,
+        "threadtrace.holder.thread.id": main_ident,
+        "threadtrace.holder.thread.name": "MainThread",
+        "threadtrace.holder.code.function.name": "test_a_small_app_produces_this_exact_trace",
+        "threadtrace.holder.code.file.path": __file__,
+        "threadtrace.holder.code.line.number": acquire_line,
+        "threadtrace.waker.thread.id": main_ident,
+        "threadtrace.waker.thread.name": "MainThread",
+    }
+    woken_by_main(span)
+
+    # 2. RLock
+    span = only(spans, "RLock.acquire")
+    child_of(span, "rlock-worker")
+    assert duration(span) == 0.25
+    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{rlock_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.holder.thread.id"] == main_ident  # type: ignore[index]
+    woken_by_main(span)
+
+    # 3. Condition: one wait, woken by main's notify.
+    span = only(spans, "Condition.wait", **{"thread.name": "cond-worker"})
+    child_of(span, "cond-worker")
+    assert duration(span) == 0.125
+    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{cond_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.timeout"] == 30.0  # type: ignore[index]
+    assert span.attributes["threadtrace.timed_out"] is False  # type: ignore[index]
+    woken_by_main(span)
+
+    # 4. Event
+    span = only(spans, "Event.wait", **{"thread.name": "event-worker"})
+    child_of(span, "event-worker")
+    assert duration(span) == 2.0
+    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{event_line}"  # type: ignore[index]
+    woken_by_main(span)
+
+    # 5. BoundedSemaphore
+    span = only(spans, "BoundedSemaphore.acquire")
+    child_of(span, "sem-worker")
+    assert duration(span) == 1.0
+    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{sem_line}"  # type: ignore[index]
+    woken_by_main(span)
+
+    # 6. Barrier: only the worker waited; main's arrival released it.
+    span = only(spans, "Barrier.wait")
+    child_of(span, "barrier-worker")
+    assert duration(span) == 0.75
+    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{barrier_line}"  # type: ignore[index]
+    woken_by_main(span)
+
+    # 7. Queue: the consumer's wait is on the queue's condition, named after the queue's line.
+    span = only(spans, "Condition.wait", **{"thread.name": "consumer"})
+    child_of(span, "consumer")
+    assert duration(span) == 3.0
+    assert span.attributes["threadtrace.primitive.name"] == f"Queue@{FILE}:{jobs_line}"  # type: ignore[index]
+    woken_by_main(span)
+
+    # 8. Join: main's join of the sleeper, linked to the sleeper's run.
+    span = only(spans, "Thread.join", **{"threadtrace.primitive.name": "sleeper"})
+    assert span.parent is not None and span.parent.span_id == app_ctx.span_id
+    assert duration(span) == 4.0
+    assert [link.context.span_id for link in span.links] == [runs["sleeper"].context.span_id]
+    assert dict(span.links[0].attributes or {}) == {"threadtrace.link.type": "joined"}
+    sleeper_wait = only(spans, "Event.wait", **{"thread.name": "sleeper"})
+    assert sleeper_wait.links[0].attributes["thread.name"] == "releaser"  # type: ignore[index]
+
+    # 9. The pool's task ran in the submitter's context.
+    task = only(spans, "task")
+    assert task.parent is not None and task.parent.span_id == app_ctx.span_id
+
+    # Nothing else blocked long enough to be reported, and nothing came from the SDK.
+    blocked = sorted(
+        (s.name, s.attributes.get("thread.name"))  # type: ignore[union-attr]
+        for s in spans
+        if s.name not in ("Thread.run", "app", "task")
+    )
+    assert [b for b in blocked if b[0] != "Thread.join"] == sorted([
+        ("Lock.acquire", "lock-worker"),
+        ("RLock.acquire", "rlock-worker"),
+        ("Condition.wait", "cond-worker"),
+        ("Event.wait", "event-worker"),
+        ("BoundedSemaphore.acquire", "sem-worker"),
+        ("Barrier.wait", "barrier-worker"),
+        ("Condition.wait", "consumer"),
+        ("Event.wait", "sleeper"),
+    ])  # fmt: skip
+
+    # Metrics: counts, contentions and wait time per primitive, exactly.
+    metrics = cap.metrics()
+
+    def point(metric: str, kind: str, name: str) -> Any:
+        key = (("threadtrace.primitive.kind", kind), ("threadtrace.primitive.name", name))
+        return metrics[metric][key]
+
+    lock_name = f"{FILE}:{lock_line}"
+    assert point("threadtrace.operations", "lock", lock_name) == 2
+    assert point("threadtrace.contentions", "lock", lock_name) == 1
+    assert point("threadtrace.wait.time", "lock", lock_name) == 0.5
+    assert point("threadtrace.hold.time", "lock", lock_name) == 0.5
+    assert point("threadtrace.wait.duration", "lock", lock_name) == (1, 0.5)
+    assert point("threadtrace.operations", "rlock", f"{FILE}:{rlock_line}") == 3
+    assert point("threadtrace.contentions", "rlock", f"{FILE}:{rlock_line}") == 1
+    assert point("threadtrace.wait.duration", "event", f"{FILE}:{event_line}") == (1, 2.0)
+    assert point("threadtrace.contentions", "bounded_semaphore", f"{FILE}:{sem_line}") == 1
+    assert point("threadtrace.operations", "bounded_semaphore", f"{FILE}:{sem_line}") == 2
+    assert point("threadtrace.operations", "barrier", f"{FILE}:{barrier_line}") == 2
+    assert point("threadtrace.contentions", "barrier", f"{FILE}:{barrier_line}") == 1
+    assert point("threadtrace.wait.duration", "condition", f"Queue@{FILE}:{jobs_line}") == (1, 3.0)
+    assert metrics["threadtrace.thread.started"][()] == 10
+    assert metrics["threadtrace.thread.count"][()] == 0
+    for name in metrics["threadtrace.operations"]:
+        assert "thread.id" not in dict(name)
