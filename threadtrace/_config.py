@@ -24,7 +24,6 @@ DEFAULT_EXCLUDED_MODULES = (
     "requests",
     "http.client",
     "importlib",
-    "wrapt",
 )
 
 

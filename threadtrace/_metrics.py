@@ -12,7 +12,7 @@ Attributes are the primitive's kind and name; never a thread id (cardinality).
 from __future__ import annotations
 
 import collections
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -53,9 +53,8 @@ def snapshot_counters() -> dict[Key, tuple[int, ...]]:
 class Instruments:
     """threadtrace's instruments on one meter."""
 
-    def __init__(self, meter: Meter) -> None:
-        self._threads_started = 0
-        self._threads_live = 0
+    def __init__(self, meter: Meter, active: Callable[[], bool]) -> None:
+        self.active = active
         kwargs: dict[str, Any] = {}
         try:
             self.wait_duration = meter.create_histogram(
@@ -98,19 +97,27 @@ class Instruments:
         )
         meter.create_observable_up_down_counter(
             "threadtrace.thread.count",
-            callbacks=[lambda options: [Observation(self._threads_live)]],
+            callbacks=[self._observe_threads(lambda: _state.threads_live)],
             unit="{thread}",
             description="Traced threads currently running.",
         )
         meter.create_observable_counter(
             "threadtrace.thread.started",
-            callbacks=[lambda options: [Observation(self._threads_started)]],
+            callbacks=[self._observe_threads(lambda: _state.threads_started)],
             unit="{thread}",
             description="Traced threads started.",
         )
 
+    def _observe_threads(self, read: Callable[[], int]) -> Any:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(read())] if self.active() else []
+
+        return callback
+
     def _observe(self, index: int, scale: float) -> Any:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
+            if not self.active():
+                return []
             rows = snapshot_counters()
             out = []
             for (kind, name), counts in sorted(rows.items()):
@@ -130,10 +137,3 @@ class Instruments:
             duration_ns / 1e9,
             {"threadtrace.primitive.kind": kind, "threadtrace.primitive.name": name},
         )
-
-    def thread_started(self) -> None:
-        self._threads_started += 1
-        self._threads_live += 1
-
-    def thread_ended(self) -> None:
-        self._threads_live -= 1

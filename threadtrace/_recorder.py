@@ -114,11 +114,10 @@ class Recorder:
         self._fallback: Optional[Any] = None  # threadtrace's own providers, made on demand
         self._tracer: Optional[trace.Tracer] = None
         self._tracer_source: Optional[object] = None
-        self._metrics: Optional[Any] = None
-        self._metrics_source: Optional[object] = None
+        self._instrument_sets: Optional[tuple[Any, ...]] = None
         self.spans_enabled = True
         self.metrics_enabled = True
-        self._setup_lock = _originals.allocate_lock()
+        self._setup_lock = _originals.RLock()
 
     # -- providers -----------------------------------------------------------------
 
@@ -143,11 +142,14 @@ class Recorder:
     def fallback(self) -> Any:
         """threadtrace's own SDK providers, used while the app has set none."""
         with self._setup_lock:
-            if self._fallback is None:
-                from ._providers import FallbackProviders
+            return self._fallback_unlocked()
 
-                self._fallback = FallbackProviders(_state.config)
-            return self._fallback
+    def _fallback_unlocked(self) -> Any:
+        if self._fallback is None:
+            from ._providers import FallbackProviders
+
+            self._fallback = FallbackProviders(_state.config)
+        return self._fallback
 
     def tracer(self) -> trace.Tracer:
         """The tracer for threadtrace's spans: the app's provider if it set one."""
@@ -159,19 +161,41 @@ class Recorder:
             self._tracer_source = provider
         return self._tracer
 
-    def metrics(self) -> Any:
-        """The instruments, created on the app's meter provider if it set one."""
-        provider = self._app_meter_provider()
-        if provider is None:
-            provider = self.fallback().meter_provider
-        if provider is not self._metrics_source or self._metrics is None:
-            from ._metrics import Instruments
+    def instruments(self) -> tuple[Any, ...]:
+        """The instrument sets that should receive data now.
 
+        Instruments are made once, on first need: on the app's meter provider
+        (the global one, which OpenTelemetry's proxy binds to the real provider
+        whenever the app sets it, before or after this), and, while the app has
+        set none, also on threadtrace's own provider so its exporters get data.
+        The fallback set goes quiet as soon as the app's provider appears.
+        """
+        sets = self._instrument_sets
+        if sets is None:
             with self._setup_lock:
-                if provider is not self._metrics_source or self._metrics is None:
-                    self._metrics = Instruments(provider.get_meter(_INSTRUMENTATION_SCOPE, _version()))
-                    self._metrics_source = provider
-        return self._metrics
+                sets = self._instrument_sets
+                if sets is None:
+                    sets = self._instrument_sets = self._make_instruments()
+        return tuple(s for s in sets if s.active())
+
+    def _make_instruments(self) -> tuple[Any, ...]:
+        from opentelemetry import metrics
+
+        from ._metrics import Instruments
+
+        version = _version()
+        explicit = self._explicit_meter_provider
+        app = explicit if explicit is not None else metrics.get_meter_provider()
+        sets = [Instruments(app.get_meter(_INSTRUMENTATION_SCOPE, version), lambda: True)]
+        if explicit is None and self._app_meter_provider() is None and _state.config.exporters:
+            fallback = self._fallback_unlocked().meter_provider
+            sets.append(
+                Instruments(
+                    fallback.get_meter(_INSTRUMENTATION_SCOPE, version),
+                    lambda: self._app_meter_provider() is None,
+                )
+            )
+        return tuple(sets)
 
     # -- guarding ------------------------------------------------------------------
 
@@ -228,7 +252,7 @@ class Recorder:
         """
         duration = end_ns - start_ns
         if self.metrics_enabled:
-            self._safely("metrics", lambda: self.metrics().record_wait(kind, name, duration))
+            self._safely("metrics", lambda: self._record_wait(kind, name, duration))
         if not self.spans_enabled or duration < _state.config.wait_threshold * 1e9:
             return
         if frame is None:
@@ -348,18 +372,14 @@ class Recorder:
 
         self._safely("spans", end)
 
-    def thread_started(self) -> None:
-        if self.metrics_enabled:
-            self._safely("metrics", lambda: self.metrics().thread_started())
-
-    def thread_ended(self) -> None:
-        if self.metrics_enabled:
-            self._safely("metrics", lambda: self.metrics().thread_ended())
+    def _record_wait(self, kind: str, name: str, duration_ns: int) -> None:
+        for instruments in self.instruments():
+            instruments.record_wait(kind, name, duration_ns)
 
     def ensure_ready(self) -> None:
-        """Create providers and instruments now, so observable counters report."""
+        """Create the instruments now, so the observable counters report from the start."""
         if self.metrics_enabled:
-            self._safely("metrics", self.metrics)
+            self._safely("metrics", self.instruments)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and close threadtrace's own providers (never the app's)."""

@@ -31,7 +31,17 @@ from typing import Optional
 from . import _state
 
 #: Modules that create primitives on the user's behalf: skipped when naming.
-PASS_THROUGH = ("threading", "queue", "concurrent.futures", "threadtrace", "_threading_local")
+#: OpenTelemetry's instrumentations wrap the user's calls (``Thread.start`` among
+#: them), so their frames are skipped rather than excluded.
+PASS_THROUGH = (
+    "threading",
+    "queue",
+    "concurrent.futures",
+    "threadtrace",
+    "_threading_local",
+    "opentelemetry.instrumentation",
+    "wrapt",
+)
 
 _NORMAL, _PASS, _EXCLUDED = 0, 1, 2
 _categories: dict[str, int] = {}
@@ -46,10 +56,10 @@ def _category(module: str) -> int:
         return _categories[module]
     except KeyError:
         pass
-    if _matches(module, _state.config.excluded_modules):
-        category = _EXCLUDED
-    elif _matches(module, PASS_THROUGH):
+    if _matches(module, PASS_THROUGH):
         category = _PASS
+    elif _matches(module, _state.config.excluded_modules):
+        category = _EXCLUDED
     else:
         category = _NORMAL
     _categories[module] = category

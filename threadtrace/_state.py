@@ -40,6 +40,10 @@ retired: collections.deque[tuple[str, str, tuple[int, ...]]] = collections.deque
 #: Those counters summed by (kind, name), drained from :data:`retired` by the metrics.
 retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
 
+#: Traced threads started, and running now (changed under :data:`book`).
+threads_started = 0
+threads_live = 0
+
 _guard = _originals.local()
 
 

@@ -72,6 +72,17 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
     if recorder is None or not getattr(thread, "_tt_traced", False):
         bootstrap_inner()
         return
+    with _state.book:
+        _state.threads_started += 1
+        _state.threads_live += 1
+    try:
+        _run_in_span(recorder, thread, bootstrap_inner)
+    finally:
+        with _state.book:
+            _state.threads_live -= 1
+
+
+def _run_in_span(recorder: Any, thread: Any, bootstrap_inner: Callable[[], None]) -> None:
     parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
     span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
     if span is None:
@@ -89,21 +100,22 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
 
     thread._invoke_excepthook = record_then_invoke
     token = otel_context.attach(trace.set_span_in_context(span, parent))
-    recorder.thread_started()
     try:
         bootstrap_inner()
     finally:
         otel_context.detach(token)
         recorder.end_thread_span(span, errors[0] if errors else None)
-        recorder.thread_ended()
 
 
 def join_traced(thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]) -> None:
     """Join, timing the wait when the thread was still running."""
     # Not started, self-join, already finished: no wait to report, and
-    # threading raises its own errors for the first two.
+    # threading raises its own errors for the first two.  Threads threadtrace
+    # does not trace (telemetry plumbing's, those started before patch())
+    # are joined untimed.
     if (
-        not getattr(thread, "_started", None)
+        not getattr(thread, "_tt_traced", False)
+        or not getattr(thread, "_started", None)
         or not thread._started.is_set()
         or thread is _originals.current_thread()
         or not thread.is_alive()

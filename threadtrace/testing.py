@@ -144,6 +144,8 @@ def capture(*, patch: bool = True, clock: Optional[Any] = None, **settings: Any)
         _state.live,
         _state.retired,
         _state.retired_totals,
+        _state.threads_started,
+        _state.threads_live,
     )
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
@@ -153,6 +155,7 @@ def capture(*, patch: bool = True, clock: Optional[Any] = None, **settings: Any)
     _state.live = weakref.WeakSet()
     _state.retired = collections.deque()
     _state.retired_totals = {}
+    _state.threads_started = _state.threads_live = 0
     if clock is not None:
         _state.clock = clock
     handle = None
@@ -171,6 +174,8 @@ def capture(*, patch: bool = True, clock: Optional[Any] = None, **settings: Any)
             _state.live,
             _state.retired,
             _state.retired_totals,
+            _state.threads_started,
+            _state.threads_live,
         ) = saved
         tracer_provider.shutdown()
         meter_provider.shutdown()

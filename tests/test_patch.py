@@ -1,0 +1,241 @@
+"""patch() and unpatch(): what they change, what they leave alone, and coexistence."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+
+import pytest
+
+import threadtrace
+from threadtrace import _originals
+from threadtrace.testing import Capture, capture, wait_for_waiters
+
+from helpers import line
+
+FILE = "test_patch.py"
+PRIMITIVES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier")
+
+
+def snapshot() -> dict[str, object]:
+    """Everything patch() may touch, by identity."""
+    import concurrent.futures.thread as futures_thread
+
+    state: dict[str, object] = {name: getattr(threading, name) for name in PRIMITIVES}
+    for name in ("_start_new_thread", "_start_joinable_thread"):
+        if hasattr(threading, name):
+            state[name] = getattr(threading, name)
+    for name in ("_bootstrap_inner", "join", "start", "run"):
+        state[f"Thread.{name}"] = threading.Thread.__dict__[name]
+    for name in ("__init__", "run"):
+        state[f"_WorkItem.{name}"] = futures_thread._WorkItem.__dict__[name]
+    return state
+
+
+def test_unpatch_restores_threading_exactly() -> None:
+    """Every attribute patch() replaced is the very same object afterwards."""
+    before = snapshot()
+    handle = threadtrace.patch(exporters=())
+    assert snapshot() != before
+    assert threading.Lock is threadtrace.Lock
+    handle.unpatch()
+    assert snapshot() == before
+
+
+def test_patch_twice_is_harmless_and_returns_the_same_handle() -> None:
+    before = snapshot()
+    first = threadtrace.patch(exporters=())
+    second = threadtrace.patch()
+    try:
+        assert second is first
+        assert threading.Lock is threadtrace.Lock
+    finally:
+        first.unpatch()
+    second.unpatch()  # already undone: harmless
+    threadtrace.unpatch()
+    assert snapshot() == before
+
+
+def test_the_handle_is_a_context_manager() -> None:
+    with threadtrace.patch(exporters=()) as handle:
+        assert threadtrace.is_patched()
+        assert repr(handle) == "<threadtrace.PatchHandle active>"
+    assert not threadtrace.is_patched()
+    assert repr(handle) == "<threadtrace.PatchHandle undone>"
+
+
+def test_an_invalid_setting_patches_nothing() -> None:
+    before = snapshot()
+    with pytest.raises(threadtrace.ConfigurationError, match=r"^wait_threshold must be"):
+        threadtrace.patch(wait_threshold=-1)
+    assert snapshot() == before
+
+
+def test_isinstance_holds_for_every_primitive_made_before_during_and_after() -> None:
+    """Objects made before patch, while patched, and by excluded callers all pass isinstance."""
+    old = {name: getattr(threading, name)(*(2,) * (name == "Barrier")) for name in PRIMITIVES}
+    with threadtrace.patch(exporters=()):
+        new = {name: getattr(threading, name)(*(2,) * (name == "Barrier")) for name in PRIMITIVES}
+        for name in PRIMITIVES:
+            cls = getattr(threading, name)
+            if isinstance(cls, type):
+                assert isinstance(old[name], cls), name
+                assert isinstance(new[name], cls), name
+        assert type(new["Lock"]) is threadtrace.Lock
+        assert type(new["Event"]) is threadtrace.Event
+        for name in ("Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier"):
+            assert isinstance(new[name], getattr(_originals, name)), name
+
+
+def test_threads_stay_stdlib_threads_and_timer_works() -> None:
+    fired = threading.Event()
+    with threadtrace.patch(exporters=()):
+        timer = threading.Timer(0.001, fired.set)
+        timer.start()
+        assert fired.wait(10)
+        timer.join(10)
+        assert type(timer) is _originals.Timer
+        assert isinstance(timer, threading.Thread)
+        assert threading.Thread is _originals.Thread
+        assert threading.Timer is _originals.Timer
+
+
+def test_a_thread_subclass_defined_before_patch_is_traced() -> None:
+    """A user's Thread subclass with its own __init__ and run, made before patch()."""
+
+    class Worker(threading.Thread):
+        def __init__(self, results: list[str]) -> None:
+            super().__init__(name="custom")
+            self.results = results
+
+        def run(self) -> None:
+            self.results.append(threading.current_thread().name)
+
+    results: list[str] = []
+    with capture() as cap:
+        worker = Worker(results)
+        worker.start()
+        worker.join(10)
+    assert results == ["custom"]
+    (run,) = [s for s in cap.spans() if s.name == "Thread.run"]
+    assert run.attributes["thread.name"] == "custom"  # type: ignore[index]
+    assert run.attributes["code.function.name"].endswith("Worker.run")  # type: ignore[index,union-attr]
+
+
+def test_an_exception_escaping_run_marks_the_span_and_still_reaches_excepthook() -> None:
+    seen: list[type[BaseException]] = []
+    original_hook = threading.excepthook
+    threading.excepthook = lambda args: seen.append(args.exc_type)
+    try:
+        with capture() as cap:
+
+            def boom() -> None:
+                raise ValueError("worker failed")
+
+            worker = threading.Thread(target=boom, name="doomed")
+            worker.start()
+            worker.join(10)
+    finally:
+        threading.excepthook = original_hook
+    assert seen == [ValueError]
+    (run,) = [s for s in cap.spans() if s.name == "Thread.run"]
+    assert not run.status.is_ok and not run.status.is_unset
+    assert run.status.description == "ValueError: worker failed"
+    assert [e.name for e in run.events] == ["exception"]
+    assert run.events[0].attributes["exception.message"] == "worker failed"  # type: ignore[index]
+
+
+def test_queue_and_pool_primitives_are_named_after_the_user_line() -> None:
+    with threadtrace.patch(exporters=()):
+        jobs, jobs_line = queue.Queue(), line()
+        pool, pool_line = concurrent.futures.ThreadPoolExecutor(max_workers=1), line()
+        future, future_line = pool.submit(int), line()
+        future.result(10)
+        pool.shutdown(wait=True)
+    assert type(jobs.mutex) is threadtrace.Lock
+    assert jobs.mutex.name == f"Queue@{FILE}:{jobs_line}"
+    assert type(jobs.not_empty) is threadtrace.Condition
+    assert jobs.not_empty.name == f"Queue@{FILE}:{jobs_line}"
+    assert pool._shutdown_lock.name == f"ThreadPoolExecutor@{FILE}:{pool_line}"  # type: ignore[attr-defined]
+    assert future._condition.name == f"ThreadPoolExecutor@{FILE}:{future_line}"  # type: ignore[attr-defined]
+
+
+def test_an_explicit_name_wins() -> None:
+    assert threadtrace.Lock(name="ledger").name == "ledger"
+    assert threadtrace.Condition(name="ready").name == "ready"
+    assert threadtrace.Semaphore(3, name="slots").statistics().name == "slots"
+
+
+def test_threading_internals_and_telemetry_plumbing_stay_untraced() -> None:
+    """threading's own building blocks and logging's locks are stdlib objects."""
+    import logging
+
+    with threadtrace.patch(exporters=()):
+        event = threading.Event()
+        thread = threading.Thread(target=int)
+        handler = logging.StreamHandler()
+        sem = threading.Semaphore()
+    assert type(event) is threadtrace.Event
+    assert type(event._cond) is _originals.Condition  # type: ignore[attr-defined]
+    assert type(thread._started) is _originals.Event  # type: ignore[attr-defined]
+    assert type(handler.lock) is type(_originals.RLock())
+    assert type(sem._cond) is _originals.Condition  # type: ignore[attr-defined]
+
+
+def test_opentelemetry_threading_instrumentor_coexists_in_either_order() -> None:
+    """Both propagate context; either one's un-instrumenting leaves the other working."""
+    pytest.importorskip("opentelemetry.instrumentation.threading")
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    def parent_seen_in_thread(cap: Capture) -> bool:
+        tracer = cap.tracer_provider.get_tracer("test")
+        seen: list[bool] = []
+        with tracer.start_as_current_span("parent") as parent:
+            worker = threading.Thread(
+                target=lambda: seen.append(
+                    trace.get_current_span().get_span_context().trace_id
+                    == parent.get_span_context().trace_id
+                )
+            )
+            worker.start()
+            worker.join(10)
+        return seen == [True]
+
+    instrumentor = ThreadingInstrumentor()
+    for otel_first in (True, False):
+        with capture(patch=False) as cap:
+            if otel_first:
+                instrumentor.instrument()
+                handle = threadtrace.patch()
+            else:
+                handle = threadtrace.patch()
+                instrumentor.instrument()
+            assert parent_seen_in_thread(cap)
+            instrumentor.uninstrument()
+            assert threadtrace.is_patched()
+            assert parent_seen_in_thread(cap)  # threadtrace alone still propagates
+            runs = [s for s in cap.spans() if s.name == "Thread.run"]
+            assert len(runs) == 2
+            instrumentor.instrument()
+            handle.unpatch()
+            assert parent_seen_in_thread(cap)  # OpenTelemetry's alone still propagates
+            instrumentor.uninstrument()
+        assert threading.Thread.start is _originals.Thread.start
+
+
+def test_a_contended_queue_is_reported_under_the_queue() -> None:
+    """Backpressure on a full queue is a wait on the queue's condition."""
+    with capture(wait_threshold=0) as cap:
+        jobs, jobs_line = queue.Queue(maxsize=1), line()
+        jobs.put(1)
+        producer = threading.Thread(target=lambda: jobs.put(2, timeout=30))
+        producer.start()
+        wait_for_waiters(jobs.not_full, 1)
+        assert jobs.get() == 1
+        producer.join(10)
+    waits = [s for s in cap.spans() if s.name == "Condition.wait"]
+    assert [w.attributes["threadtrace.primitive.name"] for w in waits] == [  # type: ignore[index]
+        f"Queue@{FILE}:{jobs_line}"
+    ]
