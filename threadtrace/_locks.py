@@ -214,6 +214,31 @@ class _LockBase(Traced):
     def _owned_after_wait(self) -> None:
         self._owner = _get_ident()
 
+    def _acquire_with(self, blocking: Any, timeout: Any, depth: int) -> bool:
+        """``acquire`` with arguments other than the defaults.
+
+        Arguments threading would reject (or that are not plain numbers) go
+        to the real lock untimed, so the exception is exactly threading's.
+        """
+        if not isinstance(blocking, int) or (
+            timeout != -1 and (not blocking or not _valid_timeout(timeout))
+        ):
+            return self._acquire_exact(blocking, timeout)
+        if self._try(False):
+            self._acquired_now(depth + 1)
+            return True
+        if not blocking:
+            return False
+        return self._acquire_slow(timeout)
+
+    def _acquired_now(self, depth: int) -> None:
+        """Bookkeeping after a successful try, off the inlined hot path."""
+        self._owner = _get_ident()
+        left = self._left - 1
+        self._left = left
+        if not left:
+            self._sampled(depth + 1)
+
     def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
         """Acquire with threading's own argument handling, untimed."""
         raise NotImplementedError
@@ -308,9 +333,8 @@ class Lock(_LockBase, metaclass=PrimitiveType):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly as :meth:`threading.Lock.acquire` does."""
-        if timeout != -1 and (not blocking or not _valid_timeout(timeout)):
-            # threading raises ValueError/TypeError/OverflowError here; let it.
-            return self._acquire_exact(blocking, timeout)
+        if blocking is not True or timeout != -1:
+            return self._acquire_with(blocking, timeout, 2)
         if self._try(False):
             self._owner = _get_ident()
             left = self._left - 1
@@ -318,9 +342,7 @@ class Lock(_LockBase, metaclass=PrimitiveType):
             if not left:
                 self._sampled(1)
             return True
-        if not blocking:
-            return False
-        return self._acquire_slow(timeout)
+        return self._acquire_slow(-1)
 
     def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
         ok = bool(self._raw.acquire(blocking, timeout))
@@ -410,8 +432,8 @@ class RLock(_LockBase, metaclass=PrimitiveType):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly as :meth:`threading.RLock.acquire` does."""
-        if timeout != -1 and (not blocking or not _valid_timeout(timeout)):
-            return self._acquire_exact(blocking, timeout)
+        if blocking is not True or timeout != -1:
+            return self._acquire_with(blocking, timeout, 2)
         if self._try(False):
             self._owner = _get_ident()
             depth = self._depth + 1
@@ -421,9 +443,7 @@ class RLock(_LockBase, metaclass=PrimitiveType):
             if not left:
                 self._sampled(1, measure=depth == 1)
             return True
-        if not blocking:
-            return False
-        return self._acquire_slow(timeout)
+        return self._acquire_slow(-1)
 
     __enter__ = acquire
 
@@ -438,6 +458,14 @@ class RLock(_LockBase, metaclass=PrimitiveType):
     def _owned_after_wait(self) -> None:
         self._owner = _get_ident()
         self._depth = 1
+
+    def _acquired_now(self, depth: int) -> None:
+        self._owner = _get_ident()
+        self._depth += 1
+        left = self._left - 1
+        self._left = left
+        if not left:
+            self._sampled(depth + 1, measure=self._depth == 1)
 
     def release(self) -> None:
         """Release once; ``RuntimeError`` if this thread does not own it, as in threading."""

@@ -1,0 +1,348 @@
+"""One behaviour, three implementations: threading, threadtrace, patched threading.
+
+Every test body here runs against the stdlib (the reference), against
+threadtrace's classes used directly, and against ``threading`` while
+patched, and must see exactly the same results, exceptions and messages.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import types
+from typing import Any, Iterator
+
+import pytest
+
+import threadtrace
+from threadtrace import _originals
+from threadtrace.testing import wait_for_waiters, wait_until
+
+NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier", "Thread", "Timer")
+
+
+@pytest.fixture(params=["threading", "threadtrace", "patched"])
+def impl(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "threading":
+        yield threading
+    elif request.param == "threadtrace":
+        yield types.SimpleNamespace(**{name: getattr(threadtrace, name) for name in NAMES})
+    else:
+        with threadtrace.patch(exporters=()):
+            yield types.SimpleNamespace(**{name: getattr(threading, name) for name in NAMES})
+
+
+def raises_exactly(exc: type[BaseException], message: str) -> Any:
+    return pytest.raises(exc, match=f"^{re.escape(message)}$")
+
+
+def test_lock_acquire_release_and_locked(impl: Any) -> None:
+    lock = impl.Lock()
+    assert lock.locked() is False
+    assert lock.acquire() is True
+    assert lock.locked() is True
+    assert lock.acquire(False) is False
+    assert lock.acquire(True, 0) is False
+    assert lock.acquire(timeout=0.001) is False
+    lock.release()
+    assert lock.locked() is False
+    with lock as entered:
+        assert entered is True
+        assert lock.locked()
+    assert not lock.locked()
+
+
+def outcome(call: Any) -> tuple[str, str]:
+    try:
+        return ("returned", repr(call()))
+    except Exception as error:  # noqa: BLE001 - the exception is the result under test
+        return (type(error).__name__, str(error))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(False, 1), (True, -5), (True, 1e100), (True, "soon"), (True, None), ("yes", -1)],
+    ids=["nonblocking-timeout", "negative", "huge", "str", "none", "truthy-blocking"],
+)
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_lock_acquire_argument_errors_match_the_stdlib(impl: Any, kind: str, args: tuple[Any, Any]) -> None:
+    """Same exception type and message as the stdlib's lock, on this very Python."""
+    reference, ours = getattr(_originals, kind)(), getattr(impl, kind)()
+    assert outcome(lambda: ours.acquire(*args)) == outcome(lambda: reference.acquire(*args))
+    assert repr(ours).split(" object")[1].split(" at ")[0] == repr(reference).split(" object")[1].split(" at ")[0]
+
+
+def test_lock_errors(impl: Any) -> None:
+    lock = impl.Lock()
+    with raises_exactly(RuntimeError, "release unlocked lock"):
+        lock.release()
+    assert not lock.locked()
+
+
+def test_a_lock_may_be_released_by_another_thread(impl: Any) -> None:
+    lock = impl.Lock()
+    lock.acquire()
+    other = threading.Thread(target=lock.release)
+    other.start()
+    other.join(10)
+    assert not lock.locked()
+
+
+def test_lock_repr_shape(impl: Any) -> None:
+    lock = impl.Lock()
+    assert re.fullmatch(r"<unlocked [\w.]+ object at 0x[0-9a-f]+>", repr(lock))
+    with lock:
+        assert re.fullmatch(r"<locked [\w.]+ object at 0x[0-9a-f]+>", repr(lock))
+
+
+def test_rlock_reentrancy_and_ownership(impl: Any) -> None:
+    lock = impl.RLock()
+    assert lock.acquire()
+    assert lock.acquire(False)
+    assert re.fullmatch(
+        rf"<locked [\w.]+ object owner={threading.get_ident()} count=2 at 0x[0-9a-f]+>", repr(lock)
+    )
+    assert lock._is_owned()
+    errors: list[str] = []
+
+    def foreign_release() -> None:
+        try:
+            lock.release()
+        except RuntimeError as error:
+            errors.append(str(error))
+        errors.append(str(lock.acquire(False)))
+
+    other = threading.Thread(target=foreign_release)
+    other.start()
+    other.join(10)
+    assert errors == ["cannot release un-acquired lock", "False"]
+    lock.release()
+    lock.release()
+    assert not lock._is_owned()
+    assert re.fullmatch(r"<unlocked [\w.]+ object owner=0 count=0 at 0x[0-9a-f]+>", repr(lock))
+    with raises_exactly(RuntimeError, "cannot release un-acquired lock"):
+        lock.release()
+
+
+def test_rlock_release_save_and_acquire_restore(impl: Any) -> None:
+    """The private hooks Condition relies on."""
+    lock = impl.RLock()
+    with raises_exactly(RuntimeError, "cannot release un-acquired lock"):
+        lock._release_save()
+    lock.acquire()
+    lock.acquire()
+    state = lock._release_save()
+    assert not lock._is_owned()
+    other_got_it: list[bool] = []
+    other = threading.Thread(target=lambda: other_got_it.append(lock.acquire(False) and (lock.release() or True)))
+    other.start()
+    other.join(10)
+    assert other_got_it == [True]
+    lock._acquire_restore(state)
+    assert lock._is_owned()
+    lock.release()
+    assert lock._is_owned()
+    lock.release()
+    assert not lock._is_owned()
+
+
+def test_condition_wait_notify_and_errors(impl: Any) -> None:
+    cond = impl.Condition()
+    with raises_exactly(RuntimeError, "cannot wait on un-acquired lock"):
+        cond.wait(0)
+    with raises_exactly(RuntimeError, "cannot notify on un-acquired lock"):
+        cond.notify()
+    with cond:
+        assert cond.wait(0) is False
+        assert cond.wait(0.001) is False
+        assert cond.wait_for(lambda: 42, timeout=0) == 42
+        assert cond.wait_for(lambda: 0, timeout=0.001) == 0
+    woke: list[bool] = []
+
+    def waiter() -> None:
+        with cond:
+            woke.append(cond.wait(30))
+
+    workers = [threading.Thread(target=waiter) for _ in range(3)]
+    for w in workers:
+        w.start()
+    wait_until(lambda: len(cond._waiters) == 3, what="three waiters")
+    with cond:
+        cond.notify()
+    wait_until(lambda: len(woke) == 1, what="one woken")
+    with cond:
+        cond.notify_all()
+    for w in workers:
+        w.join(10)
+    assert woke == [True, True, True]
+
+
+def test_condition_over_a_plain_lock(impl: Any) -> None:
+    lock = impl.Lock()
+    cond = impl.Condition(lock)
+    with cond:
+        assert lock.locked()
+        assert cond.wait(0) is False
+        assert lock.locked()
+    assert not lock.locked()
+
+
+def test_semaphore_counts_and_errors(impl: Any) -> None:
+    with raises_exactly(ValueError, "semaphore initial value must be >= 0"):
+        impl.Semaphore(-1)
+    sem = impl.Semaphore(2)
+    assert sem.acquire() and sem.acquire(blocking=False)
+    assert sem.acquire(False) is False
+    assert sem.acquire(timeout=0.001) is False
+    assert sem.acquire(timeout=0) is False
+    with raises_exactly(ValueError, "can't specify timeout for non-blocking acquire"):
+        sem.acquire(False, 1)
+    with raises_exactly(ValueError, "n must be one or more"):
+        sem.release(0)
+    sem.release(2)
+    with sem:
+        pass
+    assert sem._value == 2
+
+
+def test_bounded_semaphore_rejects_over_release(impl: Any) -> None:
+    sem = impl.BoundedSemaphore(1)
+    with raises_exactly(ValueError, "Semaphore released too many times"):
+        sem.release()
+    sem.acquire()
+    sem.release()
+    assert isinstance(sem, threading.BoundedSemaphore) or isinstance(sem, threadtrace.BoundedSemaphore)
+
+
+def test_a_blocked_semaphore_is_released_by_another_thread(impl: Any) -> None:
+    sem = impl.Semaphore(0)
+    got: list[bool] = []
+    taker = threading.Thread(target=lambda: got.append(sem.acquire(timeout=30)))
+    taker.start()
+    wait_until(lambda: len(sem._cond._waiters) == 1, what="a blocked acquire")
+    sem.release()
+    taker.join(10)
+    assert got == [True]
+
+
+def test_event(impl: Any) -> None:
+    event = impl.Event()
+    assert event.is_set() is False
+    assert event.wait(0) is False
+    assert event.wait(0.001) is False
+    event.set()
+    assert event.wait() is True
+    assert event.wait(0) is True
+    event.clear()
+    assert event.wait(timeout=0.001) is False
+    seen: list[bool] = []
+    waiter = threading.Thread(target=lambda: seen.append(event.wait(30)))
+    waiter.start()
+    wait_until(lambda: len(event._cond._waiters) == 1, what="a waiter")
+    event.set()
+    waiter.join(10)
+    assert seen == [True]
+
+
+def test_barrier(impl: Any) -> None:
+    barrier = impl.Barrier(3, timeout=30)
+    assert (barrier.parties, barrier.n_waiting, barrier.broken) == (3, 0, False)
+    indices: list[int] = []
+    workers = [threading.Thread(target=lambda: indices.append(barrier.wait())) for _ in range(2)]
+    for w in workers:
+        w.start()
+    wait_until(lambda: barrier.n_waiting == 2, what="two at the barrier")
+    indices.append(barrier.wait())
+    for w in workers:
+        w.join(10)
+    assert sorted(indices) == [0, 1, 2]
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait(0.001)
+    assert barrier.broken
+    barrier.reset()
+    assert not barrier.broken
+
+
+def test_barrier_action_failure_breaks_it(impl: Any) -> None:
+    def action() -> None:
+        raise KeyError("boom")
+
+    barrier = impl.Barrier(1, action=action)
+    with pytest.raises(KeyError):
+        barrier.wait()
+    assert barrier.broken
+
+
+def test_thread_subclass_with_its_own_init_and_run(impl: Any) -> None:
+    class Worker(impl.Thread):  # type: ignore[name-defined,misc]
+        def __init__(self, n: int) -> None:
+            super().__init__(name=f"worker-{n}", daemon=True)
+            self.n = n
+            self.result = 0
+
+        def run(self) -> None:
+            self.result = self.n * 2
+
+    worker = Worker(21)
+    assert isinstance(worker, threading.Thread)
+    assert not worker.is_alive()
+    with raises_exactly(RuntimeError, "cannot join thread before it is started"):
+        worker.join()
+    worker.start()
+    with raises_exactly(RuntimeError, "threads can only be started once"):
+        worker.start()
+    worker.join(10)
+    assert (worker.result, worker.name, worker.daemon, worker.is_alive()) == (42, "worker-21", True, False)
+    assert re.fullmatch(r"<Worker\(worker-21, stopped daemon \d+\)>", repr(worker))
+
+
+def test_thread_join_timeout_and_self_join(impl: Any) -> None:
+    go = threading.Event()
+    errors: list[str] = []
+
+    def body() -> None:
+        try:
+            threading.current_thread().join()
+        except RuntimeError as error:
+            errors.append(str(error))
+        go.wait(30)
+
+    thread = impl.Thread(target=body)
+    thread.start()
+    assert thread.join(0.001) is None
+    assert thread.is_alive()
+    go.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert errors == ["cannot join current thread"]
+
+
+def test_timer_fires_and_cancels(impl: Any) -> None:
+    fired = threading.Event()
+    timer = impl.Timer(0.001, fired.set)
+    assert isinstance(timer, threading.Thread)
+    timer.start()
+    assert fired.wait(10)
+    timer.join(10)
+    never: list[int] = []
+    cancelled = impl.Timer(30, never.append, args=(1,))
+    cancelled.start()
+    cancelled.cancel()
+    cancelled.join(10)
+    assert never == []
+
+
+def test_waiting_threads_are_visible_in_statistics() -> None:
+    """threadtrace only: statistics() shows holders and waiters."""
+    lock = threadtrace.Lock(name="visible")
+    lock.acquire()
+    taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="taker")
+    taker.start()
+    wait_for_waiters(lock, 1)
+    stats = lock.statistics()
+    assert (stats.holders, stats.holder_names, stats.waiters) == ((threading.get_ident(),), ("MainThread",), 1)
+    lock.release()
+    taker.join(10)
+    stats = lock.statistics()
+    assert (stats.acquisitions, stats.contended, stats.holders, stats.waiters) == (2, 1, (), 0)
+    assert stats.total_wait > 0 and stats.max_wait == stats.total_wait
