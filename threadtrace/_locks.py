@@ -154,12 +154,6 @@ class _LockBase(Traced):
         """The try failed: block, timing the wait and noting who we waited for."""
         if timeout == 0:  # a try in disguise: nothing will wait
             return self._acquire_exact(True, 0)
-        if _state.recording():
-            ok = bool(self._raw.acquire(True, timeout))
-            if ok:
-                self._owned_after_wait()
-                self._base += 1
-            return ok
         clock = _state.clock
         holder = self._owner
         holder_site = self._site_acq if self._t_acq else None

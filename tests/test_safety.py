@@ -1,0 +1,187 @@
+"""threadtrace never hurts the host: no exceptions, no recursion, clear config errors."""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import threadtrace
+from threadtrace import _originals, _state
+from threadtrace.testing import capture, wait_for_waiters
+
+
+def contend(lock: Any) -> None:
+    """Make one thread wait on ``lock`` once (handshake, no sleeps)."""
+    lock.acquire()
+    taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
+    taker.start()
+    wait_for_waiters(lock, 1)
+    lock.release()
+    taker.join(10)
+    assert not taker.is_alive()
+
+
+class ExplodingTracerProvider(TracerProvider):
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracer exploded")
+
+
+def test_a_failing_tracer_is_logged_once_and_disabled(caplog: pytest.LogCaptureFixture) -> None:
+    with capture(patch=False, wait_threshold=0):
+        threadtrace.configure(tracer_provider=ExplodingTracerProvider())
+        lock = threadtrace.Lock()
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            contend(lock)
+            contend(lock)
+        assert lock.statistics().contended == 2  # the program's behaviour is unchanged
+        assert _state.recorder is not None and _state.recorder.spans_enabled is False
+    warnings = [r for r in caplog.records if r.name == "threadtrace"]
+    assert [r.getMessage() for r in warnings] == [
+        "threadtrace disabled its spans after an error while recording; "
+        "the program continues untraced for spans"
+    ]
+    assert warnings[0].exc_info is not None and str(warnings[0].exc_info[1]) == "tracer exploded"
+
+
+def test_a_failing_meter_is_logged_once_and_disabled(caplog: pytest.LogCaptureFixture) -> None:
+    class ExplodingMeterProvider:
+        def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("meter exploded")
+
+    with capture(patch=False, wait_threshold=0) as cap:
+        threadtrace.configure(meter_provider=ExplodingMeterProvider(), tracer_provider=cap.tracer_provider)
+        lock = threadtrace.Lock()
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            contend(lock)
+            contend(lock)
+        assert _state.recorder is not None and _state.recorder.metrics_enabled is False
+        assert [s.name for s in cap.spans()] == ["Lock.acquire", "Lock.acquire"]  # spans go on
+    assert [r.getMessage() for r in caplog.records if r.name == "threadtrace"] == [
+        "threadtrace disabled its metrics after an error while recording; "
+        "the program continues untraced for metrics"
+    ]
+
+
+def test_primitives_touched_while_recording_are_neither_traced_nor_recorded() -> None:
+    """The recursion guard: what the recording path creates or blocks on stays out."""
+    with capture(wait_threshold=0) as cap:
+        with _state.guarded():
+            assert type(threading.Lock()) is type(_originals.Lock())
+            assert type(threading.Event()) is _originals.Event
+        lock = threadtrace.Lock()
+        lock.acquire()
+        result: list[bool] = []
+
+        def take_while_recording() -> None:
+            with _state.guarded():
+                result.append(lock.acquire(timeout=30))
+                lock.release()
+
+        taker = threading.Thread(target=take_while_recording)
+        taker.start()
+        wait_for_waiters(lock, 1)
+        lock.release()
+        taker.join(10)
+    assert result == [True]
+    assert [s.name for s in cap.spans() if s.name not in ("Thread.run", "Thread.join")] == []
+    assert lock.statistics().contended == 1  # counted, but not recorded
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"wait_threshold": -1}, "wait_threshold must be a number of seconds >= 0, got -1"),
+        ({"wait_threshold": "1ms"}, "wait_threshold must be a number of seconds >= 0, got '1ms'"),
+        ({"hold_threshold": math.nan}, "hold_threshold must be a number of seconds >= 0, got nan"),
+        ({"hold_threshold": True}, "hold_threshold must be a number of seconds >= 0, got True"),
+        ({"sample_every": -1}, "sample_every must be a whole number >= 0, got -1"),
+        ({"sample_every": 1.5}, "sample_every must be a whole number >= 0, got 1.5"),
+        ({"exporters": ("console", "jaeger")}, "unknown exporter 'jaeger'; installed exporters: console, memory"),
+        ({"exporter": "console"}, "unknown setting 'exporter'; settings: exclude_modules, exporters, "
+         "hold_threshold, sample_every, wait_threshold"),
+    ],
+)
+def test_invalid_settings_fail_with_one_exact_message(settings: dict[str, Any], message: str) -> None:
+    before = threadtrace.current_config()
+    with pytest.raises(threadtrace.ConfigurationError) as raised:
+        threadtrace.configure(**settings)
+    assert str(raised.value) == message
+    assert isinstance(raised.value, ValueError)
+    assert threadtrace.current_config() is before  # nothing changed
+
+
+def test_exporters_accept_a_comma_separated_string() -> None:
+    assert threadtrace.Config(exporters="console, memory").exporters == ("console", "memory")
+
+
+def run_script(source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_keeps_working() -> None:
+    """Fork while another thread holds a traced lock; the child uses threading normally."""
+    done = run_script(
+        """
+        import os, threading, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() in a threaded parent
+        import threadtrace
+        threadtrace.patch(exporters=(), wait_threshold=0)
+        lock = threading.Lock()
+        holding, release = threading.Event(), threading.Event()
+        def hold():
+            with lock:
+                holding.set()
+                release.wait(30)
+        holder = threading.Thread(target=hold)
+        holder.start()
+        holding.wait(30)
+        pid = os.fork()
+        if pid == 0:
+            fresh = threading.Lock()
+            with fresh:
+                pass
+            worker = threading.Thread(target=lambda: threading.Event().wait(0))
+            worker.start()
+            worker.join(10)
+            os._exit(0 if not worker.is_alive() else 3)
+        release.set()
+        holder.join(10)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+def test_exit_flushes_within_a_bounded_time() -> None:
+    """The default console exporter flushes at exit, and exit does not hang."""
+    done = run_script(
+        """
+        import threading, threadtrace
+        threadtrace.patch(wait_threshold=0)
+        lock = threading.Lock()
+        lock.acquire()
+        t = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="late")
+        t.start()
+        import threadtrace.testing
+        threadtrace.testing.wait_for_waiters(lock, 1)
+        lock.release()
+        t.join(10)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "Lock.acquire"' in done.stderr
+    assert '"thread.name": "late"' in done.stderr
+    assert "Traceback" not in done.stderr
