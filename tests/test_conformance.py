@@ -18,7 +18,17 @@ import threadtrace
 from threadtrace import _originals
 from threadtrace.testing import wait_for_waiters, wait_until
 
-NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier", "Thread", "Timer")
+NAMES = (
+    "Lock",
+    "RLock",
+    "Condition",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Event",
+    "Barrier",
+    "Thread",
+    "Timer",
+)
 
 
 @pytest.fixture(params=["threading", "threadtrace", "patched"])
@@ -55,7 +65,7 @@ def test_lock_acquire_release_and_locked(impl: Any) -> None:
 def outcome(call: Any) -> tuple[str, str]:
     try:
         return ("returned", repr(call()))
-    except Exception as error:  # noqa: BLE001 - the exception is the result under test
+    except Exception as error:
         return (type(error).__name__, str(error))
 
 
@@ -65,11 +75,16 @@ def outcome(call: Any) -> tuple[str, str]:
     ids=["nonblocking-timeout", "negative", "huge", "str", "none", "truthy-blocking"],
 )
 @pytest.mark.parametrize("kind", ["Lock", "RLock"])
-def test_lock_acquire_argument_errors_match_the_stdlib(impl: Any, kind: str, args: tuple[Any, Any]) -> None:
+def test_lock_acquire_argument_errors_match_the_stdlib(
+    impl: Any, kind: str, args: tuple[Any, Any]
+) -> None:
     """Same exception type and message as the stdlib's lock, on this very Python."""
     reference, ours = getattr(_originals, kind)(), getattr(impl, kind)()
     assert outcome(lambda: ours.acquire(*args)) == outcome(lambda: reference.acquire(*args))
-    assert repr(ours).split(" object")[1].split(" at ")[0] == repr(reference).split(" object")[1].split(" at ")[0]
+    assert (
+        repr(ours).split(" object")[1].split(" at ")[0]
+        == repr(reference).split(" object")[1].split(" at ")[0]
+    )
 
 
 def test_lock_errors(impl: Any) -> None:
@@ -134,7 +149,9 @@ def test_rlock_release_save_and_acquire_restore(impl: Any) -> None:
     state = lock._release_save()
     assert not lock._is_owned()
     other_got_it: list[bool] = []
-    other = threading.Thread(target=lambda: other_got_it.append(lock.acquire(False) and (lock.release() or True)))
+    other = threading.Thread(
+        target=lambda: other_got_it.append(lock.acquire(False) and (lock.release() or True))
+    )
     other.start()
     other.join(10)
     assert other_got_it == [True]
@@ -211,7 +228,9 @@ def test_bounded_semaphore_rejects_over_release(impl: Any) -> None:
         sem.release()
     sem.acquire()
     sem.release()
-    assert isinstance(sem, threading.BoundedSemaphore) or isinstance(sem, threadtrace.BoundedSemaphore)
+    assert isinstance(sem, threading.BoundedSemaphore) or isinstance(
+        sem, threadtrace.BoundedSemaphore
+    )
 
 
 def test_a_blocked_semaphore_is_released_by_another_thread(impl: Any) -> None:
@@ -292,7 +311,12 @@ def test_thread_subclass_with_its_own_init_and_run(impl: Any) -> None:
     with raises_exactly(RuntimeError, "threads can only be started once"):
         worker.start()
     worker.join(10)
-    assert (worker.result, worker.name, worker.daemon, worker.is_alive()) == (42, "worker-21", True, False)
+    assert (worker.result, worker.name, worker.daemon, worker.is_alive()) == (
+        42,
+        "worker-21",
+        True,
+        False,
+    )
     assert re.fullmatch(r"<Worker\(worker-21, stopped daemon \d+\)>", repr(worker))
 
 
@@ -340,7 +364,11 @@ def test_waiting_threads_are_visible_in_statistics() -> None:
     taker.start()
     wait_for_waiters(lock, 1)
     stats = lock.statistics()
-    assert (stats.holders, stats.holder_names, stats.waiters) == ((threading.get_ident(),), ("MainThread",), 1)
+    assert (stats.holders, stats.holder_names, stats.waiters) == (
+        (threading.get_ident(),),
+        ("MainThread",),
+        1,
+    )
     lock.release()
     taker.join(10)
     stats = lock.statistics()

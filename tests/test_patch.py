@@ -7,12 +7,11 @@ import queue
 import threading
 
 import pytest
+from helpers import line
 
 import threadtrace
 from threadtrace import _originals
 from threadtrace.testing import Capture, capture, wait_for_waiters
-
-from helpers import line
 
 FILE = "test_patch.py"
 PRIMITIVES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier")

@@ -57,7 +57,9 @@ def test_a_failing_meter_is_logged_once_and_disabled(caplog: pytest.LogCaptureFi
             raise RuntimeError("meter exploded")
 
     with capture(patch=False, wait_threshold=0) as cap:
-        threadtrace.configure(meter_provider=ExplodingMeterProvider(), tracer_provider=cap.tracer_provider)
+        threadtrace.configure(
+            meter_provider=ExplodingMeterProvider(), tracer_provider=cap.tracer_provider
+        )
         lock = threadtrace.Lock()
         with caplog.at_level(logging.WARNING, logger="threadtrace"):
             contend(lock)
@@ -104,12 +106,20 @@ def test_primitives_touched_while_recording_are_neither_traced_nor_recorded() ->
         ({"hold_threshold": True}, "hold_threshold must be a number of seconds >= 0, got True"),
         ({"sample_every": -1}, "sample_every must be a whole number >= 0, got -1"),
         ({"sample_every": 1.5}, "sample_every must be a whole number >= 0, got 1.5"),
-        ({"exporters": ("console", "jaeger")}, "unknown exporter 'jaeger'; installed exporters: console, memory"),
-        ({"exporter": "console"}, "unknown setting 'exporter'; settings: exclude_modules, exporters, "
-         "hold_threshold, sample_every, wait_threshold"),
+        (
+            {"exporters": ("console", "jaeger")},
+            "unknown exporter 'jaeger'; installed exporters: console, memory",
+        ),
+        (
+            {"exporter": "console"},
+            "unknown setting 'exporter'; settings: exclude_modules, exporters, "
+            "hold_threshold, sample_every, wait_threshold",
+        ),
     ],
 )
-def test_invalid_settings_fail_with_one_exact_message(settings: dict[str, Any], message: str) -> None:
+def test_invalid_settings_fail_with_one_exact_message(
+    settings: dict[str, Any], message: str
+) -> None:
     before = threadtrace.current_config()
     with pytest.raises(threadtrace.ConfigurationError) as raised:
         threadtrace.configure(**settings)

@@ -12,11 +12,10 @@ import queue
 import threading
 from typing import Any
 
+from helpers import line
 from opentelemetry.sdk.trace import ReadableSpan
 
 from threadtrace.testing import Capture, FakeClock, wait_for_waiters
-
-from helpers import line
 
 FILE = "test_spans.py"
 
@@ -149,7 +148,9 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
         releaser.join(timeout=10)
 
         # 9. A pool: the task's own span is a child of "app".
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool") as pool:
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="pool"
+        ) as pool:
             pool.submit(lambda: tracer.start_span("task").end()).result(timeout=10)
 
     spans = cap.spans()
@@ -181,7 +182,11 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
         assert [(link.context.span_id, dict(link.attributes or {})) for link in span.links] == [
             (
                 app_ctx.span_id,
-                {"threadtrace.link.type": "woken_by", "thread.id": main_ident, "thread.name": "MainThread"},
+                {
+                    "threadtrace.link.type": "woken_by",
+                    "thread.id": main_ident,
+                    "thread.name": "MainThread",
+                },
             )
         ]
 

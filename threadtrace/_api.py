@@ -72,7 +72,7 @@ def _after_fork_in_child() -> None:
     _state.book = _originals.allocate_lock()
     recorder = _state.recorder
     if recorder is not None:
-        recorder._setup_lock = _originals.allocate_lock()
+        recorder._setup_lock = _originals.RLock()
 
 
 _state.recorder = Recorder()

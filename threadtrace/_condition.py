@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from itertools import islice
 from typing import Any, Optional
 
@@ -65,10 +66,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         finally:
             self._acquire_restore(saved_state)  # type: ignore[attr-defined]
             if not gotit:
-                try:
+                with contextlib.suppress(ValueError):  # notify() may have removed it
                     self._waiters.remove(waiter)  # type: ignore[attr-defined]
-                except ValueError:
-                    pass
             self._tt_end(
                 start,
                 "wait",

@@ -64,19 +64,17 @@ class Config:
                 or not math.isfinite(value)
                 or value < 0
             ):
-                raise ConfigurationError(
-                    f"{field} must be a number of seconds >= 0, got {value!r}"
-                )
+                raise ConfigurationError(f"{field} must be a number of seconds >= 0, got {value!r}")
             object.__setattr__(self, field, float(value))
         sample_every = self.sample_every
         if isinstance(sample_every, bool) or not isinstance(sample_every, int) or sample_every < 0:
             raise ConfigurationError(
                 f"sample_every must be a whole number >= 0, got {sample_every!r}"
             )
-        exporters = self.exporters
-        if isinstance(exporters, str):
-            exporters = tuple(e.strip() for e in exporters.split(",") if e.strip())
-        exporters = tuple(exporters)
+        given: Any = self.exporters
+        if isinstance(given, str):  # "console,json", as an environment variable spells it
+            given = [e.strip() for e in given.split(",") if e.strip()]
+        exporters: tuple[str, ...] = tuple(given)
         for name in exporters:
             if name not in KNOWN_EXPORTERS:
                 raise ConfigurationError(

@@ -12,8 +12,6 @@ from ._waits import WaitCounters
 
 
 class _WaitStatisticsMixin(WaitCounters):
-    __slots__ = ()
-
     def statistics(self) -> WaitStatistics:
         """A snapshot of this primitive's waits."""
         return WaitStatistics(
@@ -61,7 +59,9 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
             ok = bool(super().wait(timeout))
             return ok
         finally:
-            self._tt_end(start, "wait", ok=ok, timeout=timeout, waker=self._tt_waker if ok else None)
+            self._tt_end(
+                start, "wait", ok=ok, timeout=timeout, waker=self._tt_waker if ok else None
+            )
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""

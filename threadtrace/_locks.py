@@ -294,11 +294,16 @@ class _LockBase(Traced):
         )
 
     def _repr_from_raw(self) -> str:
+        """The real lock's repr, with this class and address in it.
+
+        ``<locked _thread.RLock object owner=1 count=2 at 0x...>`` becomes
+        ``<locked threadtrace.RLock object owner=1 count=2 at 0x...>``.
+        """
         raw = repr(self._raw)
         cls = type(self)
-        start = raw.index(" ") + 1
-        end = raw.index(" object")
-        return f"{raw[:start]}{cls.__module__}.{cls.__qualname__}{raw[end:raw.rindex(' at ')]} at {hex(id(self))}>"
+        state = raw[1 : raw.index(" ")]
+        details = raw[raw.index(" object") : raw.rindex(" at ")]
+        return f"<{state} {cls.__module__}.{cls.__qualname__}{details} at {id(self):#x}>"
 
 
 class Lock(_LockBase, metaclass=PrimitiveType):
@@ -416,7 +421,7 @@ class RLock(_LockBase, metaclass=PrimitiveType):
             _originals.RLock(*args, **kwargs)  # raises (or warns) exactly as threading does
         site = site_for(name, 1)
         if site is None and cls is RLock:
-            return _originals.RLock()  # type: ignore[no-any-return]
+            return _originals.RLock()  # type: ignore[return-value]
         self = object.__new__(cls)
         self._tt_init(site or _unknown(), name)
         return self
@@ -530,4 +535,3 @@ def _unknown() -> Site:
     from ._sites import UNKNOWN
 
     return UNKNOWN
-

@@ -26,7 +26,7 @@ Thread = threading.Thread
 Timer = threading.Timer
 local = threading.local
 current_thread = threading.current_thread
-enumerate = threading.enumerate  # noqa: A001 - the name threading uses
+enumerate = threading.enumerate
 
 #: The concrete types behind the factories, for ``isinstance`` checks.
 LockType = type(allocate_lock())

@@ -50,7 +50,9 @@ PRIMITIVES: dict[str, Any] = {
 }
 
 _START_NAME = (
-    "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    "_start_joinable_thread"
+    if hasattr(threading, "_start_joinable_thread")
+    else "_start_new_thread"
 )
 
 _lock = _originals.RLock()
@@ -69,7 +71,7 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
             try:
                 prepare_start(thread, 2)
             except Exception:  # noqa: BLE001 - tracing must never stop a thread from starting
-                thread._tt_traced = False
+                thread._tt_traced = False  # type: ignore[attr-defined]
         return original(function, *args, **kwargs)
 
     start_thread.__wrapped__ = original  # type: ignore[attr-defined]

@@ -41,9 +41,7 @@ class FallbackProviders:
                 self.tracer_provider.add_span_processor(
                     BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr))
                 )
-                readers.append(
-                    PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr))
-                )
+                readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr)))
             elif name == "memory":
                 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
                 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

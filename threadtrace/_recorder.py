@@ -35,7 +35,7 @@ logger = logging.getLogger("threadtrace")
 try:  # the key moved between releases; both spellings are honoured
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 except ImportError:  # pragma: no cover - very old API
-    _SUPPRESS_KEY = "suppress_instrumentation"  # type: ignore[assignment]
+    _SUPPRESS_KEY = "suppress_instrumentation"
 
 _INSTRUMENTATION_SCOPE = "threadtrace"
 
@@ -72,7 +72,9 @@ def _thread_name(ident: int) -> str:
     return f"<thread {ident}>"
 
 
-def _frame_attributes(prefix: str, frame: Optional[FrameType], site: Optional[Site]) -> dict[str, Any]:
+def _frame_attributes(
+    prefix: str, frame: Optional[FrameType], site: Optional[Site]
+) -> dict[str, Any]:
     if site is None and frame is not None:
         site = Site.of_frame(frame)
     if site is None or site.code is None:
@@ -218,13 +220,13 @@ class Recorder:
             exc_info=error,
         )
 
-    def _safely(self, part: str, action: Callable[[], None]) -> None:
+    def _safely(self, part: str, action: Callable[[], object]) -> None:
         if _state.recording() or self._suppressed():
             return
         with _state.guarded():
             try:
                 action()
-            except Exception as error:  # never raise into the host
+            except Exception as error:  # noqa: BLE001 - never raise into the host
                 self._fail(part, error)
 
     # -- events from the primitives -----------------------------------------------------
@@ -293,9 +295,7 @@ class Recorder:
                     )
             if link_to is not None and link_to.is_valid:
                 links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
-            self._span(
-                f"{DISPLAY[kind]}.{operation}", start_ns, end_ns, attributes, links, error
-            )
+            self._span(f"{DISPLAY[kind]}.{operation}", start_ns, end_ns, attributes, links, error)
 
         self._safely("spans", span)
 
@@ -382,8 +382,14 @@ class Recorder:
             self._safely("metrics", self.instruments)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and close threadtrace's own providers (never the app's)."""
-        fallback = self._fallback
+        """Flush and close threadtrace's own providers (never the app's).
+
+        Idempotent.  Recording afterwards builds fresh providers on demand.
+        """
+        with self._setup_lock:
+            fallback, self._fallback = self._fallback, None
+            self._instrument_sets = None
+            self._tracer = None
         if fallback is not None:
             with _state.guarded():
                 fallback.shutdown(timeout)

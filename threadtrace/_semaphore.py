@@ -26,14 +26,15 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
 
     _tt_kind = "semaphore"
     _tt_original = _originals.Semaphore
+    _tt_holders: dict[int, int]
 
     def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
         site = site_for(name, 1)
         if site is None and (cls is Semaphore or cls is BoundedSemaphore):
-            return cls._tt_original(value)  # type: ignore[no-any-return]
+            return cls._tt_original(value)  # type: ignore[return-value]
         self = super().__new__(cls)
         self._tt_setup(site, name)
-        self._tt_holders: dict[int, int] = {}
+        self._tt_holders = {}
         return self
 
     def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:

@@ -145,9 +145,7 @@ def creation_site(depth: int, *, composed: bool = True) -> Optional[Site]:
         return UNKNOWN
     assert frame is not None
     module = frame.f_globals.get("__name__", "")
-    if composed and (
-        module == "threading" or module == "threadtrace" or module.startswith("threadtrace.")
-    ):
+    if composed and (module in {"threading", "threadtrace"} or module.startswith("threadtrace.")):
         return None
     category = _category(module)
     via_frame = None

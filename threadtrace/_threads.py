@@ -107,7 +107,9 @@ def _run_in_span(recorder: Any, thread: Any, bootstrap_inner: Callable[[], None]
         recorder.end_thread_span(span, errors[0] if errors else None)
 
 
-def join_traced(thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]) -> None:
+def join_traced(
+    thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]
+) -> None:
     """Join, timing the wait when the thread was still running."""
     # Not started, self-join, already finished: no wait to report, and
     # threading raises its own errors for the first two.  Threads threadtrace

@@ -19,7 +19,13 @@ from ._sites import UNKNOWN, Site, user_frame
 class WaitCounters(Traced):
     """Counters of waits, kept in instance attributes of a stdlib subclass."""
 
-    __slots__ = ()
+    _tt_ops: int
+    _tt_blocked: int
+    _tt_timeouts: int
+    _tt_wait_total: int
+    _tt_wait_max: int
+    _tt_waiters: int
+    _tt_waker: Any
 
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN

@@ -40,7 +40,9 @@ class FakeClock:
     Thread-safe.  Starts at an arbitrary fixed instant.
     """
 
-    def __init__(self, start_ns: int = 1_000_000_000_000, epoch_ns: int = 1_700_000_000 * 10**9) -> None:
+    def __init__(
+        self, start_ns: int = 1_000_000_000_000, epoch_ns: int = 1_700_000_000 * 10**9
+    ) -> None:
         self._now = start_ns
         self._epoch_offset = epoch_ns - start_ns
         self._lock = _originals.allocate_lock()
@@ -57,7 +59,9 @@ class FakeClock:
             self._now += round(seconds * 1e9)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until it is true.
 
     Raises:
@@ -117,15 +121,18 @@ class Capture:
                 for metric in scope_metrics.metrics:
                     for point in metric.data.data_points:
                         key = tuple(sorted((point.attributes or {}).items()))
-                        if hasattr(point, "bucket_counts"):
-                            out[metric.name][key] = (point.count, point.sum)
+                        fields: Any = point
+                        if hasattr(fields, "bucket_counts"):
+                            out[metric.name][key] = (fields.count, fields.sum)
                         else:
-                            out[metric.name][key] = point.value
+                            out[metric.name][key] = fields.value
         return dict(out)
 
 
 @contextlib.contextmanager
-def capture(*, patch: bool = True, clock: Optional[Any] = None, **settings: Any) -> Iterator[Capture]:
+def capture(
+    *, patch: bool = True, clock: Optional[Any] = None, **settings: Any
+) -> Iterator[Capture]:
     """Record threadtrace's spans and metrics into memory for the block.
 
     Args:

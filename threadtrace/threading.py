@@ -9,22 +9,7 @@ threading API: the primitives are threadtrace's, everything else
 from __future__ import annotations
 
 import threading as _threading
-from typing import Any
-
-from . import (
-    Barrier,
-    BoundedSemaphore,
-    Condition,
-    Event,
-    Lock,
-    RLock,
-    Semaphore,
-    Thread,
-    Timer,
-    local,
-)
-
-from threading import (  # noqa: E402, I001 - re-exported unchanged
+from threading import (
     TIMEOUT_MAX,
     BrokenBarrierError,
     ExceptHookArgs,
@@ -40,6 +25,20 @@ from threading import (  # noqa: E402, I001 - re-exported unchanged
     setprofile,
     settrace,
     stack_size,
+)
+from typing import Any
+
+from . import (
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    Lock,
+    RLock,
+    Semaphore,
+    Thread,
+    Timer,
+    local,
 )
 
 __all__ = [  # noqa: RUF022 - threading's own order
