@@ -195,3 +195,28 @@ def test_exit_flushes_within_a_bounded_time() -> None:
     assert '"name": "Lock.acquire"' in done.stderr
     assert '"thread.name": "late"' in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_start_returns_before_the_thread_span_is_recorded() -> None:
+    """Recording in a new thread never delays start(): the starter may hold what it needs.
+
+    ThreadPoolExecutor.submit holds a global lock while start() waits for the
+    new thread; a span recorded before the thread reported in would deadlock.
+    """
+    gate = _originals.allocate_lock()
+
+    class GatedTracerProvider(TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            with gate:
+                return super().get_tracer(*args, **kwargs)
+
+    with capture() as cap:
+        provider = GatedTracerProvider()
+        provider.add_span_processor(cap.tracer_provider._active_span_processor)
+        threadtrace.configure(tracer_provider=provider)
+        with gate:  # recording cannot proceed while this is held...
+            worker = threading.Thread(target=int, name="gated")
+            worker.start()  # ...and start() still returns
+        worker.join(10)
+        assert not worker.is_alive()
+    assert [s.attributes["thread.name"] for s in cap.spans()] == ["gated"]  # type: ignore[index]

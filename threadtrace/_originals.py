@@ -25,7 +25,19 @@ Barrier = threading.Barrier
 Thread = threading.Thread
 Timer = threading.Timer
 local = threading.local
-current_thread = threading.current_thread
+# threading's registry of Thread objects by ident.  Read it instead of calling
+# current_thread(), which registers a _DummyThread for threads that threading
+# did not start: threadtrace must not change what the program sees.
+_active = threading._active  # type: ignore[attr-defined]
+
+
+def current_thread_name() -> str:
+    """The current thread's name, without registering anything."""
+    ident = get_ident()
+    thread = _active.get(ident)
+    return thread.name if thread is not None else f"thread-{ident}"
+
+
 enumerate = threading.enumerate
 
 #: The concrete types behind the factories, for ``isinstance`` checks.

@@ -60,7 +60,7 @@ def current_waker() -> Waker:
     ctx = trace.get_current_span().get_span_context()
     return (
         _originals.get_ident(),
-        _originals.current_thread().name,
+        _originals.current_thread_name(),
         ctx if ctx.is_valid else None,
     )
 
@@ -267,7 +267,7 @@ class Recorder:
                 "threadtrace.operation": operation,
                 "threadtrace.timed_out": not ok,
                 "thread.id": _originals.get_ident(),
-                "thread.name": _originals.current_thread().name,
+                "thread.name": _originals.current_thread_name(),
             }
             if timeout is not None and timeout >= 0:
                 attributes["threadtrace.timeout"] = float(timeout)
@@ -311,7 +311,7 @@ class Recorder:
                 "threadtrace.primitive.name": primitive.name,
                 "threadtrace.operation": "hold",
                 "thread.id": _originals.get_ident(),
-                "thread.name": _originals.current_thread().name,
+                "thread.name": _originals.current_thread_name(),
             }
             attributes.update(_frame_attributes("", None, site))
             self._span(f"{DISPLAY[kind]}.hold", start_ns, end_ns, attributes, [], None)
@@ -377,9 +377,16 @@ class Recorder:
             instruments.record_wait(kind, name, duration_ns)
 
     def ensure_ready(self) -> None:
-        """Create the instruments now, so the observable counters report from the start."""
+        """Build providers and instruments now, on the caller's thread.
+
+        So the observable counters report from the start, and no thread
+        ever builds them lazily at an awkward moment (resource detection
+        starts a thread pool of its own).
+        """
         if self.metrics_enabled:
             self._safely("metrics", self.instruments)
+        if self.spans_enabled:
+            self._safely("spans", self.tracer)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and close threadtrace's own providers (never the app's).

@@ -12,8 +12,9 @@ OpenTelemetry's own ``ThreadingInstrumentor`` (which wraps ``start`` and
   It captures the current OpenTelemetry context and decides whether the
   thread is traced (threads started by telemetry plumbing are not).
 * ``run_traced`` wraps ``Thread._bootstrap_inner`` in the new thread, which
-  calls ``run()`` whatever subclass overrides it.  An exception escaping
-  ``run`` is seen through the thread's ``_invoke_excepthook`` and recorded.
+  calls ``self.run()`` whatever subclass overrides it; for that one call an
+  instance attribute ``run`` opens the span around the real ``run``, and an
+  exception escaping it is recorded before threading's excepthook sees it.
 * ``join_traced`` wraps ``Thread.join``.
 
 :class:`Thread` and :class:`Timer` apply the same hooks by overriding those
@@ -23,7 +24,6 @@ methods, so they are traced with or without :func:`threadtrace.patch`.
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any, Callable, Optional
 
 from opentelemetry import context as otel_context
@@ -67,44 +67,52 @@ def _run_attributes(thread: Any) -> dict[str, Any]:
 
 
 def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
-    """In the new thread: run ``bootstrap_inner`` inside the thread's span."""
+    """In the new thread: run ``bootstrap_inner`` with ``run()`` inside the thread's span.
+
+    The span is opened by a ``run`` installed on the instance for the
+    duration, not here: ``bootstrap_inner`` first tells ``start()`` that the
+    thread is up, and nothing threadtrace does may delay that (the starting
+    thread may hold locks that recording needs, as ``ThreadPoolExecutor.submit``
+    does).
+    """
     recorder = _state.recorder
     if recorder is None or not getattr(thread, "_tt_traced", False):
         bootstrap_inner()
         return
+    run = thread.run
+    traced = functools.partial(_run_in_span, recorder, thread, run)
+    thread.run = traced
+    try:
+        bootstrap_inner()
+    finally:
+        if thread.__dict__.get("run") is traced:
+            del thread.run
+
+
+def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
     with _state.book:
         _state.threads_started += 1
         _state.threads_live += 1
     try:
-        _run_in_span(recorder, thread, bootstrap_inner)
+        parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
+        span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
+        if span is None:
+            run()
+            return
+        thread._tt_span_context = span.get_span_context()
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        error: Optional[BaseException] = None
+        try:
+            run()
+        except BaseException as exc:  # recorded, then threading's excepthook sees it as usual
+            error = exc
+            raise
+        finally:
+            otel_context.detach(token)
+            recorder.end_thread_span(span, error)
     finally:
         with _state.book:
             _state.threads_live -= 1
-
-
-def _run_in_span(recorder: Any, thread: Any, bootstrap_inner: Callable[[], None]) -> None:
-    parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
-    span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
-    if span is None:
-        bootstrap_inner()
-        return
-    thread._tt_span_context = span.get_span_context()
-    errors: list[BaseException] = []
-    invoke_excepthook = thread._invoke_excepthook
-
-    def record_then_invoke(t: Any) -> None:
-        error = sys.exc_info()[1]
-        if error is not None:
-            errors.append(error)
-        invoke_excepthook(t)
-
-    thread._invoke_excepthook = record_then_invoke
-    token = otel_context.attach(trace.set_span_in_context(span, parent))
-    try:
-        bootstrap_inner()
-    finally:
-        otel_context.detach(token)
-        recorder.end_thread_span(span, errors[0] if errors else None)
 
 
 def join_traced(
@@ -119,7 +127,7 @@ def join_traced(
         not getattr(thread, "_tt_traced", False)
         or not getattr(thread, "_started", None)
         or not thread._started.is_set()
-        or thread is _originals.current_thread()
+        or thread.ident == _originals.get_ident()
         or not thread.is_alive()
         or _state.recording()
     ):
