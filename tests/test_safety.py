@@ -220,3 +220,18 @@ def test_start_returns_before_the_thread_span_is_recorded() -> None:
         worker.join(10)
         assert not worker.is_alive()
     assert [s.attributes["thread.name"] for s in cap.spans()] == ["gated"]  # type: ignore[index]
+
+
+def test_the_lock_core_in_use_is_the_one_asked_for() -> None:
+    """THREADTRACE_PURE_PYTHON=1 selects the pure-Python core; otherwise C when built."""
+    import os
+
+    from threadtrace import _core, _locks
+
+    pure = bool(os.environ.get("THREADTRACE_PURE_PYTHON"))
+    assert _locks.SPEEDUPS is (not pure and _locks._CLockCore is not None)
+    if pure:
+        assert threadtrace.Lock.__mro__[-2] is _core.LockCore
+        assert threadtrace.RLock.__mro__[-2] is _core.RLockCore
+    elif _locks.SPEEDUPS:
+        assert threadtrace.Lock.__mro__[-2].__module__ == "threadtrace._speedups"

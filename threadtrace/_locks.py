@@ -1,10 +1,11 @@
 """Traced ``Lock`` and ``RLock``: the hot path of the whole library.
 
 An uncontended acquire is a non-blocking try of the real lock, one
-``get_ident()`` and a countdown; a release is one attribute read and the
-real release.  No clock, no frame, no OpenTelemetry, no allocation.  Every
-write on that path happens while holding the lock, so the lock itself
-protects its counters.
+``get_ident()`` and a countdown; a release is one flag test and the real
+release.  No clock, no frame, no OpenTelemetry, no allocation.  Every write
+on that path happens while holding the lock, so the lock itself protects its
+counters.  That path lives in the "core" base class: C in ``_speedups.c``
+when built, else ``_core.py``; this module holds everything else.
 
 Everything else is the slow path, taken only when
 
@@ -17,19 +18,33 @@ Everything else is the slow path, taken only when
 
 This is Go's design (count always, time only what blocked or was sampled)
 with JFR's threshold for turning a wait into an event.  A pure-Python wrapper
-cannot be free: the bare method calls cost about 1.4x a C ``with lock:``;
-``bench/micro.py`` prints what this module costs on top.
+cannot get under about 1.7x a C ``with lock:`` here (two interpreted frames
+per ``with``), hence the C core; ``bench/micro.py`` prints what both cost.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Optional
+import os
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import _originals, _state
 from ._base import PrimitiveType, Traced, site_for
-from ._sites import Site, user_frame
+from ._sites import UNKNOWN, Site, user_frame
 from ._statistics import LockStatistics
+
+_CLockCore: Optional[type]
+try:
+    from ._speedups import LockCore as _CLockCore
+except ImportError:  # not built (no compiler at install time): the pure-Python core
+    _CLockCore = None
+
+#: Whether the C hot path is in use (``THREADTRACE_PURE_PYTHON=1`` turns it off).
+SPEEDUPS = _CLockCore is not None and not os.environ.get("THREADTRACE_PURE_PYTHON")
+if TYPE_CHECKING or not SPEEDUPS:
+    from ._core import LockCore as _LockCore
+    from ._core import RLockCore as _RLockCore
+else:
+    _LockCore = _RLockCore = _CLockCore
 
 _get_ident = _originals.get_ident
 _NEVER = 1 << 62
@@ -61,44 +76,49 @@ def _thread_name(ident: Optional[int]) -> Optional[str]:
 class _LockBase(Traced):
     """State and slow paths shared by :class:`Lock` and :class:`RLock`."""
 
-    __slots__ = (
-        "__weakref__",
-        "_base",
-        "_contended",
-        "_hold_max",
-        "_hold_total",
-        "_holds",
-        "_hot",
-        "_left",
-        "_owner",
-        "_period",
-        "_raw",
-        "_rel",
-        "_site_acq",
-        "_t_acq",
-        "_timeouts",
-        "_try",
-        "_tt_name",
-        "_tt_site",
-        "_wait_max",
-        "_wait_total",
-        "_waiters",
-        "_waker",
-    )
+    if not TYPE_CHECKING:  # mypy would reject assigning the subclasses' slots here
+        __slots__ = ()
     _raw_factory: Any
+    _tt_core: Any
+    _tt_reentrant = False
+    # Fields of the core base class (C or _core.py):
+    _raw: Any
+    _try: Any
+    _rel: Any
+    _owner: Optional[int]
+    _left: int
+    _hot: bool
+    _depth: int
+    _reentrant: bool
+    # Fields of this class (slots declared by Lock and RLock: see _SLOTS).
+    _base: int
+    _period: int
+    _t_acq: int
+    _site_acq: Optional[Site]
+    _waiters: int
+    _waker: Any
+    _contended: int
+    _timeouts: int
+    _wait_total: int
+    _wait_max: int
+    _holds: int
+    _hold_total: int
+    _hold_max: int
 
     def _tt_init(self, site: Site, name: Optional[str]) -> None:
         raw = self._raw_factory()
         self._raw = raw
         self._try = raw.acquire
         self._rel = raw.release
-        self._owner: Optional[int] = None
+        self._owner = None
+        self._reentrant = self._tt_reentrant
+        self._depth = 0
         self._period = period = _period()
         self._left = period
         self._base = 0
         self._hot = False
         self._t_acq = 0
-        self._site_acq: Optional[Site] = None
+        self._site_acq = None
         self._waiters = 0
         self._waker: Any = None
         self._contended = 0
@@ -110,16 +130,12 @@ class _LockBase(Traced):
         self._hold_max = 0
         self._tt_site = site
         self._tt_name = name
-        self._tt_init_extra()
         _state.register(self)
-
-    def _tt_init_extra(self) -> None:
-        """Per-class state beyond the shared fields."""
 
     @classmethod
     def _tt_traced(cls, site: Site, name: Optional[str]) -> Any:
         """A traced instance named after ``site``, skipping the exclusion check."""
-        self = object.__new__(cls)
+        self = cls._tt_core.__new__(cls)
         self._tt_init(site, name)
         return self
 
@@ -132,20 +148,34 @@ class _LockBase(Traced):
     def _acquisitions(self) -> int:
         return self._base + self._period - self._left
 
+    def _at_fork_reinit(self) -> None:
+        self._raw._at_fork_reinit()
+        self._owner = None
+        self._depth = 0
+        self._waiters = 0
+        self._hot = False
+        self._t_acq = 0
+
+    def __repr__(self) -> str:
+        return self._repr_from_raw()
+
     def _tt_counters(self) -> tuple[int, int, int, int]:
         return (self._acquisitions, self._contended, self._wait_total, self._hold_total)
 
     # -- slow paths ------------------------------------------------------------------
 
-    def _sampled(self, depth: int, measure: bool = True) -> None:
-        """The countdown ran out: measure this acquisition's hold and site."""
+    def _sampled(self, measure: bool = True) -> None:
+        """The countdown ran out: measure this acquisition's hold and site.
+
+        Called by the core right after a successful try.
+        """
         period = _period()
-        self._base += self._period
+        self._base += self._period - self._left
         self._period = period
         self._left = period
         if not measure:  # a reentrant acquisition: the outer one's hold is what counts
             return
-        frame = user_frame(depth + 1)
+        frame = user_frame(1)
         self._site_acq = Site.of_frame(frame) if frame is not None else None
         self._t_acq = _state.clock.monotonic_ns()
         self._hot = True
@@ -168,7 +198,7 @@ class _LockBase(Traced):
                 self._waiters -= 1
         t1 = clock.monotonic_ns()
         wait = t1 - t0
-        frame = user_frame(2)
+        frame = user_frame(1)
         waker = None
         if ok:
             # We hold the lock now: it protects these writes.
@@ -207,8 +237,10 @@ class _LockBase(Traced):
 
     def _owned_after_wait(self) -> None:
         self._owner = _get_ident()
+        if self._reentrant:
+            self._depth = 1
 
-    def _acquire_with(self, blocking: Any, timeout: Any, depth: int) -> bool:
+    def _acquire_with(self, blocking: Any, timeout: Any) -> bool:
         """``acquire`` with arguments other than the defaults.
 
         Arguments threading would reject (or that are not plain numbers) go
@@ -219,23 +251,27 @@ class _LockBase(Traced):
         ):
             return self._acquire_exact(blocking, timeout)
         if self._try(False):
-            self._acquired_now(depth + 1)
+            self._owner = _get_ident()
+            if self._reentrant:
+                self._depth += 1
+            left = self._left - 1
+            self._left = left
+            if left <= 0:
+                self._sampled(not self._reentrant or self._depth == 1)
             return True
         if not blocking:
             return False
         return self._acquire_slow(timeout)
 
-    def _acquired_now(self, depth: int) -> None:
-        """Bookkeeping after a successful try, off the inlined hot path."""
-        self._owner = _get_ident()
-        left = self._left - 1
-        self._left = left
-        if not left:
-            self._sampled(depth + 1)
-
-    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
+    def _acquire_exact(self, blocking: Any, timeout: Any) -> bool:
         """Acquire with threading's own argument handling, untimed."""
-        raise NotImplementedError
+        ok = bool(self._raw.acquire(blocking, timeout))
+        if ok:
+            self._owner = _get_ident()
+            if self._reentrant:
+                self._depth += 1
+            self._base += 1
+        return ok
 
     def _release_slow(self) -> None:
         """Releasing a measured hold, or a lock others wait for."""
@@ -306,7 +342,27 @@ class _LockBase(Traced):
         return f"<{state} {cls.__module__}.{cls.__qualname__}{details} at {id(self):#x}>"
 
 
-class Lock(_LockBase, metaclass=PrimitiveType):
+_SLOTS = (
+    "__weakref__",
+    "_base",
+    "_contended",
+    "_hold_max",
+    "_hold_total",
+    "_holds",
+    "_period",
+    "_site_acq",
+    "_t_acq",
+    "_timeouts",
+    "_tt_name",
+    "_tt_site",
+    "_wait_max",
+    "_wait_total",
+    "_waiters",
+    "_waker",
+)
+
+
+class Lock(_LockBase, _LockCore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.Lock`.
 
     Thread-safe, like the lock it wraps.  ``Lock(name="ledger")`` names it;
@@ -317,66 +373,19 @@ class Lock(_LockBase, metaclass=PrimitiveType):
         a class there too, so ``isinstance`` works with it on every version.
     """
 
-    __slots__ = ()
+    __slots__ = _SLOTS
     _tt_kind = "lock"
     _tt_original = _originals.LockType
+    _tt_core = _LockCore
     _raw_factory = staticmethod(_originals.allocate_lock)
 
     def __new__(cls, *, name: Optional[str] = None) -> Lock:
         site = site_for(name, 1)
         if site is None and cls is Lock:
             return _originals.allocate_lock()  # type: ignore[return-value]
-        self = object.__new__(cls)
-        self._tt_init(site or _unknown(), name)
+        self: Lock = _LockCore.__new__(cls)
+        self._tt_init(site or UNKNOWN, name)
         return self
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, exactly as :meth:`threading.Lock.acquire` does."""
-        if blocking is not True or timeout != -1:
-            return self._acquire_with(blocking, timeout, 2)
-        if self._try(False):
-            self._owner = _get_ident()
-            left = self._left - 1
-            self._left = left
-            if not left:
-                self._sampled(1)
-            return True
-        return self._acquire_slow(-1)
-
-    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
-        ok = bool(self._raw.acquire(blocking, timeout))
-        if ok:
-            self._owner = _get_ident()
-            self._base += 1
-        return ok
-
-    def __enter__(self) -> bool:
-        if self._try(False):
-            self._owner = _get_ident()
-            left = self._left - 1
-            self._left = left
-            if not left:
-                self._sampled(1)
-            return True
-        return self._acquire_slow(-1)
-
-    def release(self) -> None:
-        """Release the lock; ``RuntimeError`` if it is not locked, as in threading."""
-        self._owner = None
-        if self._hot:
-            self._release_slow()
-        self._rel()
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self._owner = None
-        if self._hot:
-            self._release_slow()
-        self._rel()
 
     def locked(self) -> bool:
         """Whether the lock is held by any thread."""
@@ -385,23 +394,13 @@ class Lock(_LockBase, metaclass=PrimitiveType):
     def _raw_locked(self) -> bool:
         return bool(self._raw.locked())
 
-    def _at_fork_reinit(self) -> None:
-        self._raw._at_fork_reinit()
-        self._owner = None
-        self._waiters = 0
-        self._hot = False
-        self._t_acq = 0
-
     # Legacy aliases the C lock still has.
-    acquire_lock = acquire
-    release_lock = release
+    acquire_lock = _LockCore.acquire
+    release_lock = _LockCore.release
     locked_lock = locked
 
-    def __repr__(self) -> str:
-        return self._repr_from_raw()
 
-
-class RLock(_LockBase, metaclass=PrimitiveType):
+class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.RLock` (reentrant).
 
     Thread-safe.  Reentrant acquisitions count as acquisitions; the hold time
@@ -411,9 +410,11 @@ class RLock(_LockBase, metaclass=PrimitiveType):
         ``threading.RLock`` is a factory function; this is a class.
     """
 
-    __slots__ = ("_depth",)
+    __slots__ = _SLOTS
     _tt_kind = "rlock"
     _tt_original = _originals.RLockType
+    _tt_core = _RLockCore
+    _tt_reentrant = True
     _raw_factory = staticmethod(_originals.RLock)
 
     def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> RLock:
@@ -422,70 +423,9 @@ class RLock(_LockBase, metaclass=PrimitiveType):
         site = site_for(name, 1)
         if site is None and cls is RLock:
             return _originals.RLock()  # type: ignore[return-value]
-        self = object.__new__(cls)
-        self._tt_init(site or _unknown(), name)
+        self: RLock = _RLockCore.__new__(cls)
+        self._tt_init(site or UNKNOWN, name)
         return self
-
-    def _tt_init_extra(self) -> None:
-        self._depth = 0
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, exactly as :meth:`threading.RLock.acquire` does."""
-        if blocking is not True or timeout != -1:
-            return self._acquire_with(blocking, timeout, 2)
-        if self._try(False):
-            self._owner = _get_ident()
-            depth = self._depth + 1
-            self._depth = depth
-            left = self._left - 1
-            self._left = left
-            if not left:
-                self._sampled(1, measure=depth == 1)
-            return True
-        return self._acquire_slow(-1)
-
-    __enter__ = acquire
-
-    def _acquire_exact(self, blocking: bool, timeout: Any) -> bool:
-        ok = bool(self._raw.acquire(blocking, timeout))
-        if ok:
-            self._owner = _get_ident()
-            self._depth += 1
-            self._base += 1
-        return ok
-
-    def _owned_after_wait(self) -> None:
-        self._owner = _get_ident()
-        self._depth = 1
-
-    def _acquired_now(self, depth: int) -> None:
-        self._owner = _get_ident()
-        self._depth += 1
-        left = self._left - 1
-        self._left = left
-        if not left:
-            self._sampled(depth + 1, measure=self._depth == 1)
-
-    def release(self) -> None:
-        """Release once; ``RuntimeError`` if this thread does not own it, as in threading."""
-        if self._owner != _get_ident():
-            self._rel()  # not ours: the real lock raises exactly as threading does
-            return
-        depth = self._depth - 1
-        self._depth = depth
-        if not depth:
-            self._owner = None
-            if self._hot:
-                self._release_slow()
-        self._rel()
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
 
     # The hooks threading.Condition uses to wait on an RLock.
     def _is_owned(self) -> bool:
@@ -506,14 +446,6 @@ class RLock(_LockBase, metaclass=PrimitiveType):
         self._owner = _get_ident()
         self._depth = depth
 
-    def _at_fork_reinit(self) -> None:
-        self._raw._at_fork_reinit()
-        self._owner = None
-        self._depth = 0
-        self._waiters = 0
-        self._hot = False
-        self._t_acq = 0
-
     def _raw_locked(self) -> bool:
         return self._owner is not None
 
@@ -522,16 +454,7 @@ class RLock(_LockBase, metaclass=PrimitiveType):
         def _recursion_count(self) -> int:
             return int(self._raw._recursion_count())
 
-    if hasattr(_originals.RLockType, "locked"):
+    if hasattr(_originals.RLockType, "locked"):  # threading's RLock has it from 3.14
 
         def locked(self) -> bool:
             return bool(self._raw.locked())
-
-    def __repr__(self) -> str:
-        return self._repr_from_raw()
-
-
-def _unknown() -> Site:
-    from ._sites import UNKNOWN
-
-    return UNKNOWN
