@@ -374,3 +374,18 @@ def test_waiting_threads_are_visible_in_statistics() -> None:
     stats = lock.statistics()
     assert (stats.acquisitions, stats.contended, stats.holders, stats.waiters) == (2, 1, (), 0)
     assert stats.total_wait > 0 and stats.max_wait == stats.total_wait
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((), {"x": 1}), ((True, -1, 3), {}), ((True,), {"blocking": False}), ((), {"timeout": 0})],
+    ids=["unknown-keyword", "too-many", "given-twice", "timeout-keyword"],
+)
+def test_acquire_keyword_errors_match_the_stdlib(
+    impl: Any, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    reference, ours = getattr(_originals, kind)(), getattr(impl, kind)()
+    assert outcome(lambda: ours.acquire(*args, **kwargs)) == outcome(
+        lambda: reference.acquire(*args, **kwargs)
+    )

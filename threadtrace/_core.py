@@ -27,10 +27,14 @@ class LockCore:
     _left: int
     _hot: bool
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, exactly as threading's lock does."""
-        if blocking is not True or timeout != -1:
-            return self._acquire_with(blocking, timeout)  # type: ignore[attr-defined,no-any-return]
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        """Acquire the lock, exactly as threading's lock does.
+
+        ``acquire(blocking=True, timeout=-1)``, parsed by hand (as the C core
+        does) so that bad arguments raise threading's own exceptions.
+        """
+        if args or kwargs:
+            return self._acquire_args(args, kwargs)  # type: ignore[attr-defined,no-any-return]
         if self._try(False):
             self._owner = get_ident()
             left = self._left - 1
@@ -80,10 +84,14 @@ class RLockCore:
     _hot: bool
     _depth: int
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, exactly as threading's reentrant lock does."""
-        if blocking is not True or timeout != -1:
-            return self._acquire_with(blocking, timeout)  # type: ignore[attr-defined,no-any-return]
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        """Acquire the lock, exactly as threading's reentrant lock does.
+
+        ``acquire(blocking=True, timeout=-1)``, parsed by hand (as the C core
+        does) so that bad arguments raise threading's own exceptions.
+        """
+        if args or kwargs:
+            return self._acquire_args(args, kwargs)  # type: ignore[attr-defined,no-any-return]
         if self._try(False):
             self._owner = get_ident()
             depth = self._depth + 1

@@ -240,6 +240,15 @@ class _LockBase(Traced):
         if self._reentrant:
             self._depth = 1
 
+    def _acquire_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """``acquire(*args, **kwargs)`` for the pure-Python core."""
+        if len(args) <= 2 and kwargs.keys() <= {"blocking", "timeout"}:
+            params = dict(zip(("blocking", "timeout"), args))
+            if not params.keys() & kwargs.keys():
+                params.update(kwargs)
+                return self._acquire_with(params.get("blocking", True), params.get("timeout", -1))
+        return self._acquire_exact(*args, **kwargs)  # the real lock raises threading's TypeError
+
     def _acquire_with(self, blocking: Any, timeout: Any) -> bool:
         """``acquire`` with arguments other than the defaults.
 
@@ -263,9 +272,9 @@ class _LockBase(Traced):
             return False
         return self._acquire_slow(timeout)
 
-    def _acquire_exact(self, blocking: Any, timeout: Any) -> bool:
+    def _acquire_exact(self, *args: Any, **kwargs: Any) -> bool:
         """Acquire with threading's own argument handling, untimed."""
-        ok = bool(self._raw.acquire(blocking, timeout))
+        ok = bool(self._raw.acquire(*args, **kwargs))
         if ok:
             self._owner = _get_ident()
             if self._reentrant:

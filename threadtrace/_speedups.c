@@ -116,12 +116,38 @@ core_enter(CoreObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-core_acquire(CoreObject *self, PyObject *args, PyObject *kwds)
+core_acquire(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"blocking", "timeout", NULL};
+    if (nargs == 0 && kwnames == NULL) {
+        return core_fast_acquire(self);
+    }
+    /* Parse (blocking=True, timeout=-1) by hand: PyArg_ParseTupleAndKeywords
+     * would cost more than the whole fast path. */
     PyObject *blocking = NULL, *timeout = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:acquire", kwlist, &blocking, &timeout)) {
-        return NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        goto let_the_real_lock_raise;
+    }
+    if (nargs > 0) {
+        blocking = args[0];
+    }
+    if (nargs > 1) {
+        timeout = args[1];
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = NULL;
+        if (PyUnicode_CompareWithASCIIString(key, "blocking") == 0) {
+            slot = &blocking;
+        }
+        else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0) {
+            slot = &timeout;
+        }
+        /* else: an unknown keyword */
+        if (slot == NULL || *slot != NULL) {
+            goto let_the_real_lock_raise;
+        }
+        *slot = args[nargs + i];
     }
     int default_timeout = (timeout == NULL);
     if (!default_timeout && PyLong_CheckExact(timeout)) {
@@ -133,6 +159,7 @@ core_acquire(CoreObject *self, PyObject *args, PyObject *kwds)
         return core_fast_acquire(self);
     }
     /* Anything else takes the Python path, which matches threading exactly. */
+    PyObject *r;
     PyObject *minus_one = NULL;
     if (timeout == NULL) {
         minus_one = PyLong_FromLong(-1);
@@ -140,12 +167,23 @@ core_acquire(CoreObject *self, PyObject *args, PyObject *kwds)
             return NULL;
         }
     }
-    PyObject *r = PyObject_CallMethodObjArgs(
+    r = PyObject_CallMethodObjArgs(
         (PyObject *)self, str_acquire_with,
         blocking ? blocking : Py_True,
         timeout ? timeout : minus_one,
         NULL);
     Py_XDECREF(minus_one);
+    return r;
+
+let_the_real_lock_raise:
+    /* Arguments the real lock rejects before touching the lock: it raises
+     * threading's exact TypeError.  (Should it ever accept them, the result
+     * is still an acquisition, noted as one.) */
+    r = PyObject_Vectorcall(self->try_, args, nargs, kwnames);
+    if (r == Py_True) {
+        Py_DECREF(r);
+        return core_acquired(self);
+    }
     return r;
 }
 
@@ -210,7 +248,7 @@ core_set_owner(CoreObject *self, PyObject *value, void *Py_UNUSED(closure))
 static PyMethodDef core_methods[] = {
     {"__enter__", (PyCFunction)core_enter, METH_NOARGS, "Acquire the lock, blocking."},
     {"__exit__", (PyCFunction)(void (*)(void))core_exit, METH_FASTCALL, "Release the lock."},
-    {"acquire", (PyCFunction)(void (*)(void))core_acquire, METH_VARARGS | METH_KEYWORDS,
+    {"acquire", (PyCFunction)(void (*)(void))core_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1)\n--\n\n"
      "Acquire the lock, exactly as threading's lock does."},
     {"release", (PyCFunction)core_release, METH_NOARGS,
