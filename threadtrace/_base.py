@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import _state
-from ._sites import UNKNOWN, Site
+from ._sites import UNKNOWN, Site, creation_site
 
 
 class PrimitiveType(type):
@@ -60,8 +60,6 @@ def site_for(name: Optional[str], depth: int) -> Optional[Site]:
 
     A primitive given an explicit ``name`` is always traced.
     """
-    from ._sites import creation_site
-
     site = creation_site(depth + 1)
     if site is None and name is not None:
         return UNKNOWN

@@ -80,6 +80,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         """Wake up to ``n`` waiters, as threading does."""
         if not self._is_owned():  # type: ignore[attr-defined]
             raise RuntimeError("cannot notify on un-acquired lock")
+        if not self._waiters:  # type: ignore[attr-defined]
+            return  # nobody to wake: all threading would have done is the check above
         woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
         if woken:
             self._tt_notifies += 1
@@ -101,7 +103,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         return ConditionStatistics(
             kind=self._tt_kind,
             name=self.name,
-            waits=self._tt_ops,
+            waits=self._tt_operations,
             blocked=self._tt_blocked,
             timeouts=self._tt_timeouts,
             total_wait=self._tt_wait_total / 1e9,

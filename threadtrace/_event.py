@@ -17,7 +17,7 @@ class _WaitStatisticsMixin(WaitCounters):
         return WaitStatistics(
             kind=self._tt_kind,
             name=self.name,
-            waits=self._tt_ops,
+            waits=self._tt_operations,
             blocked=self._tt_blocked,
             timeouts=self._tt_timeouts,
             total_wait=self._tt_wait_total / 1e9,
@@ -50,8 +50,11 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the flag is set or ``timeout`` seconds pass, as threading does."""
-        if self._flag or _is_zero(timeout):  # type: ignore[attr-defined]
-            self._tt_count()
+        if self._flag:  # type: ignore[attr-defined]
+            next(self._tt_fast_ops)
+            return True  # what threading returns for a set flag, without taking its lock
+        if _is_zero(timeout):
+            next(self._tt_fast_ops)
             return bool(super().wait(timeout))
         start = self._tt_begin()
         ok = False

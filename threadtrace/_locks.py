@@ -437,8 +437,11 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
         return self
 
     # The hooks threading.Condition uses to wait on an RLock.
-    def _is_owned(self) -> bool:
-        return bool(self._raw._is_owned())
+    @property
+    def _is_owned(self) -> Any:
+        # The real lock's own method: Condition binds it once and calls it
+        # on every notify(), so it stays C.  Ownership is the real lock's.
+        return self._raw._is_owned
 
     def _release_save(self) -> Any:
         if self._owner != _get_ident():

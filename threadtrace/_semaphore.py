@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import _originals, _state
+from . import _originals
 from ._base import PrimitiveType, site_for
 from ._statistics import LockStatistics
 from ._waits import WaitCounters
@@ -44,16 +44,20 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         """Take a permit, exactly as :meth:`threading.Semaphore.acquire` does."""
         if not blocking and timeout is not None:
             return bool(super().acquire(blocking, timeout))  # raises ValueError, as threading does
-        if super().acquire(False):
-            self._tt_count()
-            self._tt_took()
-            return True
+        with self._cond:  # type: ignore[attr-defined]
+            # threading's own non-blocking path, plus the holder, under the same lock.
+            if self._value > 0:
+                self._value -= 1
+                me = _originals.get_ident()
+                self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+                next(self._tt_fast_ops)
+                return True
         if not blocking:
             return False
         if _is_zero(timeout):  # a try in disguise (ThreadPoolExecutor does this): nothing waits
             ok = bool(super().acquire(True, timeout))
             if ok:
-                self._tt_count()
+                next(self._tt_fast_ops)
                 self._tt_took()
             return ok
         start = self._tt_begin()
@@ -70,18 +74,20 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
 
     def release(self, n: int = 1) -> None:
         """Give back ``n`` permits, exactly as :meth:`threading.Semaphore.release` does."""
-        self._tt_note_waker()
+        if self._tt_waiters:
+            self._tt_note_waker()
         super().release(n)
         self._tt_gave(n)
 
+    # The holders are guarded by the semaphore's own (untraced) lock.
     def _tt_took(self) -> None:
         me = _originals.get_ident()
-        with _state.book:
+        with self._cond:  # type: ignore[attr-defined]
             self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
 
     def _tt_gave(self, n: int) -> None:
         me = _originals.get_ident()
-        with _state.book:
+        with self._cond:  # type: ignore[attr-defined]
             holders = self._tt_holders
             for _ in range(n):
                 who = me if me in holders else next(iter(holders), None)
@@ -97,12 +103,12 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         """A snapshot of what this semaphore has seen (holds are not measured)."""
         from ._locks import _thread_name
 
-        with _state.book:
+        with self._cond:  # type: ignore[attr-defined]
             holders = tuple(self._tt_holders)
         return LockStatistics(
             kind=self._tt_kind,
             name=self.name,
-            acquisitions=self._tt_ops - self._tt_timeouts,
+            acquisitions=self._tt_operations - self._tt_timeouts,
             contended=self._tt_blocked - self._tt_timeouts,
             timeouts=self._tt_timeouts,
             total_wait=self._tt_wait_total / 1e9,
