@@ -45,9 +45,15 @@ def configure(
         _sites.forget_categories()
     if providers_changed or exporters_changed:
         old = _state.recorder
+        if old is not None:  # providers given earlier stay until replaced
+            tracer_provider = tracer_provider or old._explicit_tracer_provider
+            meter_provider = meter_provider or old._explicit_meter_provider
         _state.recorder = Recorder(tracer_provider, meter_provider)
         if old is not None:
             old.shutdown(timeout=2.0)
+    recorder = _state.recorder
+    if recorder is not None:
+        recorder.ensure_ready()
     return new
 
 

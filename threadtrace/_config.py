@@ -71,17 +71,14 @@ class Config:
             raise ConfigurationError(
                 f"sample_every must be a whole number >= 0, got {sample_every!r}"
             )
-        given: Any = self.exporters
-        if isinstance(given, str):  # "console,json", as an environment variable spells it
-            given = [e.strip() for e in given.split(",") if e.strip()]
-        exporters: tuple[str, ...] = tuple(given)
+        exporters = _names(self.exporters)
         for name in exporters:
             if name not in KNOWN_EXPORTERS:
                 raise ConfigurationError(
                     f"unknown exporter {name!r}; installed exporters: {', '.join(KNOWN_EXPORTERS)}"
                 )
         object.__setattr__(self, "exporters", exporters)
-        object.__setattr__(self, "exclude_modules", tuple(self.exclude_modules))
+        object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied and validated.
@@ -101,3 +98,13 @@ class Config:
     def excluded_modules(self) -> tuple[str, ...]:
         """Every module prefix whose primitives are left untraced."""
         return DEFAULT_EXCLUDED_MODULES + self.exclude_modules
+
+
+def _names(given: Any) -> tuple[str, ...]:
+    """A tuple of names from a tuple, a list, or one comma-separated string.
+
+    ``"console,json"`` is how an environment variable spells a list.
+    """
+    if isinstance(given, str):
+        return tuple(name.strip() for name in given.split(",") if name.strip())
+    return tuple(given)

@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
@@ -31,7 +31,7 @@ class FallbackProviders:
     """
 
     def __init__(self, config: Config) -> None:
-        resource = Resource.create({"service.name": _service_name()})
+        resource = _resource()
         self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         readers: list[MetricReader] = []
         self.memory_spans: Any = None
@@ -62,6 +62,30 @@ class FallbackProviders:
         self.tracer_provider.force_flush(millis)
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown(timeout_millis=millis)
+
+
+def _resource() -> Resource:
+    """The SDK's default resource, built without ``Resource.create()``.
+
+    ``Resource.create()`` runs its detectors on a thread pool of its own.
+    Providers may be built lazily, in whatever thread first records, and
+    that thread may hold ``concurrent.futures``' global lock (inside
+    ``ThreadPoolExecutor.submit``): a pool submit there would deadlock.
+    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` are honoured.
+    """
+    from opentelemetry.sdk.version import __version__ as sdk_version
+
+    return (
+        Resource(
+            {
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry",
+                "telemetry.sdk.version": sdk_version,
+            }
+        )
+        .merge(OTELResourceDetector().detect())
+        .merge(Resource({"service.name": _service_name()}))
+    )
 
 
 def _service_name() -> str:

@@ -247,14 +247,18 @@ class Recorder:
         frame: Optional[FrameType] = None,
         link_to: Optional[SpanContext] = None,
         error: Optional[BaseException] = None,
+        metric_name: Optional[str] = None,
     ) -> None:
         """An operation on primitive ``name`` blocked from ``start_ns`` to ``end_ns``.
 
         Times are :data:`threadtrace._state.clock` monotonic nanoseconds.
+        ``metric_name`` names the metric series when ``name`` would be too
+        many series (each thread's own name).
         """
         duration = end_ns - start_ns
         if self.metrics_enabled:
-            self._safely("metrics", lambda: self._record_wait(kind, name, duration))
+            series = metric_name or name
+            self._safely("metrics", lambda: self._record_wait(kind, series, duration))
         if not self.spans_enabled or duration < _state.config.wait_threshold * 1e9:
             return
         if frame is None:

@@ -99,6 +99,16 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 else:
                     del holders[who]
 
+    def _tt_counters(self) -> tuple[int, int, int, int]:
+        # As for locks: operations are acquisitions, contentions the waits that got one.
+        timeouts = self._tt_timeouts
+        return (
+            self._tt_operations - timeouts,
+            self._tt_blocked - timeouts,
+            self._tt_wait_total,
+            0,
+        )
+
     def statistics(self) -> LockStatistics:
         """A snapshot of what this semaphore has seen (holds are not measured)."""
         from ._locks import _thread_name

@@ -45,12 +45,26 @@ def prepare_start(thread: Any, depth: int) -> None:
     thread._tt_traced = creation_site(depth + 1, composed=False) is not None
     if thread._tt_traced:
         thread._tt_context = otel_context.get_current()
+        # run() deletes _target when it ends; joins are named after it later.
+        thread._tt_function = _run_function_name(thread)
+
+
+def _run_function(thread: Any) -> Any:
+    """What the thread runs: its target, a Timer's function, or its class's run."""
+    target = getattr(thread, "_target", None) or getattr(thread, "function", None)
+    return target if callable(target) else type(thread).run
+
+
+def _run_function_name(thread: Any) -> str:
+    """A low-cardinality name for a thread's metric series: what it runs."""
+    function = _run_function(thread)
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None) or type(function).__name__
+    return f"{module}.{qualname}" if module else qualname
 
 
 def _run_attributes(thread: Any) -> dict[str, Any]:
-    # A Timer keeps its callable in ``function``; other threads in ``_target``.
-    target = getattr(thread, "_target", None) or getattr(thread, "function", None)
-    function = target if callable(target) else type(thread).run
+    function = _run_function(thread)
     code = getattr(function, "__code__", None)
     attributes: dict[str, Any] = {
         "thread.id": _originals.get_ident(),
@@ -158,6 +172,7 @@ def join_traced(
                 ok=ok,
                 timeout=timeout,
                 link_to=getattr(thread, "_tt_span_context", None),
+                metric_name=getattr(thread, "_tt_function", None),
             )
 
 

@@ -1,0 +1,96 @@
+"""Metric series: what they count, and that their cardinality stays bounded."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import threadtrace
+from threadtrace import _state
+from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters
+
+from helpers import line
+
+FILE = "test_metrics.py"
+
+
+def point(cap: Capture, metric: str, kind: str, name: str) -> Any:
+    key = (("threadtrace.primitive.kind", kind), ("threadtrace.primitive.name", name))
+    return cap.metrics()[metric][key]
+
+
+def test_a_timed_out_semaphore_wait_is_neither_an_acquisition_nor_a_contention(
+    clock: FakeClock,
+) -> None:
+    with capture(clock=clock, wait_threshold=0) as cap:
+        sem, sem_line = threading.Semaphore(0), line()
+        taker = threading.Thread(target=lambda: sem.acquire(timeout=30))
+        taker.start()
+        wait_for_waiters(sem, 1)
+        clock.advance(0.5)
+        sem.release()
+        taker.join(10)
+        assert sem.acquire(timeout=0.001) is False  # times out: counted as a timeout only
+        name = f"{FILE}:{sem_line}"
+        assert point(cap, "threadtrace.operations", "semaphore", name) == 1
+        assert point(cap, "threadtrace.contentions", "semaphore", name) == 1
+        stats = sem.statistics()
+        assert (stats.acquisitions, stats.contended, stats.timeouts) == (1, 1, 1)
+
+
+def test_joins_are_one_series_per_thread_function_not_per_thread(clock: FakeClock) -> None:
+    """Thread names are unique ("Thread-7 (work)"); the series is the function run."""
+    go = threading.Event()
+
+    def work() -> None:
+        go.wait(30)
+
+    with capture(clock=clock, wait_threshold=0) as cap:
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        joiner = threading.Thread(target=lambda: [t.join(30) for t in threads], name="joiner")
+        joiner.start()
+        wait_for_waiters(threads[0], 1)
+        go.set()
+        joiner.join(10)
+        series = cap.metrics()["threadtrace.wait.duration"]
+    thread_series = [
+        dict(key)["threadtrace.primitive.name"]
+        for key in series
+        if ("threadtrace.primitive.kind", "thread") in key
+    ]
+    assert thread_series == [f"{__name__}.{work.__qualname__}"]
+
+
+def test_primitives_collected_by_gc_keep_their_counts() -> None:
+    """Counts of dead primitives are folded into their series, so counters never go down."""
+    import gc
+
+    with capture() as cap:
+        for _ in range(3):
+            lock, lock_line = threadtrace.Lock(), line()
+            with lock:
+                pass
+        del lock
+        gc.collect()
+        assert point(cap, "threadtrace.operations", "lock", f"{FILE}:{lock_line}") == 3
+        assert len(_state.live) == 0
+
+
+def test_exclude_modules_accepts_a_comma_separated_string() -> None:
+    config = threadtrace.Config(exclude_modules="myapp.vendor, other")
+    assert config.exclude_modules == ("myapp.vendor", "other")
+
+
+def test_providers_given_earlier_survive_a_later_configure() -> None:
+    with capture(patch=False, wait_threshold=0) as cap:
+        threadtrace.configure(exporters=("memory",))  # must not forget the capture's providers
+        lock = threadtrace.Lock()
+        lock.acquire()
+        taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
+        taker.start()
+        wait_for_waiters(lock, 1)
+        lock.release()
+        taker.join(10)
+        assert [s.name for s in cap.spans() if s.name != "Thread.run"] == ["Lock.acquire"]
