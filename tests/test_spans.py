@@ -15,7 +15,7 @@ from typing import Any
 from helpers import line
 from opentelemetry.sdk.trace import ReadableSpan
 
-from threadtrace.testing import Capture, FakeClock, wait_for_waiters
+from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters
 
 FILE = "test_spans.py"
 
@@ -316,3 +316,40 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
     assert metrics["threadtrace.thread.count"][()] == 0
     for name in metrics["threadtrace.operations"]:
         assert "thread.id" not in dict(name)
+
+
+def test_the_holder_site_is_exact_once_a_lock_has_been_contended(clock: FakeClock) -> None:
+    """Unmeasured: where the holder was when the wait began.  After a contention: where it acquired."""
+    with capture(clock=clock, wait_threshold=0, sample_every=0) as cap:
+        lock = threading.Lock()
+        holding, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with lock:
+                holding.set()
+                done.wait(30)  # where the holder is while the first waiter blocks
+
+        hold_wait_line = hold.__code__.co_firstlineno + 3
+
+        def take() -> None:
+            with lock:
+                pass
+
+        for round_ in range(2):
+            holding.clear()
+            done.clear()
+            holder = threading.Thread(target=hold, name=f"holder-{round_}")
+            holder.start()
+            holding.wait(30)
+            waiter = threading.Thread(target=take, name=f"waiter-{round_}")
+            waiter.start()
+            wait_for_waiters(lock, 1)
+            done.set()
+            holder.join(10)
+            waiter.join(10)
+    first, second = (
+        only(cap.spans(), "Lock.acquire", **{"thread.name": f"waiter-{i}"}) for i in (0, 1)
+    )
+    assert first.attributes["threadtrace.holder.code.line.number"] == hold_wait_line  # type: ignore[index]
+    assert second.attributes["threadtrace.holder.code.line.number"] == hold_wait_line - 2  # type: ignore[index]
+    assert second.attributes["threadtrace.holder.thread.name"] == "holder-1"  # type: ignore[index]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _originals, _state
 from ._base import PrimitiveType, Traced, site_for
+from ._recorder import holder_site_now
 from ._sites import UNKNOWN, Site, user_frame
 from ._statistics import LockStatistics
 
@@ -49,6 +50,10 @@ else:
 _get_ident = _originals.get_ident
 _NEVER = 1 << 62
 
+#: After a contention, this many further acquisitions are measured (hold time
+#: and acquire site), so the next waiter learns where its holder acquired.
+PROFILE_AFTER_CONTENTION = 16
+
 
 def _period() -> int:
     every = _state.config.sample_every
@@ -65,12 +70,7 @@ def _valid_timeout(timeout: Any) -> bool:
 
 
 def _thread_name(ident: Optional[int]) -> Optional[str]:
-    if ident is None:
-        return None
-    for thread in _originals.enumerate():
-        if thread.ident == ident:
-            return thread.name
-    return None
+    return None if ident is None else _originals.thread_name(ident)
 
 
 class _LockBase(Traced):
@@ -93,6 +93,7 @@ class _LockBase(Traced):
     # Fields of this class (slots declared by Lock and RLock: see _SLOTS).
     _base: int
     _period: int
+    _profile: int
     _t_acq: int
     _site_acq: Optional[Site]
     _waiters: int
@@ -113,6 +114,7 @@ class _LockBase(Traced):
         self._owner = None
         self._reentrant = self._tt_reentrant
         self._depth = 0
+        self._profile = 0
         self._period = period = _period()
         self._left = period
         self._base = 0
@@ -169,7 +171,11 @@ class _LockBase(Traced):
 
         Called by the core right after a successful try.
         """
-        period = _period()
+        if self._profile > 0:  # recently contended: measure every acquisition for a while
+            self._profile -= 1
+            period = 1
+        else:
+            period = _period()
         self._base += self._period - self._left
         self._period = period
         self._left = period
@@ -187,6 +193,11 @@ class _LockBase(Traced):
         clock = _state.clock
         holder = self._owner
         holder_site = self._site_acq if self._t_acq else None
+        holder_name = _originals.thread_name(holder) if holder is not None else None
+        if holder_site is None and holder is not None and holder != _get_ident():
+            # The holder's acquisition was not measured: where it is right now,
+            # before it moves on, is the best account of what it is doing.
+            holder_site = holder_site_now(holder)
         with _state.book:
             self._waiters += 1
             self._hot = True
@@ -212,6 +223,11 @@ class _LockBase(Traced):
             self._t_acq = t1
             self._site_acq = Site.of_frame(frame) if frame is not None else None
             self._hot = True
+            # Measure the next acquisitions too, so that whoever holds this lock
+            # when the next thread waits has a known acquire site.
+            self._profile = PROFILE_AFTER_CONTENTION
+            self._base += self._period - self._left
+            self._period = self._left = 1
         else:
             with _state.book:
                 self._timeouts += 1
@@ -229,6 +245,7 @@ class _LockBase(Traced):
                 ok=ok,
                 timeout=None if timeout == -1 else timeout,
                 holder=holder,
+                holder_name=holder_name,
                 holder_site=holder_site,
                 waker=waker,
                 frame=frame,
@@ -359,6 +376,7 @@ _SLOTS = (
     "_hold_total",
     "_holds",
     "_period",
+    "_profile",
     "_site_acq",
     "_t_acq",
     "_timeouts",

@@ -31,11 +31,15 @@ local = threading.local
 _active = threading._active  # type: ignore[attr-defined]
 
 
-def current_thread_name() -> str:
-    """The current thread's name, without registering anything."""
-    ident = get_ident()
+def thread_name(ident: int) -> str:
+    """The name of the running thread ``ident``, without registering anything."""
     thread = _active.get(ident)
     return thread.name if thread is not None else f"thread-{ident}"
+
+
+def current_thread_name() -> str:
+    """The current thread's name, without registering anything."""
+    return thread_name(get_ident())
 
 
 enumerate = threading.enumerate

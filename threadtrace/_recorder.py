@@ -65,13 +65,6 @@ def current_waker() -> Waker:
     )
 
 
-def _thread_name(ident: int) -> str:
-    for thread in _originals.enumerate():
-        if thread.ident == ident:
-            return thread.name
-    return f"<thread {ident}>"
-
-
 def _frame_attributes(
     prefix: str, frame: Optional[FrameType], site: Optional[Site]
 ) -> dict[str, Any]:
@@ -86,7 +79,7 @@ def _frame_attributes(
     }
 
 
-def _holder_site_now(holder: int) -> Optional[Site]:
+def holder_site_now(holder: int) -> Optional[Site]:
     """Where the holder is now: the best we know when its acquire was not measured."""
     frame = sys._current_frames().get(holder)
     while frame is not None and _category_is_internal(frame):
@@ -242,6 +235,7 @@ class Recorder:
         ok: bool,
         timeout: Optional[float] = None,
         holder: Optional[int] = None,
+        holder_name: Optional[str] = None,
         holder_site: Optional[Site] = None,
         waker: Optional[Waker] = None,
         frame: Optional[FrameType] = None,
@@ -278,8 +272,10 @@ class Recorder:
             attributes.update(_frame_attributes("", frame, None))
             if holder is not None:
                 attributes["threadtrace.holder.thread.id"] = holder
-                attributes["threadtrace.holder.thread.name"] = _thread_name(holder)
-                site = holder_site if holder_site is not None else _holder_site_now(holder)
+                attributes["threadtrace.holder.thread.name"] = (
+                    holder_name if holder_name is not None else _originals.thread_name(holder)
+                )
+                site = holder_site if holder_site is not None else holder_site_now(holder)
                 attributes.update(_frame_attributes("threadtrace.holder.", None, site))
             links: list[Link] = []
             if waker is not None:
