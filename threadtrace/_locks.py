@@ -25,6 +25,8 @@ per ``with``), hence the C core; ``bench/micro.py`` prints what both cost.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _originals, _state
@@ -445,8 +447,9 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
     _raw_factory = staticmethod(_originals.RLock)
 
     def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> RLock:
-        if args or kwargs:
-            _originals.RLock(*args, **kwargs)  # raises (or warns) exactly as threading does
+        if (args or kwargs) and cls is RLock:
+            # threading.RLock() warns; a subclass's own __init__ may take arguments.
+            _warn_rlock_arguments(args, kwargs)
         site = site_for(name, 1)
         if site is None and cls is RLock:
             return _originals.RLock()  # type: ignore[return-value]
@@ -488,3 +491,14 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
 
         def locked(self) -> bool:
             return bool(self._raw.locked())
+
+
+def _warn_rlock_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """What ``threading.RLock(*args)`` says about arguments, pointing at the caller."""
+    if sys.version_info >= (3, 13):
+        warnings.warn(
+            "Passing arguments to RLock is deprecated and will be removed in 3.15",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    _originals.RLockType(*args, **kwargs)  # raises where threading's would
