@@ -42,7 +42,6 @@ def current_thread_name() -> str:
     return thread_name(get_ident())
 
 
-
 #: The concrete types behind the factories, for ``isinstance`` checks.
 LockType = type(allocate_lock())
 RLockType = type(RLock())
