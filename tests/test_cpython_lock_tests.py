@@ -2,13 +2,19 @@
 
 ``test.lock_tests`` is the suite ``Lib/test/test_threading.py`` runs against
 ``threading``'s primitives.  It is wired up here twice, the way
-test_threading.py wires it:
+test_threading.py wires it (``ConditionAsRLockTests`` and
+``CRLockTests.test_signature`` included):
 
-* against threadtrace's classes directly (``Traced*`` classes), and
+* against threadtrace's classes directly (the ``Traced*`` classes), and
 * against the ``threading`` module while :func:`threadtrace.patch` is active
-  (``Patched*`` classes): the factories look ``threading.<Name>`` up at call
-  time, so they get whatever ``patch()`` installed, and ``setUp`` checks that
-  it really is threadtrace's class, so these can never quietly test the stdlib.
+  (the ``Patched*`` classes): the factories look ``threading.<Name>`` up at
+  call time, so they get whatever ``patch()`` installed, and ``setUp`` checks
+  that it is threadtrace's class, so these can never quietly test the stdlib.
+
+Every wait and hold is recorded (into memory) while they run: thresholds 0
+and every acquisition sampled, so threadtrace's slow paths run inside
+CPython's tests too.  After each test, no worker thread may have been
+registered with ``threading`` (see :class:`_NoThreadObjectLeak`).
 
 The module is skipped when the interpreter ships without the ``test`` package
 (some distribution builds strip it).
@@ -16,14 +22,16 @@ The module is skipped when the interpreter ships without the ``test`` package
 
 from __future__ import annotations
 
+import sys
 import threading
-import unittest
+import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 import threadtrace
+from threadtrace.testing import Capture, capture
 
 try:
     from test import lock_tests
@@ -44,23 +52,27 @@ PRIMITIVES = {
     "Barrier": threadtrace.Barrier,
 }
 
-#: Whether the stdlib ``threading.RLock`` warns when given arguments (gh-102029, 3.13+),
-#: which CPython's CRLockTests.test_signature checks.
-STDLIB_RLOCK_WARNS_ON_ARGS = False
+#: Whether the stdlib ``threading.RLock`` warns when given arguments (gh-102029,
+#: 3.13+): CPython's ``CRLockTests.test_signature`` checks that only there.
 with warnings.catch_warnings(record=True) as _log:
     warnings.simplefilter("always")
     threading.RLock(1)
-    STDLIB_RLOCK_WARNS_ON_ARGS = any(issubclass(w.category, DeprecationWarning) for w in _log)
+STDLIB_RLOCK_WARNS_ON_ARGS = any(issubclass(w.category, DeprecationWarning) for w in _log)
 del _log
+
+#: Every slow path on: each wait that blocks is a span, every acquisition's hold is measured.
+RECORD_EVERYTHING = {"wait_threshold": 0, "hold_threshold": 0, "sample_every": 1}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _no_exporters() -> Any:
-    """Record (so the recording paths run) but export nowhere; restore afterwards."""
-    before = threadtrace.current_config()
-    threadtrace.configure(exporters=())
-    yield
-    threadtrace.configure(exporters=before.exporters)
+def _record_everything() -> Iterator[Capture]:
+    """Record every wait and hold into memory; threadtrace's state is restored afterwards.
+
+    Not ``configure()`` and back: restoring ``exporters=("console",)`` that way
+    builds console exporters on pytest's captured stderr, closed by exit time.
+    """
+    with capture(patch=False, exporters=(), **RECORD_EVERYTHING) as recorded:
+        yield recorded
 
 
 def _late(name: str) -> Callable[..., Any]:
@@ -73,7 +85,63 @@ def _late(name: str) -> Callable[..., Any]:
     return factory
 
 
-# -- mirrors of test_threading.py's extras ---------------------------------------------------
+# -- checks and mirrors shared by both flavours ------------------------------------------------
+
+
+def _dummy_threads() -> set[Any]:
+    return {t for t in threading.enumerate() if isinstance(t, threading._DummyThread)}
+
+
+def _forget_dead_dummy_threads() -> None:
+    """Unregister the ``_DummyThread`` objects whose threads have ended.
+
+    Thread ids are reused: a worker whose id already has a (stale) dummy
+    registered, left by an earlier test or test file, gets that one back from
+    ``current_thread()`` instead of a new one, which would hide a leak.
+    """
+    alive = sys._current_frames().keys()
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        active = threading._active  # type: ignore[attr-defined]
+        for ident, thread in list(active.items()):
+            if isinstance(thread, threading._DummyThread) and ident not in alive:
+                del active[ident]
+
+
+class _NoThreadObjectLeak:
+    """No ``threading.Thread`` object may be left behind for the suites' worker threads.
+
+    lock_tests runs its workers with ``_thread.start_new_thread``: threads that
+    ``threading`` does not know.  The stdlib primitives never register them;
+    anything that calls ``threading.current_thread()`` in one does, with a
+    ``_DummyThread`` that stays in ``threading.enumerate()`` for good on
+    3.9-3.12 (3.13 drops it when the thread ends).  That is the requirement of
+    lock_tests' own ``test_thread_leak`` ("The lock shouldn't leak a Thread
+    instance when used from a foreign (non-threading) thread"), and 3.9's
+    ``threading_cleanup`` flagged it after every test ("Dangling thread");
+    here it is checked after every test, on every version, as a failure.
+    The stdlib primitives pass this check on 3.9, 3.11 and 3.13.
+    """
+
+    _tt_dummies_before: set[Any]
+
+    def setUp(self) -> None:
+        _forget_dead_dummy_threads()
+        self._tt_dummies_before = _dummy_threads()
+        super().setUp()  # type: ignore[misc]
+
+    def tearDown(self) -> None:
+        super().tearDown()  # type: ignore[misc]
+        leaked: set[Any] = set()
+        for _ in range(100):  # 3.13 unregisters a dummy as its thread ends: give it a moment
+            leaked = _dummy_threads() - self._tt_dummies_before
+            if not leaked:
+                return
+            time.sleep(0.01)
+        _forget_dead_dummy_threads()  # the workers have ended; don't leave their dummies behind
+        raise AssertionError(
+            f"threading.current_thread() was called in {len(leaked)} foreign worker "
+            f"thread(s), registering a Thread object for each: {sorted(map(repr, leaked))[:2]}"
+        )
 
 
 class _ConditionAsRLock:
@@ -82,13 +150,13 @@ class _ConditionAsRLock:
     if hasattr(lock_tests.RLockTests, "test_recursion_count"):  # 3.11+
 
         def test_recursion_count(self) -> None:
-            # Verbatim from CPython's ConditionAsRLockTests: the stdlib Condition
-            # does not expose it either, so there is nothing to conform to.
+            # As in CPython's ConditionAsRLockTests: threading.Condition has no
+            # _recursion_count() either, so there is nothing to conform to.
             self.skipTest("Condition does not expose _recursion_count()")  # type: ignore[attr-defined]
 
 
 class _RLockSignature:
-    """test_threading.CRLockTests.test_signature (gh-102029), on Pythons whose RLock warns."""
+    """test_threading.CRLockTests.test_signature (gh-102029), where threading.RLock warns."""
 
     def _rlock_class(self) -> Any:
         raise NotImplementedError
@@ -98,10 +166,11 @@ class _RLockSignature:
         def test_signature(self) -> None:
             case: Any = self
             rlock = self._rlock_class()
+            # "always": under pytest's "error" filter a warning would raise, not be recorded.
             with warnings.catch_warnings(record=True) as warnings_log:
-                warnings.simplefilter("always")  # pytest's "error" filter would raise instead
+                warnings.simplefilter("always")
                 rlock()
-            case.assertEqual(warnings_log, [])
+            case.assertEqual([str(w.message) for w in warnings_log], [])
 
             arg_types = [
                 ((1,), {}),
@@ -120,44 +189,44 @@ class _RLockSignature:
             with warnings.catch_warnings(record=True) as warnings_log:
                 warnings.simplefilter("always")
                 CustomRLock(1, b=2)
-            case.assertEqual(warnings_log, [])
+            case.assertEqual([f"{w.filename}:{w.lineno}: {w.message}" for w in warnings_log], [])
 
 
 # -- flavour (a): threadtrace's classes directly -------------------------------------------
 
 
-class TracedLockTests(lock_tests.LockTests):
+class TracedLockTests(_NoThreadObjectLeak, lock_tests.LockTests):
     locktype = staticmethod(threadtrace.Lock)
 
 
-class TracedRLockTests(_RLockSignature, lock_tests.RLockTests):
+class TracedRLockTests(_NoThreadObjectLeak, _RLockSignature, lock_tests.RLockTests):
     locktype = staticmethod(threadtrace.RLock)
 
     def _rlock_class(self) -> Any:
         return threadtrace.RLock
 
 
-class TracedEventTests(lock_tests.EventTests):
+class TracedEventTests(_NoThreadObjectLeak, lock_tests.EventTests):
     eventtype = staticmethod(threadtrace.Event)
 
 
-class TracedConditionAsRLockTests(_ConditionAsRLock, lock_tests.RLockTests):
+class TracedConditionAsRLockTests(_NoThreadObjectLeak, _ConditionAsRLock, lock_tests.RLockTests):
     locktype = staticmethod(threadtrace.Condition)
 
 
-class TracedConditionTests(lock_tests.ConditionTests):
+class TracedConditionTests(_NoThreadObjectLeak, lock_tests.ConditionTests):
     condtype = staticmethod(threadtrace.Condition)
 
 
-class TracedSemaphoreTests(lock_tests.SemaphoreTests):
+class TracedSemaphoreTests(_NoThreadObjectLeak, lock_tests.SemaphoreTests):
     semtype = staticmethod(threadtrace.Semaphore)
 
 
-class TracedBoundedSemaphoreTests(lock_tests.BoundedSemaphoreTests):
+class TracedBoundedSemaphoreTests(_NoThreadObjectLeak, lock_tests.BoundedSemaphoreTests):
     semtype = staticmethod(threadtrace.BoundedSemaphore)
 
 
-class TracedBarrierTests(lock_tests.BarrierTests):
+class TracedBarrierTests(_NoThreadObjectLeak, lock_tests.BarrierTests):
     barriertype = staticmethod(threadtrace.Barrier)
 
 
@@ -188,75 +257,93 @@ class _UnderPatch:
             self._tt_handle.unpatch()
 
 
-class PatchedLockTests(_UnderPatch, lock_tests.LockTests):
+class PatchedLockTests(_UnderPatch, _NoThreadObjectLeak, lock_tests.LockTests):
     locktype = staticmethod(_late("Lock"))
 
 
-class PatchedRLockTests(_UnderPatch, _RLockSignature, lock_tests.RLockTests):
+class PatchedRLockTests(_UnderPatch, _NoThreadObjectLeak, _RLockSignature, lock_tests.RLockTests):
     locktype = staticmethod(_late("RLock"))
 
     def _rlock_class(self) -> Any:
         return threading.RLock  # threadtrace.RLock while patched (setUp checked)
 
 
-class PatchedEventTests(_UnderPatch, lock_tests.EventTests):
+class PatchedEventTests(_UnderPatch, _NoThreadObjectLeak, lock_tests.EventTests):
     eventtype = staticmethod(_late("Event"))
 
 
-class PatchedConditionAsRLockTests(_UnderPatch, _ConditionAsRLock, lock_tests.RLockTests):
+class PatchedConditionAsRLockTests(
+    _UnderPatch, _NoThreadObjectLeak, _ConditionAsRLock, lock_tests.RLockTests
+):
     locktype = staticmethod(_late("Condition"))
 
 
-class PatchedConditionTests(_UnderPatch, lock_tests.ConditionTests):
+class PatchedConditionTests(_UnderPatch, _NoThreadObjectLeak, lock_tests.ConditionTests):
     condtype = staticmethod(_late("Condition"))
 
 
-class PatchedSemaphoreTests(_UnderPatch, lock_tests.SemaphoreTests):
+class PatchedSemaphoreTests(_UnderPatch, _NoThreadObjectLeak, lock_tests.SemaphoreTests):
     semtype = staticmethod(_late("Semaphore"))
 
 
-class PatchedBoundedSemaphoreTests(_UnderPatch, lock_tests.BoundedSemaphoreTests):
+class PatchedBoundedSemaphoreTests(
+    _UnderPatch, _NoThreadObjectLeak, lock_tests.BoundedSemaphoreTests
+):
     semtype = staticmethod(_late("BoundedSemaphore"))
 
 
-class PatchedBarrierTests(_UnderPatch, lock_tests.BarrierTests):
+class PatchedBarrierTests(_UnderPatch, _NoThreadObjectLeak, lock_tests.BarrierTests):
     barriertype = staticmethod(_late("Barrier"))
 
 
 # -- the suites above test what they claim to ------------------------------------------------
 
-#: (primitive name, flavour (a) factory, flavour (b) factory, constructor arguments)
-FACTORIES = [
-    ("Lock", TracedLockTests.locktype, PatchedLockTests.locktype, ()),
-    ("RLock", TracedRLockTests.locktype, PatchedRLockTests.locktype, ()),
-    ("Condition", TracedConditionTests.condtype, PatchedConditionTests.condtype, ()),
-    ("Condition", TracedConditionAsRLockTests.locktype, PatchedConditionAsRLockTests.locktype, ()),
-    ("Semaphore", TracedSemaphoreTests.semtype, PatchedSemaphoreTests.semtype, (2,)),
-    (
+#: (primitive, flavour (a) factory, flavour (b) factory, constructor arguments), by suite.
+FACTORIES = {
+    "Lock": ("Lock", TracedLockTests.locktype, PatchedLockTests.locktype, ()),
+    "RLock": ("RLock", TracedRLockTests.locktype, PatchedRLockTests.locktype, ()),
+    "ConditionAsRLock": (
+        "Condition",
+        TracedConditionAsRLockTests.locktype,
+        PatchedConditionAsRLockTests.locktype,
+        (),
+    ),
+    "Condition": (
+        "Condition",
+        TracedConditionTests.condtype,
+        PatchedConditionTests.condtype,
+        (),
+    ),
+    "Semaphore": (
+        "Semaphore",
+        TracedSemaphoreTests.semtype,
+        PatchedSemaphoreTests.semtype,
+        (2,),
+    ),
+    "BoundedSemaphore": (
         "BoundedSemaphore",
         TracedBoundedSemaphoreTests.semtype,
         PatchedBoundedSemaphoreTests.semtype,
         (2,),
     ),
-    ("Event", TracedEventTests.eventtype, PatchedEventTests.eventtype, ()),
-    ("Barrier", TracedBarrierTests.barriertype, PatchedBarrierTests.barriertype, (2,)),
-]
+    "Event": ("Event", TracedEventTests.eventtype, PatchedEventTests.eventtype, ()),
+    "Barrier": ("Barrier", TracedBarrierTests.barriertype, PatchedBarrierTests.barriertype, (2,)),
+}
 
 
 def _made_in_lock_tests(factory: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """Call ``factory`` from a frame whose module is ``test.lock_tests``.
 
     That is where the suites call their factories from, and the module of the
-    calling frame is what decides whether a primitive is traced at all.
+    calling frame decides whether threadtrace traces a new primitive at all.
     """
     namespace = {"__name__": lock_tests.__name__, "factory": factory, "args": args}
-    return eval("factory(*args)", namespace)  # noqa: S307 - a fixed expression
+    return eval("factory(*args)", namespace)
 
 
-@pytest.mark.parametrize(("name", "direct", "late", "args"), FACTORIES)
-def test_factories_make_traced_objects(
-    name: str, direct: Callable[..., Any], late: Callable[..., Any], args: tuple[Any, ...]
-) -> None:
+@pytest.mark.parametrize("suite", list(FACTORIES))
+def test_suites_get_traced_objects(suite: str) -> None:
+    name, direct, late, args = FACTORIES[suite]
     cls = PRIMITIVES[name]
     assert type(direct(*args)) is cls
     assert type(_made_in_lock_tests(direct, args)) is cls
@@ -267,6 +354,6 @@ def test_factories_make_traced_objects(
         assert type(getattr(threading, name)(*args)) is cls
         assert type(late(*args)) is cls
         assert type(_made_in_lock_tests(late, args)) is cls
-    # Undone: the same factory now reaches the stdlib again.
+    # Undone: the same factory reaches the stdlib again.
     assert getattr(threading, name) is not cls
     assert type(late(*args)) is not cls
