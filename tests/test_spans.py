@@ -353,3 +353,32 @@ def test_the_holder_site_is_exact_once_a_lock_has_been_contended(clock: FakeCloc
     assert first.attributes["threadtrace.holder.code.line.number"] == hold_wait_line  # type: ignore[index]
     assert second.attributes["threadtrace.holder.code.line.number"] == hold_wait_line - 2  # type: ignore[index]
     assert second.attributes["threadtrace.holder.thread.name"] == "holder-1"  # type: ignore[index]
+
+
+def test_a_long_hold_is_a_span_and_a_timer_runs_in_its_starters_context(clock: FakeClock) -> None:
+    with capture(clock=clock, wait_threshold=0, hold_threshold=1.0, sample_every=1) as cap:
+        tracer = cap.tracer_provider.get_tracer("app")
+        lock, lock_line = threading.Lock(), line()
+        with tracer.start_as_current_span("request") as request:
+            with lock:
+                acquire_line = line() - 1
+                clock.advance(1.5)  # held 1.5 s: over the 1 s threshold
+            with lock:
+                clock.advance(0.5)  # under it: measured, but no span
+            fired = threading.Event()
+            timer = threading.Timer(0, fired.set)
+            timer.start()
+            assert fired.wait(10)
+            timer.join(10)
+    spans = cap.spans()
+    hold = only(spans, "Lock.hold")
+    assert duration(hold) == 1.5
+    assert hold.parent is not None and hold.parent.span_id == request.get_span_context().span_id
+    assert hold.attributes["threadtrace.primitive.name"] == f"{FILE}:{lock_line}"  # type: ignore[index]
+    assert hold.attributes["code.line.number"] == acquire_line  # type: ignore[index]
+    assert hold.attributes["thread.name"] == "MainThread"  # type: ignore[index]
+    assert lock.statistics().holds_measured == 2
+    assert lock.statistics().total_hold == 2.0
+    run = only(spans, "Thread.run")
+    assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
+    assert run.attributes["code.function.name"].endswith("Event.set")  # type: ignore[union-attr,index]
