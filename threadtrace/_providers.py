@@ -38,10 +38,18 @@ class FallbackProviders:
         self.memory_metrics: Any = None
         for name in config.exporters:
             if name == "console":
+                # One JSON object per line, not the SDK's indented default: a
+                # busy program's stderr stays readable and greppable.
                 self.tracer_provider.add_span_processor(
-                    BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr))
+                    BatchSpanProcessor(
+                        ConsoleSpanExporter(out=sys.stderr, formatter=_one_line_span)
+                    )
                 )
-                readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr)))
+                readers.append(
+                    PeriodicExportingMetricReader(
+                        ConsoleMetricExporter(out=sys.stderr, formatter=_one_line_metrics)
+                    )
+                )
             elif name == "memory":
                 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
                 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -62,6 +70,14 @@ class FallbackProviders:
         self.tracer_provider.force_flush(millis)
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown(timeout_millis=millis)
+
+
+def _one_line_span(span: Any) -> str:
+    return f"{span.to_json(indent=None)}\n"
+
+
+def _one_line_metrics(metrics_data: Any) -> str:
+    return f"{metrics_data.to_json(indent=None)}\n"
 
 
 def _resource() -> Resource:
