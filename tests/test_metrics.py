@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from helpers import line
+from helpers import contend, line
 
 import threadtrace
 from threadtrace import _state
@@ -88,11 +88,5 @@ def test_exclude_modules_accepts_a_comma_separated_string() -> None:
 def test_providers_given_earlier_survive_a_later_configure() -> None:
     with capture(patch=False, wait_threshold=0) as cap:
         threadtrace.configure(exporters=("memory",))  # must not forget the capture's providers
-        lock = threadtrace.Lock()
-        lock.acquire()
-        taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
-        taker.start()
-        wait_for_waiters(lock, 1)
-        lock.release()
-        taker.join(10)
+        contend(threadtrace.Lock())
         assert [s.name for s in cap.spans() if s.name != "Thread.run"] == ["Lock.acquire"]

@@ -11,22 +11,12 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import contend
 from opentelemetry.sdk.trace import TracerProvider
 
 import threadtrace
 from threadtrace import _originals, _state
 from threadtrace.testing import capture, wait_for_waiters
-
-
-def contend(lock: Any) -> None:
-    """Make one thread wait on ``lock`` once (handshake, no sleeps)."""
-    lock.acquire()
-    taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
-    taker.start()
-    wait_for_waiters(lock, 1)
-    lock.release()
-    taker.join(10)
-    assert not taker.is_alive()
 
 
 class ExplodingTracerProvider(TracerProvider):

@@ -101,14 +101,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         """A snapshot of this condition's waits, notifies and lock."""
         lock = self._lock  # type: ignore[attr-defined]
         return ConditionStatistics(
-            kind=self._tt_kind,
-            name=self.name,
-            waits=self._tt_operations,
-            blocked=self._tt_blocked,
-            timeouts=self._tt_timeouts,
-            total_wait=self._tt_wait_total / 1e9,
-            max_wait=self._tt_wait_max / 1e9,
-            waiters=self._tt_waiters,
+            **self._tt_wait_fields(),
             notifies=self._tt_notifies,
             lock=lock.statistics() if isinstance(lock, _LockBase) else None,
         )

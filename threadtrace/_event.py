@@ -14,16 +14,7 @@ from ._waits import WaitCounters
 class _WaitStatisticsMixin(WaitCounters):
     def statistics(self) -> WaitStatistics:
         """A snapshot of this primitive's waits."""
-        return WaitStatistics(
-            kind=self._tt_kind,
-            name=self.name,
-            waits=self._tt_operations,
-            blocked=self._tt_blocked,
-            timeouts=self._tt_timeouts,
-            total_wait=self._tt_wait_total / 1e9,
-            max_wait=self._tt_wait_max / 1e9,
-            waiters=self._tt_waiters,
-        )
+        return WaitStatistics(**self._tt_wait_fields())
 
 
 class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):

@@ -137,6 +137,20 @@ class _LockBase(Traced):
         _state.register(self)
 
     @classmethod
+    def _tt_new(cls, name: Optional[str]) -> Any:
+        """A new lock for the caller's caller: traced, or threading's own when excluded.
+
+        Only the exact drop-in classes hand out threading's object; a user's
+        subclass is always an instance of itself.
+        """
+        site = site_for(name, 2)
+        if site is None and cls.__dict__.get("_tt_original") is not None:
+            return cls._raw_factory()
+        self = cls._tt_core.__new__(cls)
+        self._tt_init(site or UNKNOWN, name)
+        return self
+
+    @classmethod
     def _tt_traced(cls, site: Site, name: Optional[str]) -> Any:
         """A traced instance named after ``site``, skipping the exclusion check."""
         self = cls._tt_core.__new__(cls)
@@ -409,12 +423,7 @@ class Lock(_LockBase, _LockCore, metaclass=PrimitiveType):
     _raw_factory = staticmethod(_originals.allocate_lock)
 
     def __new__(cls, *, name: Optional[str] = None) -> Lock:
-        site = site_for(name, 1)
-        if site is None and cls is Lock:
-            return _originals.allocate_lock()  # type: ignore[return-value]
-        self: Lock = _LockCore.__new__(cls)
-        self._tt_init(site or UNKNOWN, name)
-        return self
+        return cls._tt_new(name)  # type: ignore[no-any-return]
 
     def locked(self) -> bool:
         """Whether the lock is held by any thread."""
@@ -450,12 +459,7 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
         if (args or kwargs) and cls is RLock:
             # threading.RLock() warns; a subclass's own __init__ may take arguments.
             _warn_rlock_arguments(args, kwargs)
-        site = site_for(name, 1)
-        if site is None and cls is RLock:
-            return _originals.RLock()  # type: ignore[return-value]
-        self: RLock = _RLockCore.__new__(cls)
-        self._tt_init(site or UNKNOWN, name)
-        return self
+        return cls._tt_new(name)  # type: ignore[no-any-return]
 
     # The hooks threading.Condition uses to wait on an RLock.
     @property

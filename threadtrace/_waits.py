@@ -111,6 +111,19 @@ class WaitCounters(Traced):
                 holder=holder,
             )
 
+    def _tt_wait_fields(self) -> dict[str, Any]:
+        """The fields every wait-type statistics snapshot shares."""
+        return {
+            "kind": self._tt_kind,
+            "name": self.name,
+            "waits": self._tt_operations,
+            "blocked": self._tt_blocked,
+            "timeouts": self._tt_timeouts,
+            "total_wait": self._tt_wait_total / 1e9,
+            "max_wait": self._tt_wait_max / 1e9,
+            "waiters": self._tt_waiters,
+        }
+
     def _tt_note_waker(self) -> None:
         """Remember who is waking the waiters, for their span links."""
         if self._tt_waiters and not _state.recording():

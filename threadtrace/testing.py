@@ -129,6 +129,19 @@ class Capture:
         return dict(out)
 
 
+#: What capture() swaps out of threadtrace._state, and puts back.
+_CAPTURED_STATE = (
+    "config",
+    "recorder",
+    "clock",
+    "live",
+    "retired",
+    "retired_totals",
+    "threads_started",
+    "threads_live",
+)
+
+
 @contextlib.contextmanager
 def capture(
     *, patch: bool = True, clock: Optional[Any] = None, **settings: Any
@@ -144,16 +157,7 @@ def capture(
         A :class:`Capture`.  On exit threading is unpatched and threadtrace's
         configuration, clock and registries are what they were before.
     """
-    saved = (
-        _state.config,
-        _state.recorder,
-        _state.clock,
-        _state.live,
-        _state.retired,
-        _state.retired_totals,
-        _state.threads_started,
-        _state.threads_live,
-    )
+    saved = {name: getattr(_state, name) for name in _CAPTURED_STATE}
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -174,15 +178,7 @@ def capture(
     finally:
         if handle is not None:
             handle.unpatch()
-        (
-            _state.config,
-            _state.recorder,
-            _state.clock,
-            _state.live,
-            _state.retired,
-            _state.retired_totals,
-            _state.threads_started,
-            _state.threads_live,
-        ) = saved
+        for name, value in saved.items():
+            setattr(_state, name, value)
         tracer_provider.shutdown()
         meter_provider.shutdown()
