@@ -225,3 +225,36 @@ def test_the_lock_core_in_use_is_the_one_asked_for() -> None:
         assert threadtrace.RLock.__mro__[-2] is _core.RLockCore
     elif _locks.SPEEDUPS:
         assert threadtrace.Lock.__mro__[-2].__module__ == "threadtrace._speedups"
+
+
+def test_a_failing_recorder_never_breaks_a_lock(caplog: pytest.LogCaptureFixture) -> None:
+    """Bookkeeping errors in the slow paths are swallowed: the lock still works and is released."""
+
+    class BrokenRecorder:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*args: Any, **kwargs: Any) -> None:
+                raise RuntimeError(f"recorder.{name} failed")
+
+            return fail
+
+    with capture(patch=False, wait_threshold=0, hold_threshold=0, sample_every=1):
+        _state.recorder = BrokenRecorder()  # type: ignore[assignment]
+        saved_errors, _state.internal_errors = _state.internal_errors, 0
+        lock = threadtrace.Lock()
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            contend(
+                lock
+            )  # a contended acquire and measured holds, all recorded into the broken recorder
+            with lock:
+                pass
+        assert not lock.locked()
+        assert lock.acquire(False) is True
+        lock.release()
+        assert lock.statistics().acquisitions == 4
+        errors, _state.internal_errors = _state.internal_errors, saved_errors
+    # Four measured holds (every acquisition is sampled) and one contended acquire.
+    assert errors == 5
+    assert [r.getMessage() for r in caplog.records if r.name == "threadtrace"] == [
+        "threadtrace hit an internal error in Lock._release_slow; the program continues, "
+        "further such errors are counted, not logged"
+    ]

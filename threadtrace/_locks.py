@@ -62,6 +62,15 @@ def _period() -> int:
     return every if every > 0 else _NEVER
 
 
+def _read_clock() -> int:
+    """The clock, for code that must not raise whatever the clock does."""
+    try:
+        return _state.clock.monotonic_ns()
+    except Exception as error:  # noqa: BLE001 - a broken injected clock must not break locks
+        _state.internal_error("clock", error)
+        return 0
+
+
 def _valid_timeout(timeout: Any) -> bool:
     """Whether ``acquire(True, timeout)`` would accept ``timeout`` without raising."""
     try:
@@ -185,8 +194,15 @@ class _LockBase(Traced):
     def _sampled(self, measure: bool = True) -> None:
         """The countdown ran out: measure this acquisition's hold and site.
 
-        Called by the core right after a successful try.
+        Called by the core right after a successful try; never raises.
         """
+        try:
+            self._sample(measure)
+        except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
+            self._left = self._period = 1 << 62  # stop sampling this lock
+            _state.internal_error("Lock._sampled", error)
+
+    def _sample(self, measure: bool) -> None:
         if self._profile > 0:  # recently contended: measure every acquisition for a while
             self._profile -= 1
             period = 1
@@ -203,10 +219,35 @@ class _LockBase(Traced):
         self._hot = True
 
     def _acquire_slow(self, timeout: Any) -> bool:
-        """The try failed: block, timing the wait and noting who we waited for."""
+        """The try failed: block, timing the wait and noting who we waited for.
+
+        Only the real acquire may raise (as threading's would); an error in
+        the bookkeeping around it is counted and swallowed.
+        """
         if timeout == 0:  # a try in disguise: nothing will wait
             return self._acquire_exact(True, 0)
-        clock = _state.clock
+        before = None
+        try:
+            before = self._before_wait()
+        except Exception as error:  # noqa: BLE001 - never raise into the host
+            _state.internal_error("Lock.acquire", error)
+        t0 = _read_clock()
+        try:
+            ok = bool(self._raw.acquire(True, timeout))
+        finally:
+            with _state.book:
+                self._waiters -= 1
+        try:
+            self._after_wait(ok, timeout, t0, before)
+        except Exception as error:  # noqa: BLE001 - the outcome stands as it is
+            _state.internal_error("Lock.acquire", error)
+        return ok
+
+    def _before_wait(self) -> tuple[Optional[int], Optional[str], Optional[Site]]:
+        """Count the waiter, and note who holds the lock and where, before blocking."""
+        with _state.book:
+            self._waiters += 1
+            self._hot = True
         holder = self._owner
         holder_site = self._site_acq if self._t_acq else None
         holder_name = _originals.thread_name(holder) if holder is not None else None
@@ -214,18 +255,18 @@ class _LockBase(Traced):
             # The holder's acquisition was not measured: where it is right now,
             # before it moves on, is the best account of what it is doing.
             holder_site = holder_site_now(holder)
-        with _state.book:
-            self._waiters += 1
-            self._hot = True
-        t0 = clock.monotonic_ns()
-        try:
-            ok = bool(self._raw.acquire(True, timeout))
-        finally:
-            with _state.book:
-                self._waiters -= 1
-        t1 = clock.monotonic_ns()
+        return holder, holder_name, holder_site
+
+    def _after_wait(
+        self,
+        ok: bool,
+        timeout: Any,
+        t0: int,
+        before: Optional[tuple[Optional[int], Optional[str], Optional[Site]]],
+    ) -> None:
+        t1 = _state.clock.monotonic_ns()
         wait = t1 - t0
-        frame = user_frame(1)
+        frame = user_frame(2)
         waker = None
         if ok:
             # We hold the lock now: it protects these writes.
@@ -252,6 +293,7 @@ class _LockBase(Traced):
                     self._wait_max = wait
         recorder = _state.recorder
         if recorder is not None:
+            holder, holder_name, holder_site = before or (None, None, None)
             recorder.blocked(
                 self._tt_kind,
                 self.name,
@@ -266,7 +308,6 @@ class _LockBase(Traced):
                 waker=waker,
                 frame=frame,
             )
-        return ok
 
     def _owned_after_wait(self) -> None:
         self._owner = _get_ident()
@@ -316,7 +357,14 @@ class _LockBase(Traced):
         return ok
 
     def _release_slow(self) -> None:
-        """Releasing a measured hold, or a lock others wait for."""
+        """Releasing a measured hold, or a lock others wait for; never raises."""
+        try:
+            self._release_bookkeeping()
+        except Exception as error:  # noqa: BLE001 - the lock must still be released
+            self._hot = False
+            _state.internal_error("Lock._release_slow", error)
+
+    def _release_bookkeeping(self) -> None:
         t_acq = self._t_acq
         recorder = _state.recorder
         if t_acq:

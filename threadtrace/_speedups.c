@@ -77,9 +77,11 @@ core_acquired(CoreObject *self)
         PyObject *measure = (self->reentrant && self->depth != 1) ? Py_False : Py_True;
         PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_sampled, measure);
         if (r == NULL) {
-            return NULL;
+            /* The lock is held now: an error in bookkeeping must not turn
+             * a successful acquire into an exception that leaks it. */
+            PyErr_WriteUnraisable((PyObject *)self);
         }
-        Py_DECREF(r);
+        Py_XDECREF(r);
     }
     Py_RETURN_TRUE;
 }
@@ -207,9 +209,10 @@ core_release(CoreObject *self, PyObject *Py_UNUSED(ignored))
     if (self->hot) {
         PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_release_slow);
         if (r == NULL) {
-            return NULL;
+            /* Release the lock whatever happened in the bookkeeping. */
+            PyErr_WriteUnraisable((PyObject *)self);
         }
-        Py_DECREF(r);
+        Py_XDECREF(r);
     }
     return PyObject_CallNoArgs(self->rel);
 }

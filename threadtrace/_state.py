@@ -44,6 +44,9 @@ retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
 threads_started = 0
 threads_live = 0
 
+#: Errors inside threadtrace's own bookkeeping, swallowed (see internal_error).
+internal_errors = 0
+
 _guard = _originals.local()
 
 
@@ -72,3 +75,21 @@ def register(primitive: Any) -> None:
     """Add a new traced primitive to the live registry."""
     with book:
         live.add(primitive)
+
+
+def internal_error(where: str, error: BaseException) -> None:
+    """Count an error in threadtrace's bookkeeping; log the first one.
+
+    The operation it happened in goes on as threading would have done it.
+    """
+    global internal_errors
+    internal_errors += 1
+    if internal_errors == 1:
+        import logging
+
+        logging.getLogger("threadtrace").warning(
+            "threadtrace hit an internal error in %s; the program continues, "
+            "further such errors are counted, not logged",
+            where,
+            exc_info=error,
+        )
