@@ -56,10 +56,14 @@ class WaitCounters(Traced):
         return (self._tt_operations, self._tt_blocked, self._tt_wait_total, 0)
 
     def _tt_begin(self) -> int:
-        """About to block: count the waiter and read the clock."""
+        """About to block: count the waiter and read the clock.  Never raises."""
         with _state.book:
             self._tt_waiters += 1
-        return _state.clock.monotonic_ns()
+        try:
+            return _state.clock.monotonic_ns()
+        except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
+            _state.internal_error(f"{type(self).__name__} wait", error)
+            return 0
 
     def _tt_end(
         self,
@@ -74,11 +78,28 @@ class WaitCounters(Traced):
         holder: Optional[int] = None,
         blocked: bool = True,
     ) -> None:
-        """Done blocking: account for the wait and report it.
+        """Done blocking: account for the wait and report it.  Never raises.
 
         ``blocked=False`` says the call turned out not to wait after all (the
         last thread to reach a barrier): it is counted, not timed.
         """
+        try:
+            self._tt_account(start_ns, operation, ok, timeout, waker, error, frame, holder, blocked)
+        except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
+            _state.internal_error(f"{type(self).__name__}.{operation}", exc)
+
+    def _tt_account(
+        self,
+        start_ns: int,
+        operation: str,
+        ok: bool,
+        timeout: Optional[float],
+        waker: Any,
+        error: Optional[BaseException],
+        frame: Optional[FrameType],
+        holder: Optional[int],
+        blocked: bool,
+    ) -> None:
         if not blocked:
             with _state.book:
                 self._tt_waiters -= 1
@@ -107,7 +128,7 @@ class WaitCounters(Traced):
                 timeout=timeout,
                 waker=waker,
                 error=error,
-                frame=frame if frame is not None else user_frame(2),
+                frame=frame if frame is not None else user_frame(3),
                 holder=holder,
             )
 
