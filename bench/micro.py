@@ -556,6 +556,20 @@ def verdict(results, target):
     )
 
 
+def _lock_core():
+    """Which hot path the locks use: the C extension, or the pure-Python fallback."""
+    try:
+        from threadtrace import _locks
+    except ImportError:
+        return "?"
+    if getattr(_locks, "SPEEDUPS", False):
+        return "C (threadtrace._speedups)"
+    return (
+        "pure Python (threadtrace/_core.py): the C extension is not built here; "
+        "`pip install .` (or build_ext --inplace) builds it"
+    )
+
+
 def header_lines(args, tt, patcher, loop_ns):
     now = datetime.datetime.now(datetime.timezone.utc)
     build = " ".join(sys.version.split()[1:])
@@ -572,6 +586,7 @@ def header_lines(args, tt, patcher, loop_ns):
         f"{os.cpu_count()} CPUs, load average {_loadavg()} at start",
         f"date         {now:%Y-%m-%d %H:%M:%S} UTC",
         f"threadtrace  {getattr(tt, '__version__', '?')} from {where}",
+        f"lock core    {_lock_core()}",
         f"patch        {patcher.description}, patch-mode {args.patch_mode}",
         f"repeats      {args.repeats} interleaved pairs (stdlib, threadtrace, stdlib, ...), "
         f"warm-up {args.warmup}, {loops}",
