@@ -566,7 +566,7 @@ def _lock_core():
         return "C (threadtrace._speedups)"
     return (
         "pure Python (threadtrace/_core.py): the C extension is not built here; "
-        "`pip install .` (or build_ext --inplace) builds it"
+        "`pip install -e .` builds it in place"
     )
 
 
