@@ -184,7 +184,6 @@ def test_threading_internals_and_telemetry_plumbing_stay_untraced() -> None:
 
 def test_opentelemetry_threading_instrumentor_coexists_in_either_order() -> None:
     """Both propagate context; either one's un-instrumenting leaves the other working."""
-    pytest.importorskip("opentelemetry.instrumentation.threading")
     from opentelemetry import trace
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
