@@ -44,6 +44,8 @@ class LockCore:
             return True
         return self._acquire_slow(-1)  # type: ignore[attr-defined,no-any-return]
 
+    # The same body as acquire(), not a call to it: one Python call per
+    # `with` is the whole budget of this path.
     def __enter__(self) -> bool:
         if self._try(False):
             self._owner = get_ident()
