@@ -70,9 +70,39 @@ _STD = {
 }
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_REPO_ROOT, "threadtrace", "__init__.py")):
-    # Benchmark the working tree, not whatever copy may be installed.
+
+
+def _choose_threadtrace():
+    """Benchmark the working tree, unless an installed copy is the better measure.
+
+    The tree's C core exists only once built in place (``pip install -e .``).
+    When the tree has none but an installed threadtrace is importable (say,
+    after ``pip install .``), that copy is measured instead: otherwise a plain
+    clone would report the pure-Python fallback as threadtrace's cost.  The
+    header says which copy and which core ran.
+    """
+    tree = os.path.join(_REPO_ROOT, "threadtrace")
+    if not os.path.isfile(os.path.join(tree, "__init__.py")):
+        return
+    built = any(
+        name.startswith("_speedups") and name.endswith((".so", ".pyd")) for name in os.listdir(tree)
+    )
+    if not built:
+        import importlib.util
+
+        saved = list(sys.path)
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _REPO_ROOT]
+        try:
+            installed = importlib.util.find_spec("threadtrace") is not None
+        finally:
+            sys.path[:] = saved
+        if installed:
+            sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _REPO_ROOT]
+            return
     sys.path.insert(0, _REPO_ROOT)
+
+
+_choose_threadtrace()
 
 HEADLINE = "with-lock.patched"
 DEFAULT_TARGET_RATIO = 1.6
