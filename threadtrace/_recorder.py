@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
 from . import _originals, _state
-from ._sites import Site, user_frame
+from ._sites import Site, first_user_frame, user_frame
 
 logger = logging.getLogger("threadtrace")
 
@@ -81,16 +81,14 @@ def _frame_attributes(
 
 def holder_site_now(holder: int) -> Optional[Site]:
     """Where the holder is now: the best we know when its acquire was not measured."""
-    frame = sys._current_frames().get(holder)
-    while frame is not None and _category_is_internal(frame):
-        frame = frame.f_back
+    frame = first_user_frame(sys._current_frames().get(holder))
     return Site.of_frame(frame) if frame is not None else None
 
 
-def _category_is_internal(frame: FrameType) -> bool:
-    from ._sites import _category
-
-    return _category(frame.f_globals.get("__name__", "")) != 0
+def _mark_error(span: trace.Span, error: Optional[BaseException]) -> None:
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 class Recorder:
@@ -335,9 +333,7 @@ class Recorder:
             links=links,
             start_time=start_ns + offset,
         )
-        if error is not None:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        _mark_error(span, error)
         span.end(end_time=end_ns + offset)
 
     # -- threads ---------------------------------------------------------------------
@@ -365,9 +361,7 @@ class Recorder:
 
     def end_thread_span(self, span: trace.Span, error: Optional[BaseException]) -> None:
         def end() -> None:
-            if error is not None:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            _mark_error(span, error)
             span.end(end_time=_state.clock.monotonic_ns() + _epoch_offset())
 
         self._safely("spans", end)

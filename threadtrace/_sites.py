@@ -166,6 +166,11 @@ def user_frame(depth: int) -> Optional[FrameType]:
         frame: Optional[FrameType] = sys._getframe(depth + 1)
     except ValueError:
         return None
+    return first_user_frame(frame)
+
+
+def first_user_frame(frame: Optional[FrameType]) -> Optional[FrameType]:
+    """``frame`` or the first caller of it that is neither pass-through nor excluded."""
     while frame is not None and _category(frame.f_globals.get("__name__", "")) != _NORMAL:
         frame = frame.f_back
     return frame
