@@ -258,3 +258,29 @@ def test_a_failing_recorder_never_breaks_a_lock(caplog: pytest.LogCaptureFixture
         "threadtrace hit an internal error in Lock._release_slow; the program continues, "
         "further such errors are counted, not logged"
     ]
+
+
+def test_a_sampling_failure_stops_sampling_but_keeps_the_count_exact() -> None:
+    """An error while measuring a sampled acquisition: the lock works and counts on."""
+
+    class ClockThatBreaks:
+        def monotonic_ns(self) -> int:
+            raise RuntimeError("clock broke")
+
+        def time_ns(self) -> int:
+            raise RuntimeError("clock broke")
+
+    with capture(patch=False, sample_every=3):
+        lock = threadtrace.Lock()
+        for _ in range(2):
+            with lock:
+                pass
+        saved_errors, _state.internal_errors = _state.internal_errors, 0
+        _state.clock = ClockThatBreaks()
+        for _ in range(5):  # the 3rd acquisition is sampled and fails
+            with lock:
+                pass
+        errors, _state.internal_errors = _state.internal_errors, saved_errors
+        assert errors == 1
+        assert not lock.locked()
+        assert lock.statistics().acquisitions == 7

@@ -199,18 +199,24 @@ class _LockBase(Traced):
         try:
             self._sample(measure)
         except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
-            self._left = self._period = 1 << 62  # stop sampling this lock
+            self._restart_countdown(_NEVER)  # stop sampling this lock
             _state.internal_error("Lock._sampled", error)
+
+    def _restart_countdown(self, period: int) -> None:
+        """Sample again after ``period`` more acquisitions, keeping the count exact.
+
+        The countdown is the acquisition counter too (``_acquisitions``):
+        what it counted so far moves into ``_base`` first.
+        """
+        self._base += self._period - self._left
+        self._period = self._left = period
 
     def _sample(self, measure: bool) -> None:
         if self._profile > 0:  # recently contended: measure every acquisition for a while
             self._profile -= 1
-            period = 1
+            self._restart_countdown(1)
         else:
-            period = _period()
-        self._base += self._period - self._left
-        self._period = period
-        self._left = period
+            self._restart_countdown(_period())
         if not measure:  # a reentrant acquisition: the outer one's hold is what counts
             return
         frame = user_frame(1)
@@ -283,8 +289,7 @@ class _LockBase(Traced):
             # Measure the next acquisitions too, so that whoever holds this lock
             # when the next thread waits has a known acquire site.
             self._profile = PROFILE_AFTER_CONTENTION
-            self._base += self._period - self._left
-            self._period = self._left = 1
+            self._restart_countdown(1)
         else:
             with _state.book:
                 self._timeouts += 1
