@@ -7,6 +7,19 @@ import threading
 import threadtrace
 import threadtrace.threading as tt_threading
 
+#: The drop-in classes, as threading names them.
+CLASSES = (
+    "Lock",
+    "RLock",
+    "Condition",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Event",
+    "Barrier",
+    "Thread",
+    "Timer",
+)
+
 
 def test_exported_members_are_exactly_these() -> None:
     assert threadtrace.__all__ == sorted(threadtrace.__all__)
@@ -43,17 +56,7 @@ def test_the_drop_in_module_has_everything_threading_exports() -> None:
     missing = [name for name in threading.__all__ if not hasattr(tt_threading, name)]
     assert missing == []
     assert sorted(set(threading.__all__) - set(tt_threading.__all__)) == []
-    for name in (
-        "Lock",
-        "RLock",
-        "Condition",
-        "Semaphore",
-        "BoundedSemaphore",
-        "Event",
-        "Barrier",
-        "Thread",
-        "Timer",
-    ):
+    for name in CLASSES:
         assert getattr(tt_threading, name) is getattr(threadtrace, name), name
     for name in ("current_thread", "enumerate", "active_count", "main_thread", "get_ident",
                  "get_native_id", "excepthook", "settrace", "setprofile", "stack_size",
@@ -90,15 +93,5 @@ def test_a_program_written_against_the_drop_in_module_runs() -> None:
 
 
 def test_every_public_class_says_it_lives_in_threadtrace() -> None:
-    for name in (
-        "Lock",
-        "RLock",
-        "Condition",
-        "Semaphore",
-        "BoundedSemaphore",
-        "Event",
-        "Barrier",
-        "Thread",
-        "Timer",
-    ):
+    for name in CLASSES:
         assert getattr(threadtrace, name).__module__ == "threadtrace"

@@ -482,8 +482,7 @@ class Lock(_LockBase, _LockCore, metaclass=PrimitiveType):
         """Whether the lock is held by any thread."""
         return bool(self._raw.locked())
 
-    def _raw_locked(self) -> bool:
-        return bool(self._raw.locked())
+    _raw_locked = locked
 
     # Legacy aliases the C lock still has.
     acquire_lock = _LockCore.acquire
