@@ -24,6 +24,12 @@ a pass-through, so their instrumentation keeps working.
 
 from __future__ import annotations
 
+# Imported with threadtrace, not lazily in patch(): its fork handler, which
+# re-inits concurrent.futures' global lock in a forked child, must be
+# registered before any OpenTelemetry TracerProvider's.  The SDK's child
+# handler re-detects resources on a ThreadPoolExecutor and would otherwise
+# block on that lock, still held from before the fork
+# (tests/test_safety.py::test_a_forked_child_keeps_working hangs).
 import concurrent.futures.thread as futures_thread
 import threading
 from types import TracebackType
