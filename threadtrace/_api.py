@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from . import _originals, _sites, _state
 from ._config import Config
+from ._exceptions import ConfigurationError
 from ._recorder import Recorder
 
 
@@ -26,35 +27,56 @@ def configure(
     Args:
         tracer_provider: record spans here instead of the global provider.
         meter_provider: record metrics here instead of the global provider.
-        **settings: fields of :class:`threadtrace.Config`: ``wait_threshold``,
-            ``hold_threshold``, ``sample_every``, ``exporters``,
-            ``exclude_modules``.
+        **settings: fields of :class:`threadtrace.Config` (docs/configuration.md
+            lists them all).
 
     Returns:
         The configuration now in force.
 
     Raises:
-        ConfigurationError: a value is invalid or a name is not a setting; the
-            configuration in force is left unchanged.
+        ConfigurationError: a value is invalid or a name is not a setting, or
+            a ``THREADTRACE_*`` variable is invalid; the configuration in
+            force is left unchanged.
     """
-    new = _state.config.replace(**settings)
+    if _state.environment_error is not None:
+        raise _state.environment_error
+    old_config = _state.config
+    new = old_config.replace(**settings)
     providers_changed = tracer_provider is not None or meter_provider is not None
-    exporters_changed = new.exporters != _state.config.exporters
+    outputs_changed = _outputs(new) != _outputs(old_config)
     _state.config = new
     if "exclude_modules" in settings:
         _sites.forget_categories()
-    if providers_changed or exporters_changed:
+    if providers_changed or outputs_changed:
         old = _state.recorder
         if old is not None:  # providers given earlier stay until replaced
             tracer_provider = tracer_provider or old._explicit_tracer_provider
             meter_provider = meter_provider or old._explicit_meter_provider
-        _state.recorder = Recorder(tracer_provider, meter_provider)
+        recorder = Recorder(tracer_provider, meter_provider)
+        try:
+            # Build the exporters now, so an unwritable path or a missing
+            # extra fails here, in the caller, instead of at the first span.
+            recorder.prepare_exporters()
+        except ConfigurationError:
+            _state.config = old_config
+            raise
+        _state.recorder = recorder
         if old is not None:
-            old.shutdown(timeout=2.0)
+            old.shutdown(timeout=min(2.0, old_config.flush_timeout))
     recorder = _state.recorder
     if recorder is not None:
         recorder.ensure_ready()
     return new
+
+
+def _outputs(config: Config) -> tuple[object, ...]:
+    """The settings that shape the exporters: a change means new exporters."""
+    return (
+        config.exporters,
+        config.json_path,
+        config.json_metrics_file,
+        config.perfetto_path,
+    )
 
 
 def current_config() -> Config:
@@ -62,15 +84,17 @@ def current_config() -> Config:
     return _state.config
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """Flush and stop threadtrace's own exporters, waiting at most ``timeout`` seconds.
+def shutdown(timeout: Optional[float] = None) -> None:
+    """Flush and stop threadtrace's own exporters.
 
-    Runs at interpreter exit on its own; the application's own providers are
-    never shut down by threadtrace.
+    Waits at most ``timeout`` seconds (default: the ``flush_timeout``
+    setting).  Runs at interpreter exit on its own; the application's own
+    providers are never shut down by threadtrace.  Recording afterwards
+    starts new exporters.
     """
     recorder = _state.recorder
     if recorder is not None:
-        recorder.shutdown(timeout)
+        recorder.shutdown(_state.config.flush_timeout if timeout is None else timeout)
 
 
 def _after_fork_in_child() -> None:
@@ -82,6 +106,6 @@ def _after_fork_in_child() -> None:
 
 
 _state.recorder = Recorder()
-atexit.register(shutdown, 5.0)
+atexit.register(shutdown)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

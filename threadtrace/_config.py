@@ -1,16 +1,23 @@
-"""The configuration model: every setting, its default, and its validation."""
+"""The configuration model: every setting, its default, and its validation.
+
+One model, reachable three ways with the same names: keyword arguments to
+``configure()``/``patch()`` (``wait_threshold=0.005``), environment variables
+(``THREADTRACE_WAIT_THRESHOLD=0.005``) and ``threadtrace run`` options
+(``--wait-threshold 0.005``).  Each field's metadata says how to read it from
+text and what it means; the CLI's ``--help`` and the environment reader are
+built from it, and a test holds docs/configuration.md to it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+import os
+from typing import Any, Callable, Mapping, Optional
 
 from ._exceptions import ConfigurationError
 
-#: Exporters this release knows.  ``memory`` keeps spans and metrics in memory
-#: for tests (see :mod:`threadtrace.testing`); ``console`` writes them to stderr.
-KNOWN_EXPORTERS = ("console", "memory")
+ENV_PREFIX = "THREADTRACE_"
 
 #: Modules whose primitives and threads are never traced: telemetry plumbing
 #: whose locks would otherwise feed back into the telemetry they produce.
@@ -27,36 +34,145 @@ DEFAULT_EXCLUDED_MODULES = (
 )
 
 
+def _seconds(text: str) -> float:
+    return float(text)
+
+
+def _whole(text: str) -> int:
+    return int(text)
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any],
+    metavar: str,
+    accepts: str,
+    example: str,
+) -> Any:
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "help": help,
+            "parse": parse,
+            "metavar": metavar,
+            "accepts": accepts,
+            "example": example,
+        },
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """What threadtrace records, and where it sends it.
 
+    Every field is also the environment variable ``THREADTRACE_<FIELD>`` and
+    the ``threadtrace run`` option ``--<field-with-dashes>``; see
+    docs/configuration.md.
+
     Attributes:
         wait_threshold: A blocking operation (contended acquire, ``wait``,
             ``join``) that waited at least this many seconds becomes a span.
-            ``0`` records every operation that blocked at all.  Every
-            contended wait is counted and lands in the wait histogram
-            whatever this is.
         hold_threshold: A measured hold of a lock at least this long, in
-            seconds, becomes a span.  ``0`` records every measured hold.
+            seconds, becomes a span.
         sample_every: Measure the hold time (and acquire site) of one in
-            this many uncontended acquisitions; contended acquisitions are
-            always measured.  ``1`` measures every acquisition (slow),
-            ``0`` samples none.
+            this many uncontended acquisitions.
         exporters: Where threadtrace's own providers send data when the
             application has not set OpenTelemetry providers itself.
         exclude_modules: More module prefixes whose primitives are never
             traced, added to the built-in list.
+        json_path: The trace file of the ``json`` exporter.
+        json_metrics_path: The metrics file of the ``json`` exporter;
+            empty means next to ``json_path``.
+        perfetto_path: The timeline file of the ``perfetto`` exporter.
+        flush_timeout: Seconds the exit flush waits for exporters at most.
     """
 
-    wait_threshold: float = 0.001
-    hold_threshold: float = 0.010
-    sample_every: int = 100
-    exporters: tuple[str, ...] = ("console",)
-    exclude_modules: tuple[str, ...] = ()
+    wait_threshold: float = _setting(
+        0.001,
+        "A blocking operation (contended acquire, wait, join) that waited at least "
+        "this long becomes a span; 0 records every operation that blocked.",
+        parse=_seconds,
+        metavar="SECONDS",
+        accepts="a number of seconds >= 0",
+        example="0.005",
+    )
+    hold_threshold: float = _setting(
+        0.010,
+        "A measured hold of a Lock or RLock at least this long becomes a span.",
+        parse=_seconds,
+        metavar="SECONDS",
+        accepts="a number of seconds >= 0",
+        example="0.1",
+    )
+    sample_every: int = _setting(
+        100,
+        "Measure the hold time and acquire site of one in this many uncontended "
+        "acquisitions; contended ones are always measured; 0 samples none.",
+        parse=_whole,
+        metavar="N",
+        accepts="a whole number >= 0",
+        example="10",
+    )
+    exporters: tuple[str, ...] = _setting(
+        ("console",),
+        "Comma-separated exporters for threadtrace's own providers (used when the "
+        "program set no OpenTelemetry providers); empty exports nothing.",
+        parse=_text,
+        metavar="NAMES",
+        accepts="installed exporter names",
+        example="console,json",
+    )
+    exclude_modules: tuple[str, ...] = _setting(
+        (),
+        "Comma-separated module prefixes whose primitives and threads are never traced.",
+        parse=_text,
+        metavar="MODULES",
+        accepts="module names",
+        example="kafka,myapp.vendor",
+    )
+    json_path: str = _setting(
+        "threadtrace-trace.jsonl",
+        "Trace file of the json exporter (OTLP JSON Lines).",
+        parse=_text,
+        metavar="PATH",
+        accepts="a file path",
+        example="out/trace.jsonl",
+    )
+    json_metrics_path: str = _setting(
+        "",
+        "Metrics file of the json exporter; empty means json_path with "
+        "'.metrics.jsonl' for its suffix.",
+        parse=_text,
+        metavar="PATH",
+        accepts="a file path",
+        example="out/metrics.jsonl",
+    )
+    perfetto_path: str = _setting(
+        "threadtrace-timeline.json",
+        "Timeline file of the perfetto exporter (Chrome trace-event JSON).",
+        parse=_text,
+        metavar="PATH",
+        accepts="a file path",
+        example="out/timeline.json",
+    )
+    flush_timeout: float = _setting(
+        5.0,
+        "At exit, wait at most this long for exporters to flush; what is left is "
+        "dropped and counted.",
+        parse=_seconds,
+        metavar="SECONDS",
+        accepts="a number of seconds >= 0",
+        example="2",
+    )
 
     def __post_init__(self) -> None:
-        for field in ("wait_threshold", "hold_threshold"):
+        for field in ("wait_threshold", "hold_threshold", "flush_timeout"):
             value = getattr(self, field)
             if (
                 isinstance(value, bool)
@@ -72,13 +188,25 @@ class Config:
                 f"sample_every must be a whole number >= 0, got {sample_every!r}"
             )
         exporters = _names(self.exporters)
-        for name in exporters:
-            if name not in KNOWN_EXPORTERS:
-                raise ConfigurationError(
-                    f"unknown exporter {name!r}; installed exporters: {', '.join(KNOWN_EXPORTERS)}"
-                )
+        if exporters:
+            from .exporters import installed_exporters
+
+            installed = installed_exporters()
+            for name in exporters:
+                if name not in installed:
+                    raise ConfigurationError(
+                        f"unknown exporter {name!r}; installed exporters: "
+                        f"{', '.join(sorted(installed))}"
+                    )
         object.__setattr__(self, "exporters", exporters)
         object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
+        for field in ("json_path", "json_metrics_path", "perfetto_path"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or "\0" in value:
+                raise ConfigurationError(f"{field} must be a file path, got {value!r}")
+        for field in ("json_path", "perfetto_path"):
+            if not getattr(self, field):
+                raise ConfigurationError(f"{field} must be a file path, got ''")
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied and validated.
@@ -86,7 +214,7 @@ class Config:
         Raises:
             ConfigurationError: a value is invalid, or a name is not a setting.
         """
-        names = {f.name for f in dataclasses.fields(self)}
+        names = setting_names()
         for key in changes:
             if key not in names:
                 raise ConfigurationError(
@@ -94,10 +222,105 @@ class Config:
                 )
         return dataclasses.replace(self, **changes)
 
+    def replace_from_text(self, texts: Mapping[str, str], source: Callable[[str], str]) -> Config:
+        """Return a copy with settings given as text, as the environment and CLI give them.
+
+        ``source(name)`` says where a setting came from for error messages,
+        such as ``THREADTRACE_WAIT_THRESHOLD`` or ``--wait-threshold``.
+
+        Raises:
+            ConfigurationError: naming the setting's source and what it accepts.
+        """
+        changes: dict[str, Any] = {}
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name, text in texts.items():
+            meta = fields[name].metadata
+            problem = f"{source(name)} must be {meta['accepts']}, got {text!r}"
+            try:
+                value = meta["parse"](text.strip())
+                self.replace(**{name: value})
+            except ValueError as error:  # ConfigurationError is a ValueError
+                if name == "exporters":  # the message lists the installed names
+                    raise ConfigurationError(f"{source(name)}: {error}") from None
+                raise ConfigurationError(problem) from None
+            changes[name] = value
+        return self.replace(**changes)
+
     @property
     def excluded_modules(self) -> tuple[str, ...]:
         """Every module prefix whose primitives are left untraced."""
         return DEFAULT_EXCLUDED_MODULES + self.exclude_modules
+
+    @property
+    def json_metrics_file(self) -> str:
+        """Where the ``json`` exporter writes metrics."""
+        if self.json_metrics_path:
+            return self.json_metrics_path
+        base = self.json_path
+        for suffix in (".jsonl", ".json"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+                break
+        return f"{base}.metrics.jsonl"
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every setting, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(Config))
+
+
+def settings_help() -> list[tuple[str, str, str, str, str]]:
+    """(name, metavar, help, example, default) of every setting, for ``--help``."""
+    rows = []
+    defaults = Config.__dataclass_fields__
+    for field in dataclasses.fields(Config):
+        default = defaults[field.name].default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append(
+            (
+                field.name,
+                field.metadata["metavar"],
+                field.metadata["help"],
+                field.metadata["example"],
+                shown,
+            )
+        )
+    return rows
+
+
+def env_var(name: str) -> str:
+    """The environment variable of setting ``name``."""
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def from_environment(
+    environ: Optional[Mapping[str, str]] = None, base: Optional[Config] = None
+) -> Config:
+    """The configuration the ``THREADTRACE_*`` variables describe, over ``base``.
+
+    Raises:
+        ConfigurationError: a variable holds an invalid value; the message
+            names the variable.  A ``THREADTRACE_*`` variable that is not a
+            setting is an error too, so a typo does not go unnoticed.
+    """
+    environ = os.environ if environ is None else environ
+    names = setting_names()
+    texts: dict[str, str] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in names:
+            raise ConfigurationError(
+                f"unknown environment variable {key}; settings: "
+                f"{', '.join(env_var(n) for n in names)}"
+            )
+        texts[name] = value
+    return (base or Config()).replace_from_text(texts, env_var)
+
+
+#: ``THREADTRACE_*`` variables that are not settings.
+_NOT_SETTINGS = frozenset({"THREADTRACE_PURE_PYTHON"})
 
 
 def _names(given: Any) -> tuple[str, ...]:

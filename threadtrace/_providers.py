@@ -10,74 +10,95 @@ import sys
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from . import _originals
 from ._config import Config
+from ._export import ExportStats, MetricAdapter, SpanQueue, deliver, install_log_filter, logger
+from .exporters import Exporter, load_exporter
 
 
 class FallbackProviders:
     """A tracer and a meter provider wired to the configured exporters.
 
     Attributes:
-        memory_spans: the in-memory span exporter when ``memory`` is configured.
-        memory_metrics: the in-memory metric reader when ``memory`` is configured.
+        exporters: the exporter instances, by name.
+        stats: what happened to the data sent to each, by name.
     """
 
     def __init__(self, config: Config) -> None:
         resource = _resource()
         self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         readers: list[MetricReader] = []
-        self.memory_spans: Any = None
-        self.memory_metrics: Any = None
+        self.exporters: dict[str, Exporter] = {}
+        self.stats: dict[str, ExportStats] = {}
+        self._queues: list[SpanQueue] = []
         for name in config.exporters:
-            if name == "console":
-                # One JSON object per line, not the SDK's indented default: a
-                # busy program's stderr stays readable and greppable.
-                self.tracer_provider.add_span_processor(
-                    BatchSpanProcessor(
-                        ConsoleSpanExporter(out=sys.stderr, formatter=_one_line_span)
-                    )
-                )
-                readers.append(
-                    PeriodicExportingMetricReader(
-                        ConsoleMetricExporter(out=sys.stderr, formatter=_one_line_metrics)
-                    )
-                )
-            elif name == "memory":
-                from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-                from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-                from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-                    InMemorySpanExporter,
-                )
-
-                self.memory_spans = InMemorySpanExporter()
-                self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.memory_spans))
-                self.memory_metrics = InMemoryMetricReader()
-                readers.append(self.memory_metrics)
+            exporter = load_exporter(name)(config)
+            stats = ExportStats(name, exporter.destination())
+            self.exporters[name] = exporter
+            self.stats[name] = stats
+            if exporter.handles_spans():
+                if exporter.synchronous:
+                    self.tracer_provider.add_span_processor(_Synchronous(exporter, stats))
+                else:
+                    queue = SpanQueue(exporter, stats)
+                    self._queues.append(queue)
+                    self.tracer_provider.add_span_processor(queue)
+            if exporter.handles_metrics():
+                readers.append(PeriodicExportingMetricReader(MetricAdapter(exporter, stats)))
+        install_log_filter()
         self.meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, shutdown_on_exit=False
         )
 
     def shutdown(self, timeout: float) -> None:
-        millis = int(timeout * 1000)
-        self.tracer_provider.force_flush(millis)
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown(timeout_millis=millis)
+        """Flush everything and close the exporters, waiting at most ``timeout`` seconds.
+
+        An exporter stuck on a dead endpoint cannot hold up the exit: the work
+        runs on a daemon thread, and what is still queued when time runs out
+        is counted as dropped.
+        """
+        done = _originals.Event()
+
+        def close() -> None:
+            try:
+                millis = int(timeout * 1000)
+                self.tracer_provider.force_flush(millis)
+                self.tracer_provider.shutdown()
+                self.meter_provider.shutdown(timeout_millis=millis)
+                for exporter in self.exporters.values():
+                    exporter.shutdown(timeout)
+            except Exception as error:  # noqa: BLE001 - exit goes on regardless
+                logger.warning("threadtrace: error while flushing exporters", exc_info=error)
+            finally:
+                done.set()
+
+        _originals.Thread(target=close, name="threadtrace-flush", daemon=True).start()
+        if not done.wait(timeout):
+            for queue in self._queues:
+                queue.abandon()
+            logger.warning(
+                "threadtrace: exporters did not finish flushing within %.1f s; "
+                "unsent data was dropped",
+                timeout,
+            )
 
 
-def _one_line_span(span: Any) -> str:
-    return f"{span.to_json(indent=None)}\n"
+class _Synchronous(SpanProcessor):
+    """Hands each span over as it ends, for exporters that only keep them in memory."""
 
+    def __init__(self, exporter: Exporter, stats: ExportStats) -> None:
+        self._exporter = exporter
+        self._stats = stats
 
-def _one_line_metrics(metrics_data: Any) -> str:
-    return f"{metrics_data.to_json(indent=None)}\n"
+    def on_end(self, span: ReadableSpan) -> None:
+        deliver(self._stats, self._exporter, (span,))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 def _resource() -> Resource:

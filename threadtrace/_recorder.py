@@ -141,6 +141,9 @@ class Recorder:
         if self._fallback is None:
             from ._providers import FallbackProviders
 
+            if _state.environment_error is not None:
+                logger.warning("threadtrace: %s; using the defaults", _state.environment_error)
+
             self._fallback = FallbackProviders(_state.config)
         return self._fallback
 
@@ -382,6 +385,19 @@ class Recorder:
         if self.spans_enabled:
             self._safely("spans", self.tracer)
 
+    def prepare_exporters(self) -> None:
+        """Build threadtrace's own exporters now if they will be used.
+
+        Raises:
+            ConfigurationError: an exporter cannot start (unwritable path,
+                missing extra, invalid ``OTEL_*`` variable).
+        """
+        if not _state.config.exporters:
+            return
+        if self._app_tracer_provider() is None or self._app_meter_provider() is None:
+            with self._setup_lock, _state.guarded():
+                self._fallback_unlocked()
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and close threadtrace's own providers (never the app's).
 
@@ -394,6 +410,7 @@ class Recorder:
         if fallback is not None:
             with _state.guarded():
                 fallback.shutdown(timeout)
+            _state.export_stats.update(fallback.stats)
 
 
 def _epoch_offset() -> int:

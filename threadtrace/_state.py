@@ -16,13 +16,23 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from . import _originals
 from ._clock import Clock, SystemClock
-from ._config import Config
+from ._config import Config, from_environment
+from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from ._patch import PatchHandle
     from ._recorder import Recorder
 
-config = Config()
+#: An invalid ``THREADTRACE_*`` variable.  Importing threadtrace never raises:
+#: the defaults stand, configure()/patch() raise this until it is fixed, and
+#: a program that calls neither gets a warning when threadtrace first exports.
+environment_error: Optional[ConfigurationError] = None
+try:
+    #: The settings in force: the defaults, then ``THREADTRACE_*`` variables.
+    config: Config = from_environment()
+except ConfigurationError as _error:
+    config = Config()
+    environment_error = _error  # logged when threadtrace first exports
 clock: Clock = SystemClock()
 recorder: Optional[Recorder] = None
 patch_handle: Optional[PatchHandle] = None
@@ -43,6 +53,10 @@ retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
 #: Traced threads started, and running now (changed under :data:`book`).
 threads_started = 0
 threads_live = 0
+
+#: What each of threadtrace's own exporters did, kept after they shut down
+#: for the exit summary (name -> ExportStats).
+export_stats: dict[str, Any] = {}
 
 #: Errors inside threadtrace's own bookkeeping, swallowed (see internal_error).
 internal_errors = 0

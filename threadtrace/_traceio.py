@@ -1,0 +1,218 @@
+"""Spans as plain records, and OTLP JSON Lines files in and out.
+
+The ``json`` exporter writes, and ``threadtrace convert``/``report`` read,
+the OTLP file format (opentelemetry-specification ``protocol/file-exporter``):
+one ``TracesData`` (or ``MetricsData``) JSON object per line, ids in hex,
+enums as integers.  Both directions go through the official generated
+protobuf classes and protobuf's JSON mapping; the only fix-up is the hex
+spelling of ids that OTLP/JSON requires where protobuf's mapping uses base64.
+
+:class:`SpanRecord` is what the Perfetto timeline and the reports are made
+from, whether the spans come live from the SDK or from a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+class TraceFileError(Exception):
+    """A trace file cannot be read; the message names the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkRecord:
+    trace_id: str
+    span_id: str
+    attributes: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanRecord:
+    """One finished span.  Times are nanoseconds since the epoch; ids are hex."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: Optional[str]
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, Any]
+    links: tuple[LinkRecord, ...] = ()
+    error: Optional[str] = None  # the status description of a span with ERROR status
+    service_name: str = ""
+
+    @property
+    def thread_id(self) -> Optional[int]:
+        value = self.attributes.get("thread.id")
+        return int(value) if value is not None else None
+
+    @property
+    def thread_name(self) -> str:
+        return str(self.attributes.get("thread.name", ""))
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+def from_readable(span: Any) -> SpanRecord:
+    """A record of an SDK ``ReadableSpan``."""
+    context = span.get_span_context()
+    parent = span.parent
+    status = span.status
+    resource = span.resource.attributes if span.resource is not None else {}
+    return SpanRecord(
+        trace_id=f"{context.trace_id:032x}",
+        span_id=f"{context.span_id:016x}",
+        parent_span_id=f"{parent.span_id:016x}" if parent is not None else None,
+        name=span.name,
+        start_ns=int(span.start_time or 0),
+        end_ns=int(span.end_time or span.start_time or 0),
+        attributes=dict(span.attributes or {}),
+        links=tuple(
+            LinkRecord(
+                f"{link.context.trace_id:032x}",
+                f"{link.context.span_id:016x}",
+                dict(link.attributes or {}),
+            )
+            for link in span.links
+        ),
+        error=(status.description or "error") if not status.is_ok else None,
+        service_name=str(resource.get("service.name", "")),
+    )
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def to_otlp_json(message: Any) -> str:
+    """One OTLP/JSON line (no newline) for an OTLP protobuf request or data message."""
+    from google.protobuf.json_format import MessageToDict
+
+    data = MessageToDict(message, use_integers_for_enums=True)
+    return json.dumps(_ids(data, _b64_to_hex), separators=(",", ":"))
+
+
+def _b64_to_hex(value: str) -> str:
+    return base64.b64decode(value).hex()
+
+
+def _hex_to_b64(value: str) -> str:
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+
+
+def _ids(data: Any, convert: Any) -> Any:
+    """``data`` with every trace and span id rewritten by ``convert``."""
+    if isinstance(data, dict):
+        return {
+            key: (
+                convert(value)
+                if key in _ID_KEYS and isinstance(value, str) and value
+                else _ids(value, convert)
+            )
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [_ids(item, convert) for item in data]
+    return data
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def parse_traces_line(line: str) -> Any:
+    """The ``TracesData`` protobuf of one OTLP/JSON line.
+
+    Raises:
+        ValueError: not JSON, not traces, or not valid OTLP.
+    """
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if "resourceSpans" not in data:
+        if "resourceMetrics" in data:
+            raise ValueError("it holds metrics, not spans; pass the trace file")
+        raise ValueError("no resourceSpans")
+    try:
+        return ParseDict(_ids(data, _hex_to_b64), TracesData(), ignore_unknown_fields=True)
+    except Exception as error:  # protobuf's ParseError, or a bad hex id
+        raise ValueError(str(error)) from None
+
+
+def read_trace_file(path: str) -> list[SpanRecord]:
+    """Every span in an OTLP JSON Lines trace file, in file order.
+
+    Raises:
+        TraceFileError: the file cannot be opened, a line is not OTLP JSON
+            traces (the message gives its number), or it holds no spans.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = list(file)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise TraceFileError(f"cannot read {path}: {reason}") from None
+    spans: list[SpanRecord] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = parse_traces_line(line)
+        except ValueError as error:
+            raise TraceFileError(
+                f"{path}, line {number}: not an OTLP JSON trace line ({error})"
+            ) from None
+        spans.extend(records_of(data))
+    if not spans:
+        raise TraceFileError(f"{path} holds no spans")
+    return spans
+
+
+def records_of(traces: Any) -> Iterator[SpanRecord]:
+    """Records of every span in a ``TracesData`` (or export request) protobuf."""
+    for resource_spans in traces.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        service = str(resource.get("service.name", ""))
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                yield SpanRecord(
+                    trace_id=span.trace_id.hex(),
+                    span_id=span.span_id.hex(),
+                    parent_span_id=span.parent_span_id.hex() or None,
+                    name=span.name,
+                    start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano,
+                    attributes=_attributes(span.attributes),
+                    links=tuple(
+                        LinkRecord(
+                            link.trace_id.hex(), link.span_id.hex(), _attributes(link.attributes)
+                        )
+                        for link in span.links
+                    ),
+                    error=(span.status.message or "error") if span.status.code == 2 else None,
+                    service_name=service,
+                )
+
+
+def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
+    return {pair.key: _value(pair.value) for pair in pairs}
+
+
+def _value(value: Any) -> Any:
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return tuple(_value(item) for item in value.array_value.values)
+    if which == "kvlist_value":
+        return _attributes(value.kvlist_value.values)
+    if which is None:
+        return None
+    return getattr(value, which)

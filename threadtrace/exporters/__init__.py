@@ -1,0 +1,128 @@
+"""Pluggable exporters: where threadtrace's own providers send what it records.
+
+An exporter is a class derived from :class:`Exporter`, registered under a
+name in the ``threadtrace.exporters`` entry-point group.  The built-ins are
+registered that way too, in threadtrace's own ``pyproject.toml``::
+
+    [project.entry-points."threadtrace.exporters"]
+    console = "threadtrace.exporters.console:ConsoleExporter"
+
+A third-party package registers its own the same way, and
+``threadtrace.configure(exporters=("console", "mine"))`` runs both.
+
+threadtrace calls an exporter only from its own export thread, never from
+the application's threads: spans are queued (bounded; what overflows is
+dropped and counted) and handed over in batches, and metrics are collected
+periodically by the OpenTelemetry SDK's reader.  An exporter that raises or
+returns ``False`` loses that batch; the loss is counted and reported once.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricsData
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from .._config import Config
+
+__all__ = ["ENTRY_POINT_GROUP", "Exporter", "installed_exporters", "load_exporter"]
+
+ENTRY_POINT_GROUP = "threadtrace.exporters"
+
+
+class Exporter:
+    """Base class of threadtrace exporters.
+
+    Override :meth:`export_spans`, :meth:`export_metrics` or both; an
+    exporter that overrides neither receives nothing.
+
+    Attributes:
+        config: The configuration the exporter was made with (output paths
+            and the like).
+    """
+
+    #: Spans are handed over as they end, on the thread that ended them,
+    #: instead of in batches from the export thread.  Only for exporters
+    #: that just keep spans in memory.
+    synchronous: ClassVar[bool] = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def export_spans(self, spans: Sequence[ReadableSpan]) -> bool:
+        """Send a batch of finished spans.  Returns whether it was delivered."""
+        raise NotImplementedError
+
+    def export_metrics(self, metrics: MetricsData) -> bool:
+        """Send one collection of metrics.  Returns whether it was delivered."""
+        raise NotImplementedError
+
+    def force_flush(self, timeout: float) -> bool:
+        """Deliver anything buffered, within ``timeout`` seconds."""
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush and release resources, within ``timeout`` seconds.  Called once."""
+
+    def destination(self) -> str:
+        """Where the data goes, for people: a path, an endpoint, ``stderr``."""
+        return type(self).__name__
+
+    @classmethod
+    def handles_spans(cls) -> bool:
+        return cls.export_spans is not Exporter.export_spans
+
+    @classmethod
+    def handles_metrics(cls) -> bool:
+        return cls.export_metrics is not Exporter.export_metrics
+
+
+def _entry_points() -> dict[str, object]:
+    from importlib import metadata
+
+    if sys.version_info >= (3, 10):
+        found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    else:  # pragma: no cover - Python 3.9's entry_points() is a dict
+        found = metadata.entry_points().get(ENTRY_POINT_GROUP, ())
+    points: dict[str, object] = {}
+    for point in found:
+        points.setdefault(point.name, point)
+    return points
+
+
+_cache: dict[str, object] = {}
+
+
+def installed_exporters() -> dict[str, object]:
+    """Every registered exporter name, mapped to its entry point."""
+    if not _cache:
+        _cache.update(_entry_points())
+    return dict(_cache)
+
+
+def load_exporter(name: str) -> type[Exporter]:
+    """The exporter class registered as ``name``.
+
+    Raises:
+        ConfigurationError: no exporter has that name, or it does not load.
+    """
+    from .._exceptions import ConfigurationError
+
+    installed = installed_exporters()
+    point = installed.get(name)
+    if point is None:
+        raise ConfigurationError(
+            f"unknown exporter {name!r}; installed exporters: {', '.join(sorted(installed))}"
+        )
+    try:
+        cls = point.load()  # type: ignore[attr-defined]
+    except ImportError as error:
+        raise ConfigurationError(f"exporter {name!r} cannot be loaded: {error}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Exporter)):
+        raise ConfigurationError(
+            f"exporter {name!r} ({point.value}) is not a threadtrace.exporters.Exporter"  # type: ignore[attr-defined]
+        )
+    return cls

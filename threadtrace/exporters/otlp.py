@@ -1,0 +1,115 @@
+"""``otlp``: the official OpenTelemetry OTLP exporters, over gRPC or HTTP/protobuf.
+
+Needs the ``otlp`` extra: ``pip install "threadtrace[otlp]"``.  Everything
+is configured by the standard variables, so pointing threadtrace at Jaeger
+or a Collector needs no threadtrace-specific setting:
+
+* ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or ``..._TRACES_PROTOCOL`` /
+  ``..._METRICS_PROTOCOL``): ``http/protobuf`` (the default, as the
+  OpenTelemetry specification says) or ``grpc``;
+* ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT`` /
+  ``..._METRICS_ENDPOINT``), default ``http://localhost:4318`` for HTTP and
+  ``http://localhost:4317`` for gRPC;
+* ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_EXPORTER_OTLP_TIMEOUT``,
+  ``OTEL_EXPORTER_OTLP_COMPRESSION``, ``OTEL_EXPORTER_OTLP_INSECURE`` and
+  the certificate variables, read by the exporters themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from .. import _state
+from .._exceptions import ConfigurationError
+from . import Exporter
+
+PROTOCOLS = ("http/protobuf", "grpc")
+_DEFAULT_ENDPOINTS = {"http/protobuf": "http://localhost:4318", "grpc": "http://localhost:4317"}
+
+
+def _protocol(signal: str) -> str:
+    for variable in (f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            if value not in PROTOCOLS:
+                raise ConfigurationError(
+                    f"{variable} must be one of {', '.join(PROTOCOLS)}, got {value!r}"
+                )
+            return value
+    return "http/protobuf"
+
+
+def _endpoint(signal: str, protocol: str) -> str:
+    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+    if specific:
+        return specific
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_ENDPOINTS[protocol]
+    if protocol == "grpc":
+        return base
+    return f"{base.rstrip('/')}/v1/{signal.lower()}"
+
+
+def _missing_extra(error: ImportError) -> ConfigurationError:
+    return ConfigurationError(
+        f"the otlp exporter needs the otlp extra: pip install 'threadtrace[otlp]' ({error})"
+    )
+
+
+class OtlpExporter(Exporter):
+    """Spans and metrics to an OTLP endpoint, through the official exporters."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.protocol = _protocol("TRACES")
+        metrics_protocol = _protocol("METRICS")
+        self.endpoint = _endpoint("TRACES", self.protocol)
+        try:
+            if self.protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+            if metrics_protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+            else:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+        except ImportError as error:
+            raise _missing_extra(error) from None
+        self._spans = OTLPSpanExporter()
+        self._metrics = OTLPMetricExporter()
+
+    # Every call into the official exporters runs marked as threadtrace's own
+    # recording (_state.guarded()): the HTTP exporter's requests.Session makes
+    # a new cookie jar per request, and http.cookiejar's RLock (created outside
+    # the excluded modules) would otherwise be traced on the export thread.
+    # Its holds would then become spans that the next export sends, which make
+    # more spans: an endless loop with hold_threshold=0, and a stray
+    # "rlock cookiejar.py:<line>" series in threadtrace's metrics.
+
+    def export_spans(self, spans: Sequence[Any]) -> bool:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        with _state.guarded():
+            return bool(self._spans.export(spans) is SpanExportResult.SUCCESS)
+
+    def export_metrics(self, metrics: Any) -> bool:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+
+        with _state.guarded():
+            return bool(self._metrics.export(metrics) is MetricExportResult.SUCCESS)
+
+    def shutdown(self, timeout: float) -> None:
+        with _state.guarded():
+            self._spans.shutdown()
+            self._metrics.shutdown(timeout_millis=timeout * 1000)
+
+    def destination(self) -> str:
+        return f"{self.endpoint} ({self.protocol})"
