@@ -1,0 +1,338 @@
+"""The ``threadtrace`` command (also ``python -m threadtrace``).
+
+``threadtrace run`` patches threading before the target imports anything,
+then runs it as ``python`` would: the same ``sys.argv``, ``__main__``,
+``sys.path[0]``, exit status, uncaught-exception traceback and ``SIGINT``
+behaviour.  At exit it flushes the exporters and prints a short summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import importlib.util
+import os
+import runpy
+import sys
+import textwrap
+from types import TracebackType
+from typing import Any, NoReturn, Optional, Sequence
+
+from . import __version__
+
+PROG = "threadtrace"
+
+#: What ``threadtrace run`` exports when neither ``--exporters`` nor
+#: ``THREADTRACE_EXPORTERS`` says: a trace file, and the summary on stderr.
+RUN_DEFAULT_EXPORTERS = ("json",)
+
+
+class UsageError(Exception):
+    """Bad command line: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _run_parser() -> _Parser:
+    from ._config import env_var, settings_help
+
+    parser = _Parser(
+        prog=f"{PROG} run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{PROG} run [options] script.py [args...]\n"
+        f"       {PROG} run [options] -m module [args...]",
+        description=textwrap.dedent(
+            """\
+            Run a Python program with threading instrumented: its threads, locks,
+            conditions, semaphores, events and barriers are traced, exactly as if it
+            had called threadtrace.patch() before importing anything.
+
+            Everything after the script (or -m module) goes to the program.  Every
+            option is also an environment variable (shown in each option's help);
+            an option wins over its variable.  By default the trace is written to
+            threadtrace-trace.jsonl and a summary is printed to stderr at exit.
+            """
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              threadtrace run app.py --workers 8
+              threadtrace run --exporters console,json --wait-threshold 0.005 app.py
+              threadtrace run --exporters otlp -m myservice.main   # OTEL_EXPORTER_OTLP_* apply
+              threadtrace convert threadtrace-trace.jsonl --to perfetto -o timeline.json
+            """
+        ),
+    )
+    parser.add_argument("-m", dest="module", metavar="module", help="run a module as a script")
+    parser.add_argument(
+        "--no-summary", action="store_true", help="do not print the summary at exit"
+    )
+    settings = parser.add_argument_group("settings (docs/configuration.md)")
+    for name, metavar, help_text, example, default in settings_help():
+        if name == "exporters":
+            default = ",".join(RUN_DEFAULT_EXPORTERS)
+        settings.add_argument(
+            _option(name),
+            dest=name,
+            metavar=metavar,
+            help=f"{help_text} Default: {default or 'empty'}. "
+            f"Example: {_option(name)} {example}. Variable: {env_var(name)}.",
+        )
+    return parser
+
+
+def _split_run_args(argv: Sequence[str], parser: _Parser) -> tuple[list[str], list[str]]:
+    """Split ``run``'s arguments into threadtrace's options and the target's command line.
+
+    The target starts at the first argument that is not an option (the
+    script) or at ``-m module``; everything from there on belongs to it.
+    """
+    takes_value = {
+        option
+        for action in parser._actions
+        if action.nargs is None and action.option_strings and action.dest != "help"
+        for option in action.option_strings
+        if not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
+    }
+    ours: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return ours, list(argv[i + 1 :])
+        if arg == "-m" or (arg.startswith("-m") and len(arg) > 2 and not arg.startswith("--")):
+            module = argv[i + 1 : i + 2] if arg == "-m" else [arg[2:]]
+            if not module:
+                raise UsageError(f"{parser.prog}: error: -m needs a module name")
+            return ours, ["-m", *module, *argv[i + (2 if arg == "-m" else 1) :]]
+        if not arg.startswith("-") or arg == "-":
+            return ours, list(argv[i:])
+        ours.append(arg)
+        if arg in takes_value and "=" not in arg:
+            if i + 1 < len(argv):
+                ours.append(argv[i + 1])
+            i += 1
+        i += 1
+    return ours, []
+
+
+def _config_from(options: argparse.Namespace) -> Any:
+    """The configuration for ``run``: defaults, then THREADTRACE_*, then options."""
+    from ._config import Config, from_environment, setting_names
+
+    base = Config(exporters=RUN_DEFAULT_EXPORTERS)
+    config = from_environment(base=base)
+    given = {
+        name: getattr(options, name)
+        for name in setting_names()
+        if getattr(options, name, None) is not None
+    }
+    return config.replace_from_text(given, _option)
+
+
+def _command_run(argv: Sequence[str]) -> int:
+    from ._exceptions import ConfigurationError
+
+    parser = _run_parser()
+    ours, target = _split_run_args(argv, parser)
+    if "-h" in ours or "--help" in ours:
+        parser.print_help()
+        return 0
+    options = parser.parse_args(ours)
+    if not target:
+        raise UsageError(f"{parser.prog}: error: give a script or -m module to run")
+    if target[0] == "-m":
+        module, args = target[1], target[2:]
+        sys.path.insert(0, os.getcwd())  # where python -m looks first
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as error:
+            found, reason = None, str(error)
+        else:
+            reason = f"No module named {module!r}"
+        finally:
+            del sys.path[0]
+        if found is None:
+            raise UsageError(f"{parser.prog}: error: {reason}")
+    else:
+        module, args = None, target[1:]
+        script = target[0]
+        try:
+            with open(script, "rb"):
+                pass
+        except OSError as error:
+            raise UsageError(
+                f"{parser.prog}: error: can't open file {script!r}: "
+                f"[Errno {error.errno}] {error.strerror}"
+            ) from None
+    try:
+        config = _config_from(options)
+    except ConfigurationError as error:
+        raise UsageError(f"{parser.prog}: error: {error}") from None
+
+    import threadtrace
+
+    # The program's own argv from here on: the resource's default service
+    # name is taken from it when the providers are built.
+    sys.argv = [module if module is not None else target[0], *args]
+    try:
+        threadtrace.configure(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+    except ConfigurationError as error:
+        raise UsageError(f"{parser.prog}: error: {error}") from None
+    threadtrace.patch()
+    if not options.no_summary:
+        atexit.register(_finish)
+    else:
+        atexit.register(threadtrace.shutdown)
+    return _execute(module, target[0] if module is None else None, args)
+
+
+def _execute(module: Optional[str], script: Optional[str], args: list[str]) -> int:
+    """Run the target as ``python`` would; return its exit status, or raise SystemExit."""
+    if module is not None:
+        # sys.argv is [module, *args]; runpy puts the module's path in argv[0].
+        sys.path[0] = os.getcwd()
+        run = lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)  # noqa: E731
+    else:
+        assert script is not None
+        sys.path[0] = os.path.dirname(os.path.realpath(script))
+        run = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
+    try:
+        run()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as error:
+        # Python exits by SIGINT after an uncaught KeyboardInterrupt; re-raising
+        # lets the interpreter do exactly that (after atexit, so the flush runs).
+        raise error.with_traceback(_trim(error.__traceback__)) from None
+    except BaseException as error:  # noqa: BLE001 - reported as python would
+        error = error.with_traceback(_trim(error.__traceback__))  # the hook reads it there
+        sys.excepthook(type(error), error, error.__traceback__)
+        return 1
+    return 0
+
+
+def _trim(tb: Optional[TracebackType]) -> Optional[TracebackType]:
+    """Drop threadtrace's and runpy's frames from the top of a traceback."""
+    skip = {os.path.normcase(os.path.abspath(__file__)), os.path.normcase(runpy.__file__)}
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if os.path.normcase(filename) in skip or filename == "<frozen runpy>":
+            tb = tb.tb_next
+            continue
+        break
+    return tb
+
+
+def _finish() -> None:
+    """At exit: flush the exporters, then print the summary."""
+    import threadtrace
+
+    from . import _state
+    from ._summary import summary
+
+    threadtrace.shutdown()
+    try:
+        sys.stderr.write(summary(_state.export_stats))
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001, S110 - stderr closed; nothing else to tell
+        pass
+
+
+def _command_convert(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog=f"{PROG} convert",
+        description="Turn a trace saved by the json exporter (OTLP JSON Lines) into "
+        "another format.",
+        epilog="example:\n  threadtrace convert threadtrace-trace.jsonl --to perfetto "
+        "-o timeline.json\n  then open timeline.json in https://ui.perfetto.dev",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("trace", help="an OTLP JSON Lines trace file (json exporter output)")
+    parser.add_argument(
+        "--to",
+        required=True,
+        choices=("perfetto",),
+        help="output format: perfetto (Chrome trace-event JSON for ui.perfetto.dev "
+        "and chrome://tracing)",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="file to write (replaced)"
+    )
+    options = parser.parse_args(argv)
+    from ._perfetto import write_timeline
+    from ._traceio import TraceFileError, read_trace_file
+
+    try:
+        records = read_trace_file(options.trace)
+    except TraceFileError as error:
+        raise UsageError(f"{parser.prog}: error: {error}") from None
+    try:
+        write_timeline(records, options.output)
+    except OSError as error:
+        raise UsageError(
+            f"{parser.prog}: error: cannot write {options.output}: {error.strerror or error}"
+        ) from None
+    threads = len({record.thread_id for record in records})
+    sys.stderr.write(
+        f"threadtrace: wrote {options.output}: {len(records)} spans on {threads} threads; "
+        f"open it in https://ui.perfetto.dev\n"
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": ("run a Python program with threading traced", _command_run),
+    "convert": ("turn a saved JSON trace into a Perfetto timeline", _command_convert),
+}
+
+
+def _main_help() -> str:
+    lines = [
+        f"usage: {PROG} <command> [options] ...",
+        "",
+        "threadtrace: Python's threading primitives, reporting what they do.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {text}" for name, (text, _) in COMMANDS.items()]
+    lines += [
+        "",
+        f"Run '{PROG} <command> --help' for a command's options.",
+        "",
+        "examples:",
+        f"  {PROG} run app.py",
+        f"  {PROG} run -m mypackage.worker --threads 4",
+        f"  {PROG} convert threadtrace-trace.jsonl --to perfetto -o timeline.json",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``threadtrace`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            sys.stdout.write(_main_help())
+            return 0 if argv else 2
+        if argv[0] == "--version":
+            sys.stdout.write(f"{PROG} {__version__}\n")
+            return 0
+        command = COMMANDS.get(argv[0])
+        if command is None:
+            raise UsageError(
+                f"{PROG}: error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} "
+                f"(see '{PROG} --help')"
+            )
+        return command[1](argv[1:])
+    except UsageError as error:
+        sys.stderr.write(f"{error}\n")
+        return 2
