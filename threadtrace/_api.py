@@ -52,15 +52,15 @@ def configure(
         if old is not None:  # providers given earlier stay until replaced
             tracer_provider = tracer_provider or old._explicit_tracer_provider
             meter_provider = meter_provider or old._explicit_meter_provider
-        recorder = Recorder(tracer_provider, meter_provider)
+        replacement = Recorder(tracer_provider, meter_provider)
         try:
             # Build the exporters now, so an unwritable path or a missing
             # extra fails here, in the caller, instead of at the first span.
-            recorder.prepare_exporters()
+            replacement.prepare_exporters()
         except ConfigurationError:
             _state.config = old_config
             raise
-        _state.recorder = recorder
+        _state.recorder = replacement
         if old is not None:
             old.shutdown(timeout=min(2.0, old_config.flush_timeout))
     recorder = _state.recorder

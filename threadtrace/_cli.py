@@ -77,13 +77,12 @@ def _run_parser() -> _Parser:
     )
     settings = parser.add_argument_group("settings (docs/configuration.md)")
     for name, metavar, help_text, example, default in settings_help():
-        if name == "exporters":
-            default = ",".join(RUN_DEFAULT_EXPORTERS)
+        shown = ",".join(RUN_DEFAULT_EXPORTERS) if name == "exporters" else default
         settings.add_argument(
             _option(name),
             dest=name,
             metavar=metavar,
-            help=f"{help_text} Default: {default or 'empty'}. "
+            help=f"{help_text} Default: {shown or 'empty'}. "
             f"Example: {_option(name)} {example}. Variable: {env_var(name)}.",
         )
     return parser
@@ -149,30 +148,8 @@ def _command_run(argv: Sequence[str]) -> int:
     options = parser.parse_args(ours)
     if not target:
         raise UsageError(f"{parser.prog}: error: give a script or -m module to run")
-    if target[0] == "-m":
-        module, args = target[1], target[2:]
-        sys.path.insert(0, os.getcwd())  # where python -m looks first
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError) as error:
-            found, reason = None, str(error)
-        else:
-            reason = f"No module named {module!r}"
-        finally:
-            del sys.path[0]
-        if found is None:
-            raise UsageError(f"{parser.prog}: error: {reason}")
-    else:
-        module, args = None, target[1:]
-        script = target[0]
-        try:
-            with open(script, "rb"):
-                pass
-        except OSError as error:
-            raise UsageError(
-                f"{parser.prog}: error: can't open file {script!r}: "
-                f"[Errno {error.errno}] {error.strerror}"
-            ) from None
+    module = _check_target(parser, target)
+    args = target[2:] if module is not None else target[1:]
     try:
         config = _config_from(options)
     except ConfigurationError as error:
@@ -184,7 +161,9 @@ def _command_run(argv: Sequence[str]) -> int:
     # name is taken from it when the providers are built.
     sys.argv = [module if module is not None else target[0], *args]
     try:
-        threadtrace.configure(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+        threadtrace.configure(
+            **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        )
     except ConfigurationError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
     threadtrace.patch()
@@ -195,16 +174,49 @@ def _command_run(argv: Sequence[str]) -> int:
     return _execute(module, target[0] if module is None else None, args)
 
 
+def _check_target(parser: _Parser, target: list[str]) -> Optional[str]:
+    """The module to run (None for a script), after checking the target exists."""
+    if target[0] == "-m":
+        module = target[1]
+        sys.path.insert(0, os.getcwd())  # where python -m looks first
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as error:
+            found, reason = None, str(error)
+        else:
+            reason = f"No module named {module!r}"
+        finally:
+            del sys.path[0]
+        if found is None:
+            raise UsageError(f"{parser.prog}: error: {reason}")
+        return module
+    script = target[0]
+    try:
+        with open(script, "rb"):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"{parser.prog}: error: can't open file {script!r}: "
+            f"[Errno {error.errno}] {error.strerror}"
+        ) from None
+    return None
+
+
 def _execute(module: Optional[str], script: Optional[str], args: list[str]) -> int:
     """Run the target as ``python`` would; return its exit status, or raise SystemExit."""
     if module is not None:
         # sys.argv is [module, *args]; runpy puts the module's path in argv[0].
         sys.path[0] = os.getcwd()
-        run = lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)  # noqa: E731
     else:
         assert script is not None
         sys.path[0] = os.path.dirname(os.path.realpath(script))
-        run = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
+
+    def run() -> None:
+        if module is not None:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(str(script), run_name="__main__")
+
     try:
         run()
     except SystemExit:
@@ -243,7 +255,7 @@ def _finish() -> None:
     try:
         sys.stderr.write(summary(_state.export_stats))
         sys.stderr.flush()
-    except Exception:  # noqa: BLE001, S110 - stderr closed; nothing else to tell
+    except Exception:  # noqa: BLE001 - stderr closed; nothing else to tell
         pass
 
 

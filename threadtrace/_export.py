@@ -128,7 +128,7 @@ class SpanQueue(SpanProcessor):
         try:
             queue = self._queue
             while queue:
-                batch = []
+                batch: list[ReadableSpan] = []
                 while queue and len(batch) < MAX_BATCH:
                     batch.append(queue.popleft())
                 deliver(self._stats, self._exporter, batch)
@@ -139,9 +139,12 @@ class SpanQueue(SpanProcessor):
         deadline = time.monotonic() + timeout_millis / 1000
         while True:
             self._wake.set()
-            if not self._queue and self._idle.wait(max(0.0, deadline - time.monotonic())):
-                if not self._queue:
-                    return self._exporter.force_flush(max(0.0, deadline - time.monotonic()))
+            if (
+                not self._queue
+                and self._idle.wait(max(0.0, deadline - time.monotonic()))
+                and not self._queue
+            ):
+                return self._exporter.force_flush(max(0.0, deadline - time.monotonic()))
             if time.monotonic() >= deadline:
                 return False
             self._idle.wait(0.01)
@@ -225,6 +228,9 @@ def install_log_filter() -> None:
     module logger gets it; call this after the exporters are imported.
     """
     for name, log in list(logging.Logger.manager.loggerDict.items()):
-        if isinstance(log, logging.Logger) and name.startswith(_QUIET_PREFIXES):
-            if _filter not in log.filters:
-                log.addFilter(_filter)
+        if (
+            isinstance(log, logging.Logger)
+            and name.startswith(_QUIET_PREFIXES)
+            and _filter not in log.filters
+        ):
+            log.addFilter(_filter)

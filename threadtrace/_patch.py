@@ -189,13 +189,13 @@ def patch(**settings: Any) -> PatchHandle:
         restores ``threading``.
 
     Raises:
-        ConfigurationError: a setting is invalid; nothing was patched.
+        ConfigurationError: a setting or ``THREADTRACE_*`` variable is
+            invalid; nothing was patched.
     """
     from ._api import configure
 
     with _lock:
-        if settings:
-            configure(**settings)
+        configure(**settings)  # also refuses an invalid THREADTRACE_* variable
         handle = _state.patch_handle
         if handle is not None and handle.active:
             return handle

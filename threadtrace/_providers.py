@@ -7,7 +7,6 @@ into those and none of this is built.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -62,11 +61,12 @@ class FallbackProviders:
         is counted as dropped.
         """
         done = _originals.Event()
+        flushed: list[bool] = []
 
         def close() -> None:
             try:
                 millis = int(timeout * 1000)
-                self.tracer_provider.force_flush(millis)
+                flushed.append(self.tracer_provider.force_flush(millis))
                 self.tracer_provider.shutdown()
                 self.meter_provider.shutdown(timeout_millis=millis)
                 for exporter in self.exporters.values():
@@ -77,7 +77,7 @@ class FallbackProviders:
                 done.set()
 
         _originals.Thread(target=close, name="threadtrace-flush", daemon=True).start()
-        if not done.wait(timeout):
+        if not done.wait(timeout) or flushed != [True]:
             for queue in self._queues:
                 queue.abandon()
             logger.warning(

@@ -144,7 +144,7 @@ def parse_traces_line(line: str) -> Any:
         raise ValueError("no resourceSpans")
     try:
         return ParseDict(_ids(data, _hex_to_b64), TracesData(), ignore_unknown_fields=True)
-    except Exception as error:  # protobuf's ParseError, or a bad hex id
+    except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
         raise ValueError(str(error)) from None
 
 

@@ -1,10 +1,13 @@
 """``console``: one readable line per span on stderr, for people.
 
-::
+Time, thread, span, duration, then what it was about::
 
-    [threadtrace] 12:00:01.234 worker-2  Lock.acquire  12.3 ms  ledger@bank.py:10 at bank.py:42, held by worker-1 (acquired at bank.py:30)
-    [threadtrace] 12:00:01.250 worker-1  Lock.hold     25.0 ms  ledger@bank.py:10 from bank.py:30
-    [threadtrace] 12:00:01.900 MainThread Thread.join  1.20 s   worker-1 at app.py:50
+    [threadtrace] 12:00:01.234 worker-2     Lock.acquire        12.3 ms  ledger@bank.py:10
+        at bank.py:42, held by worker-1 (acquired at bank.py:30), woken by worker-1
+    [threadtrace] 12:00:01.250 worker-1     Lock.hold           25.0 ms  ledger@bank.py:10
+        from bank.py:30
+
+(each on one line; wrapped here).
 
 Metrics are not printed: totals are in the summary and the contention report.
 """
@@ -41,7 +44,9 @@ def format_span(span: Any) -> str:
     end = int(span.end_time or start)
     when = datetime.datetime.fromtimestamp(start / 1e9).strftime("%H:%M:%S.%f")[:-3]
     thread = attributes.get("thread.name", "?")
-    line = f"{_PREFIX} {when} {thread:<12} {span.name:<18} {_units.duration((end - start) / 1e9):>8}"
+    line = (
+        f"{_PREFIX} {when} {thread:<12} {span.name:<18} {_units.duration((end - start) / 1e9):>8}"
+    )
     detail = _detail(span.name, attributes)
     if detail:
         line = f"{line}  {detail}"
@@ -80,5 +85,7 @@ def _detail(name: str, attributes: Mapping[str, Any]) -> str:
     if waker is not None:
         text += f", woken by {waker}"
     if attributes.get("threadtrace.timed_out"):
-        text += f", timed out after {_units.duration(float(attributes.get('threadtrace.timeout', 0)))}"
+        text += (
+            f", timed out after {_units.duration(float(attributes.get('threadtrace.timeout', 0)))}"
+        )
     return text

@@ -70,7 +70,7 @@ class OtlpExporter(Exporter):
                     OTLPSpanExporter,
                 )
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
                     OTLPSpanExporter,
                 )
             if metrics_protocol == "grpc":
@@ -78,7 +78,7 @@ class OtlpExporter(Exporter):
                     OTLPMetricExporter,
                 )
             else:
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
                     OTLPMetricExporter,
                 )
         except ImportError as error:

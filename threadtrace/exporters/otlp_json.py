@@ -51,14 +51,19 @@ class JsonExporter(Exporter):
             self._metrics.close()
 
     def destination(self) -> str:
-        return self.path
+        return str(self.path)
 
 
 def _open(path: str, setting: str) -> IO[str]:
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        try:
+            os.makedirs(directory)
+        except OSError as error:
+            raise ConfigurationError(
+                f"{setting}: cannot create directory {directory}: {error.strerror or error}"
+            ) from None
     try:
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
         return open(path, "w", encoding="utf-8")
     except OSError as error:
         raise ConfigurationError(

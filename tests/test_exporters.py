@@ -1,0 +1,365 @@
+"""The exporter registry, the export queue, and the console, json and memory exporters.
+
+Each exporter is run end to end: a small traced program, threadtrace's own
+providers (no application providers), then exact assertions on what was
+written.  The otlp exporter has its own file (test_otlp.py), with real
+servers; the perfetto exporter is in test_perfetto.py.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytest
+from helpers import line
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
+
+import threadtrace
+from threadtrace import _export, _state, exporters
+from threadtrace._traceio import parse_traces_line, read_trace_file, to_otlp_json
+from threadtrace.testing import _CAPTURED_STATE, wait_for_waiters, wait_until
+
+BUILT_INS = ("console", "json", "memory", "otlp", "perfetto")
+
+
+@pytest.fixture
+def own_providers() -> Iterator[None]:
+    """threadtrace's own exporters for the test, and everything put back after."""
+    saved = {name: getattr(_state, name) for name in (*_CAPTURED_STATE, "export_stats")}
+    _state.export_stats = {}
+    _state.live = weakref.WeakSet()
+    _state.retired = collections.deque()
+    _state.retired_totals = {}
+    _state.threads_started = _state.threads_live = 0
+    try:
+        yield
+    finally:
+        threadtrace.shutdown(5)
+        for name, value in saved.items():
+            setattr(_state, name, value)
+
+
+def contended_program() -> tuple[Any, int, int]:
+    """Worker "taker" blocks on a Lock main holds, once.  Returns the lock and two lines."""
+    lock, made = threading.Lock(), line()
+    lock.acquire()
+    taker = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="taker")
+    taker.start()
+    wait_for_waiters(lock, 1)
+    lock.release()
+    taker.join(10)
+    assert not taker.is_alive()
+    return lock, made, made + 2
+
+
+# -- the registry ----------------------------------------------------------------------
+
+
+def test_the_built_ins_are_registered_as_entry_points() -> None:
+    installed = exporters.installed_exporters()
+    assert sorted(installed) == list(BUILT_INS)
+    for name in BUILT_INS:
+        assert issubclass(exporters.load_exporter(name), exporters.Exporter)
+
+
+def test_an_unknown_exporter_lists_the_installed_ones() -> None:
+    with pytest.raises(threadtrace.ConfigurationError) as raised:
+        exporters.load_exporter("zipkin")
+    assert str(raised.value) == (
+        "unknown exporter 'zipkin'; installed exporters: console, json, memory, otlp, perfetto"
+    )
+
+
+def test_a_third_party_exporter_registers_like_the_built_ins(tmp_path: Path) -> None:
+    """A package with an entry point in threadtrace.exporters runs next to a built-in."""
+    (tmp_path / "shouty.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from threadtrace.exporters import Exporter
+
+            class Shouty(Exporter):
+                def export_spans(self, spans):
+                    for span in spans:
+                        print("SHOUT", span.name.upper(), file=sys.stderr)
+                    return True
+            """
+        )
+    )
+    info = tmp_path / "shouty-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shouty\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[threadtrace.exporters]\nshouty = shouty:Shouty\n")
+    program = textwrap.dedent(
+        """
+        import threading, threadtrace
+        from threadtrace.testing import wait_for_waiters
+        threadtrace.patch(exporters="shouty,memory", wait_threshold=0)
+        lock = threading.Lock()
+        lock.acquire()
+        t = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="t")
+        t.start()
+        wait_for_waiters(lock, 1)
+        lock.release()
+        t.join(10)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stderr.split("\n")) == [
+        "",
+        "SHOUT LOCK.ACQUIRE",
+        "SHOUT THREAD.JOIN",
+        "SHOUT THREAD.RUN",
+    ]
+
+
+def test_an_exporter_that_is_not_an_exporter_class_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Point:
+        value = "somewhere:thing"
+
+        def load(self) -> object:
+            return object
+
+    monkeypatch.setitem(exporters._cache, "odd", Point())
+    with pytest.raises(threadtrace.ConfigurationError) as raised:
+        exporters.load_exporter("odd")
+    assert str(raised.value) == (
+        "exporter 'odd' (somewhere:thing) is not a threadtrace.exporters.Exporter"
+    )
+
+
+# -- the export queue ------------------------------------------------------------------
+
+
+class Gate(exporters.Exporter):
+    """Blocks in export until opened; records what it was given."""
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.entered = threading.Event()
+        self.open = threading.Event()
+        self.got: list[Any] = []
+        self.fail = False
+
+    def export_spans(self, spans: Sequence[Any]) -> bool:
+        self.entered.set()
+        assert self.open.wait(30)
+        if self.fail:
+            raise ConnectionError("endpoint down")
+        self.got.extend(spans)
+        return True
+
+
+def test_a_full_queue_drops_counts_and_warns_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_export, "MAX_QUEUE", 4)
+    monkeypatch.setattr(_export, "MAX_BATCH", 1)
+    gate = Gate()
+    stats = _export.ExportStats("gate", "nowhere")
+    queue = _export.SpanQueue(gate, stats)
+    queue.on_end("first")  # type: ignore[arg-type]
+    assert gate.entered.wait(10)  # the export thread took it and is stuck
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        for i in range(7):
+            queue.on_end(f"span {i}")  # type: ignore[arg-type]
+    assert stats.spans_dropped == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "threadtrace: exporter 'gate' (nowhere) lost spans because its queue was full; "
+        "the program continues, and further losses are counted and reported at exit"
+    ]
+    gate.open.set()
+    assert queue.force_flush(10_000)
+    assert gate.got == ["first", "span 0", "span 1", "span 2", "span 3"]
+    assert (stats.spans_exported, stats.spans_lost) == (5, 3)
+    queue.shutdown()
+
+
+def test_a_failing_exporter_loses_batches_counted_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate()
+    gate.fail = True
+    gate.open.set()
+    stats = _export.ExportStats("gate", "nowhere")
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        _export.deliver(stats, gate, ["a", "b"])  # type: ignore[list-item]
+        _export.deliver(stats, gate, ["c"])  # type: ignore[list-item]
+    assert (stats.spans_exported, stats.spans_failed) == (0, 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "threadtrace: exporter 'gate' (nowhere) lost 2 spans: ConnectionError: endpoint "
+        "down; the program continues, and further losses are counted and reported at exit"
+    ]
+
+
+def test_exit_waits_for_a_stuck_exporter_at_most_the_flush_timeout(
+    own_providers: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stuck export cannot hold up shutdown; what it still held is counted as dropped."""
+    made: list[Gate] = []
+
+    class Stuck(Gate):
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            made.append(self)
+
+    class Point:
+        value = "tests:Stuck"
+
+        def load(self) -> object:
+            return Stuck
+
+    monkeypatch.setitem(exporters._cache, "gate", Point())
+    threadtrace.configure(exporters=("gate",), wait_threshold=0)
+    with threadtrace.patch():
+        contended_program()
+    (gate,) = made
+    _state.recorder._fallback._queues[0]._wake.set()  # type: ignore[union-attr]
+    assert gate.entered.wait(10)
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        threadtrace.shutdown(0.2)
+    gate.open.set()
+    assert "exporters did not finish flushing within 0.2 s" in caplog.text
+    assert _state.export_stats["gate"].spans_exported == 0
+
+
+# -- console -----------------------------------------------------------------------------
+
+
+def test_console_writes_one_readable_line_per_span(
+    own_providers: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threadtrace.configure(exporters=("console",), wait_threshold=0, sample_every=1)
+    with threadtrace.patch():
+        _, made, waited = contended_program()
+    threadtrace.shutdown(5)
+    err = capsys.readouterr().err
+    here = os.path.basename(__file__)
+    lines = sorted(err.splitlines(), key=lambda text: text.split()[3])
+    assert len(lines) == 3, err
+    acquire, join, run = lines
+    stamp = r"\[threadtrace\] \d\d:\d\d:\d\d\.\d\d\d "
+    took = r" +\d[\d.]* [mµn]?s  "
+    assert re.fullmatch(
+        stamp + r"MainThread +Thread\.join" + took + rf"taker at {here}:{made + 6}", join
+    ), join
+    assert re.fullmatch(
+        stamp
+        + r"taker +Lock\.acquire"
+        + took
+        + rf"{here}:{made} at {here}:{waited}, held by MainThread \(acquired at {here}:{made + 1}\)"
+        + ", woken by MainThread",
+        acquire,
+    ), acquire
+    assert re.fullmatch(stamp + r"taker +Thread\.run" + took + r"ran .*<lambda>", run), run
+
+
+# -- json ----------------------------------------------------------------------------------
+
+
+def test_json_writes_otlp_json_lines_that_round_trip(own_providers: None, tmp_path: Path) -> None:
+    """One TracesData per line, hex ids, integer enums; the protobuf decoders read it back."""
+    path = tmp_path / "out" / "trace.jsonl"
+    threadtrace.configure(
+        exporters=("json",), json_path=str(path), wait_threshold=0, sample_every=1
+    )
+    with threadtrace.patch():
+        _, made, waited = contended_program()
+    threadtrace.shutdown(5)
+
+    lines = path.read_text().splitlines()
+    assert lines
+    for text in lines:
+        # Decoded by protobuf's own JSON parser into TracesData and written
+        # back by the official encoding: byte for byte the same line.
+        assert to_otlp_json(parse_traces_line(text)) == text
+        data = json.loads(text)
+        for span in data["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            assert re.fullmatch("[0-9a-f]{32}", span["traceId"])
+            assert re.fullmatch("[0-9a-f]{16}", span["spanId"])
+            assert span["kind"] == 1
+            assert isinstance(span["startTimeUnixNano"], str)
+
+    spans = {span.name: span for span in read_trace_file(str(path))}
+    assert sorted(spans) == ["Lock.acquire", "Thread.join", "Thread.run"]
+    acquire = spans["Lock.acquire"]
+    assert {k: v for k, v in acquire.attributes.items() if k != "thread.id"} == {
+        "threadtrace.primitive.kind": "lock",
+        "threadtrace.primitive.name": f"{os.path.basename(__file__)}:{made}",
+        "threadtrace.operation": "acquire",
+        "threadtrace.timed_out": False,
+        "thread.name": "taker",
+        "code.function.name": "contended_program.<locals>.<lambda>",
+        "code.file.path": __file__,
+        "code.line.number": waited,
+        "threadtrace.holder.thread.id": threading.get_ident(),
+        "threadtrace.holder.thread.name": "MainThread",
+        "threadtrace.holder.code.function.name": "contended_program",
+        "threadtrace.holder.code.file.path": __file__,
+        "threadtrace.holder.code.line.number": made + 1,
+        "threadtrace.waker.thread.id": threading.get_ident(),
+        "threadtrace.waker.thread.name": "MainThread",
+    }
+    assert acquire.parent_span_id == spans["Thread.run"].span_id
+    assert spans["Thread.join"].links[0].span_id == spans["Thread.run"].span_id
+    assert spans["Thread.join"].links[0].attributes == {"threadtrace.link.type": "joined"}
+
+    metrics_path = tmp_path / "out" / "trace.metrics.jsonl"
+    from google.protobuf.json_format import Parse
+
+    points = {}
+    for text in metrics_path.read_text().splitlines():
+        data = Parse(text, MetricsData(), ignore_unknown_fields=True)
+        for metric in data.resource_metrics[0].scope_metrics[0].metrics:
+            if metric.name == "threadtrace.operations":
+                for point in metric.sum.data_points:
+                    attributes = {a.key: a.value.string_value for a in point.attributes}
+                    points[attributes["threadtrace.primitive.name"]] = point.as_int
+    assert points[f"{os.path.basename(__file__)}:{made}"] == 2
+
+
+def test_json_path_that_cannot_be_written_fails_at_configure(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    before = threadtrace.current_config()
+    with pytest.raises(threadtrace.ConfigurationError) as raised:
+        threadtrace.configure(exporters=("json",), json_path=str(tmp_path / "file" / "t.jsonl"))
+    assert str(raised.value) == (
+        f"json_path: cannot create directory {tmp_path / 'file'}: File exists"
+    )
+    assert threadtrace.current_config() == before
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+def test_memory_keeps_spans_and_metrics(own_providers: None) -> None:
+    threadtrace.configure(exporters=("memory",), wait_threshold=0)
+    with threadtrace.patch():
+        contended_program()
+    memory = _state.recorder._fallback.exporters["memory"]  # type: ignore[union-attr]
+    wait_until(lambda: len(memory.spans) == 3)
+    assert sorted(span.name for span in memory.spans) == [
+        "Lock.acquire",
+        "Thread.join",
+        "Thread.run",
+    ]
+    threadtrace.shutdown(5)
+    assert memory.metrics  # the final collection at shutdown
+    assert _state.export_stats["memory"].spans_exported == 3
