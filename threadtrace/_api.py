@@ -65,6 +65,9 @@ def configure(
             old.shutdown(timeout=min(2.0, old_config.flush_timeout))
     recorder = _state.recorder
     if recorder is not None:
+        # The exporters may not exist yet (the THREADTRACE_* variables chose
+        # them at import): build them now, so a missing extra fails here.
+        recorder.prepare_exporters()
         recorder.ensure_ready()
     return new
 

@@ -11,15 +11,16 @@ lets the SDK's periodic reader feed an exporter.  Every count ends up in
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from . import _originals
+from . import _originals, _state
 from .exporters import Exporter
 
 logger = logging.getLogger("threadtrace")
@@ -69,7 +70,7 @@ def deliver(stats: ExportStats, exporter: Exporter, spans: Sequence[ReadableSpan
     """Hand ``spans`` to ``exporter``, counting the outcome; never raises."""
     error: Optional[BaseException] = None
     try:
-        with quiet_exporter_logs():
+        with exporting():
             ok = exporter.export_spans(spans)
     except Exception as exc:  # noqa: BLE001 - an exporter never breaks threadtrace
         ok, error = False, exc
@@ -174,7 +175,7 @@ class MetricAdapter(MetricExporter):
     ) -> MetricExportResult:
         error: Optional[BaseException] = None
         try:
-            with quiet_exporter_logs():
+            with exporting():
                 ok = self._exporter.export_metrics(metrics_data)
         except Exception as exc:  # noqa: BLE001
             ok, error = False, exc
@@ -198,7 +199,7 @@ class _Quiet(logging.Filter):
     The official OTLP exporters log a warning for every failed attempt; with
     an endpoint down that is a line per batch for the rest of the run.
     threadtrace counts those failures and warns once instead.  Only records
-    made on a thread inside :func:`quiet_exporter_logs` are dropped, so an
+    made on a thread inside :func:`exporting` are dropped, so an
     application's own exporters keep their logging.
     """
 
@@ -211,13 +212,22 @@ _QUIET_PREFIXES = ("opentelemetry.exporter", "grpc")
 _filter = _Quiet()
 
 
-class quiet_exporter_logs:
-    """Mark this thread as exporting for threadtrace while inside."""
+@contextlib.contextmanager
+def exporting() -> Iterator[None]:
+    """Around every call into an exporter: threadtrace's own work, and quiet.
 
-    def __enter__(self) -> None:
-        _exporting.active = True
-
-    def __exit__(self, *exc: object) -> None:
+    Marked as recording (:func:`threadtrace._state.guarded`), so nothing the
+    exporter does is traced: the HTTP exporter's ``requests`` session makes a
+    cookie jar per request, whose RLock (``http.cookiejar``, not excluded by
+    module) would otherwise be traced on this thread, its holds exported by
+    the next export, and so on.  And its log records are dropped (see
+    :class:`_Quiet`).
+    """
+    _exporting.active = True
+    try:
+        with _state.guarded():
+            yield
+    finally:
         _exporting.active = False
 
 

@@ -15,7 +15,15 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from . import _originals
 from ._config import Config
-from ._export import ExportStats, MetricAdapter, SpanQueue, deliver, install_log_filter, logger
+from ._export import (
+    ExportStats,
+    MetricAdapter,
+    SpanQueue,
+    deliver,
+    exporting,
+    install_log_filter,
+    logger,
+)
 from .exporters import Exporter, load_exporter
 
 
@@ -69,8 +77,9 @@ class FallbackProviders:
                 flushed.append(self.tracer_provider.force_flush(millis))
                 self.tracer_provider.shutdown()
                 self.meter_provider.shutdown(timeout_millis=millis)
-                for exporter in self.exporters.values():
-                    exporter.shutdown(timeout)
+                with exporting():
+                    for exporter in self.exporters.values():
+                        exporter.shutdown(timeout)
             except Exception as error:  # noqa: BLE001 - exit goes on regardless
                 logger.warning("threadtrace: error while flushing exporters", exc_info=error)
             finally:

@@ -71,13 +71,13 @@ class Exporter:
         """Where the data goes, for people: a path, an endpoint, ``stderr``."""
         return type(self).__name__
 
-    @classmethod
-    def handles_spans(cls) -> bool:
-        return cls.export_spans is not Exporter.export_spans
+    def handles_spans(self) -> bool:
+        """Whether to send this exporter spans: by default, when it overrides export_spans."""
+        return type(self).export_spans is not Exporter.export_spans
 
-    @classmethod
-    def handles_metrics(cls) -> bool:
-        return cls.export_metrics is not Exporter.export_metrics
+    def handles_metrics(self) -> bool:
+        """Whether to send this exporter metrics: by default, when it overrides export_metrics."""
+        return type(self).export_metrics is not Exporter.export_metrics
 
 
 def _entry_points() -> dict[str, object]:

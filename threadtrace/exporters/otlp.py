@@ -10,6 +10,8 @@ or a Collector needs no threadtrace-specific setting:
 * ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT`` /
   ``..._METRICS_ENDPOINT``), default ``http://localhost:4318`` for HTTP and
   ``http://localhost:4317`` for gRPC;
+* ``OTEL_METRICS_EXPORTER=none`` sends spans only (Jaeger, for one, takes
+  no metrics);
 * ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_EXPORTER_OTLP_TIMEOUT``,
   ``OTEL_EXPORTER_OTLP_COMPRESSION``, ``OTEL_EXPORTER_OTLP_INSECURE`` and
   the certificate variables, read by the exporters themselves.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from .. import _state
 from .._exceptions import ConfigurationError
 from . import Exporter
 
@@ -84,31 +85,27 @@ class OtlpExporter(Exporter):
         except ImportError as error:
             raise _missing_extra(error) from None
         self._spans = OTLPSpanExporter()
-        self._metrics = OTLPMetricExporter()
-
-    # Every call into the official exporters runs marked as threadtrace's own
-    # recording (_state.guarded()): the HTTP exporter's requests.Session makes
-    # a new cookie jar per request, and http.cookiejar's RLock (created outside
-    # the excluded modules) would otherwise be traced on the export thread.
-    # Its holds would then become spans that the next export sends, which make
-    # more spans: an endless loop with hold_threshold=0, and a stray
-    # "rlock cookiejar.py:<line>" series in threadtrace's metrics.
+        # Jaeger takes traces only: OTEL_METRICS_EXPORTER=none keeps metrics home.
+        wanted = os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower()
+        self._metrics = None if wanted == "none" else OTLPMetricExporter()
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        with _state.guarded():
-            return bool(self._spans.export(spans) is SpanExportResult.SUCCESS)
+        return bool(self._spans.export(spans) is SpanExportResult.SUCCESS)
 
     def export_metrics(self, metrics: Any) -> bool:
         from opentelemetry.sdk.metrics.export import MetricExportResult
 
-        with _state.guarded():
-            return bool(self._metrics.export(metrics) is MetricExportResult.SUCCESS)
+        assert self._metrics is not None  # not called when handles_metrics() is false
+        return bool(self._metrics.export(metrics) is MetricExportResult.SUCCESS)
+
+    def handles_metrics(self) -> bool:
+        return self._metrics is not None
 
     def shutdown(self, timeout: float) -> None:
-        with _state.guarded():
-            self._spans.shutdown()
+        self._spans.shutdown()
+        if self._metrics is not None:
             self._metrics.shutdown(timeout_millis=timeout * 1000)
 
     def destination(self) -> str:
