@@ -27,6 +27,14 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
             "THREADTRACE_JSON_METRICS_PATH": "out/m.jsonl",
             "THREADTRACE_PERFETTO_PATH": "out/p.json",
             "THREADTRACE_FLUSH_TIMEOUT": "2",
+            "THREADTRACE_REPORT": "yes",
+            "THREADTRACE_REPORT_TOP": "3",
+            "THREADTRACE_REPORT_SORT": "max",
+            "THREADTRACE_WATCHDOG": "off",
+            "THREADTRACE_DEADLOCK_AFTER": "0.5",
+            "THREADTRACE_STUCK_AFTER": "0",
+            "THREADTRACE_ON_DEADLOCK": "raise",
+            "THREADTRACE_LOCK_ORDER": "TRUE",
             "THREADTRACE_PURE_PYTHON": "1",  # not a setting, and not an error
             "UNRELATED": "x",
         }
@@ -41,6 +49,14 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
         json_metrics_path="out/m.jsonl",
         perfetto_path="out/p.json",
         flush_timeout=2.0,
+        report=True,
+        report_top=3,
+        report_sort="max",
+        watchdog=False,
+        deadlock_after=0.5,
+        stuck_after=0.0,
+        on_deadlock="raise",
+        lock_order=True,
     )
     assert set(setting_names()) == {
         "wait_threshold",
@@ -52,6 +68,14 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
         "json_metrics_path",
         "perfetto_path",
         "flush_timeout",
+        "report",
+        "report_top",
+        "report_sort",
+        "watchdog",
+        "deadlock_after",
+        "stuck_after",
+        "on_deadlock",
+        "lock_order",
     }
 
 
@@ -84,6 +108,26 @@ def test_an_empty_exporters_variable_exports_nothing() -> None:
             "console, json, memory, otlp, perfetto",
         ),
         (
+            {"THREADTRACE_REPORT": "maybe"},
+            "THREADTRACE_REPORT must be true or false, got 'maybe'",
+        ),
+        (
+            {"THREADTRACE_REPORT_TOP": "0"},
+            "THREADTRACE_REPORT_TOP must be a whole number >= 1, got '0'",
+        ),
+        (
+            {"THREADTRACE_REPORT_SORT": "name"},
+            "THREADTRACE_REPORT_SORT must be one of wait, max, count, got 'name'",
+        ),
+        (
+            {"THREADTRACE_DEADLOCK_AFTER": "0"},
+            "THREADTRACE_DEADLOCK_AFTER must be a number of seconds > 0, got '0'",
+        ),
+        (
+            {"THREADTRACE_ON_DEADLOCK": "panic"},
+            "THREADTRACE_ON_DEADLOCK must be one of log, raise, exit, got 'panic'",
+        ),
+        (
             {"THREADTRACE_JSON_PATH": ""},
             "THREADTRACE_JSON_PATH must be a file path, got ''",
         ),
@@ -93,7 +137,9 @@ def test_an_empty_exporters_variable_exports_nothing() -> None:
             "THREADTRACE_WAIT_THRESHOLD, THREADTRACE_HOLD_THRESHOLD, THREADTRACE_SAMPLE_EVERY, "
             "THREADTRACE_EXPORTERS, THREADTRACE_EXCLUDE_MODULES, THREADTRACE_JSON_PATH, "
             "THREADTRACE_JSON_METRICS_PATH, THREADTRACE_PERFETTO_PATH, "
-            "THREADTRACE_FLUSH_TIMEOUT",
+            "THREADTRACE_FLUSH_TIMEOUT, THREADTRACE_REPORT, THREADTRACE_REPORT_TOP, "
+            "THREADTRACE_REPORT_SORT, THREADTRACE_WATCHDOG, THREADTRACE_DEADLOCK_AFTER, "
+            "THREADTRACE_STUCK_AFTER, THREADTRACE_ON_DEADLOCK, THREADTRACE_LOCK_ORDER",
         ),
     ],
 )

@@ -103,9 +103,10 @@ def test_primitives_touched_while_recording_are_neither_traced_nor_recorded() ->
         ),
         (
             {"exporter": "console"},
-            "unknown setting 'exporter'; settings: exclude_modules, exporters, "
-            "flush_timeout, hold_threshold, json_metrics_path, json_path, perfetto_path, "
-            "sample_every, wait_threshold",
+            "unknown setting 'exporter'; settings: deadlock_after, exclude_modules, "
+            "exporters, flush_timeout, hold_threshold, json_metrics_path, json_path, "
+            "lock_order, on_deadlock, perfetto_path, report, report_sort, report_top, "
+            "sample_every, stuck_after, wait_threshold, watchdog",
         ),
     ],
 )

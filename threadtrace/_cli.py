@@ -23,9 +23,10 @@ from . import __version__
 
 PROG = "threadtrace"
 
-#: What ``threadtrace run`` exports when neither ``--exporters`` nor
-#: ``THREADTRACE_EXPORTERS`` says: a trace file, and the summary on stderr.
-RUN_DEFAULT_EXPORTERS = ("json",)
+#: Where ``threadtrace run`` differs from the library's defaults, unless an
+#: option or a THREADTRACE_* variable says otherwise: it writes a trace file
+#: and logs the contention report at exit (the summary is always printed).
+RUN_DEFAULTS: dict[str, Any] = {"exporters": ("json",), "report": True}
 
 
 class UsageError(Exception):
@@ -77,15 +78,30 @@ def _run_parser() -> _Parser:
     )
     settings = parser.add_argument_group("settings (docs/configuration.md)")
     for name, metavar, help_text, example, default in settings_help():
-        shown = ",".join(RUN_DEFAULT_EXPORTERS) if name == "exporters" else default
+        shown = RUN_DEFAULTS.get(name, default)
+        if isinstance(shown, tuple):
+            shown = ",".join(shown)
+        elif isinstance(shown, bool) or shown in ("True", "False"):
+            shown = str(shown).lower()
+        extra: dict[str, Any] = {}
+        if name in _flag_settings():
+            extra = {"nargs": "?", "const": "true"}  # --lock-order alone means true
         settings.add_argument(
             _option(name),
             dest=name,
             metavar=metavar,
             help=f"{help_text} Default: {shown or 'empty'}. "
             f"Example: {_option(name)} {example}. Variable: {env_var(name)}.",
+            **extra,
         )
     return parser
+
+
+def _flag_settings() -> frozenset[str]:
+    """The settings that are true or false: their option needs no value."""
+    from ._config import Config, _flag
+
+    return frozenset(f.name for f in dataclasses.fields(Config) if f.metadata.get("parse") is _flag)
 
 
 def _split_run_args(argv: Sequence[str], parser: _Parser) -> tuple[list[str], list[str]]:
@@ -94,13 +110,16 @@ def _split_run_args(argv: Sequence[str], parser: _Parser) -> tuple[list[str], li
     The target starts at the first argument that is not an option (the
     script) or at ``-m module``; everything from there on belongs to it.
     """
+    from ._config import _FALSE, _TRUE
+
     takes_value = {
         option
         for action in parser._actions
-        if action.nargs is None and action.option_strings and action.dest != "help"
+        if action.nargs is None and action.option_strings
         for option in action.option_strings
         if not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
     }
+    may_take_value = {_option(name) for name in _flag_settings()}
     ours: list[str] = []
     i = 0
     while i < len(argv):
@@ -115,9 +134,16 @@ def _split_run_args(argv: Sequence[str], parser: _Parser) -> tuple[list[str], li
         if not arg.startswith("-") or arg == "-":
             return ours, list(argv[i:])
         ours.append(arg)
-        if arg in takes_value and "=" not in arg:
-            if i + 1 < len(argv):
-                ours.append(argv[i + 1])
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if (
+            "=" not in arg
+            and following is not None
+            and (
+                arg in takes_value
+                or (arg in may_take_value and following.lower() in _TRUE | _FALSE)
+            )
+        ):
+            ours.append(following)
             i += 1
         i += 1
     return ours, []
@@ -127,7 +153,7 @@ def _config_from(options: argparse.Namespace) -> Any:
     """The configuration for ``run``: defaults, then THREADTRACE_*, then options."""
     from ._config import Config, from_environment, setting_names
 
-    base = Config(exporters=RUN_DEFAULT_EXPORTERS)
+    base = Config(**RUN_DEFAULTS)
     config = from_environment(base=base)
     given = {
         name: getattr(options, name)

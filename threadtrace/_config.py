@@ -46,6 +46,25 @@ def _text(text: str) -> str:
     return text
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+#: The report's sort orders: total wait, longest single wait, number of waits.
+REPORT_SORTS = ("wait", "max", "count")
+#: What to do when the watchdog finds a deadlock.
+ON_DEADLOCK = ("log", "raise", "exit")
+
+
 def _setting(
     default: Any,
     help: str,
@@ -91,6 +110,18 @@ class Config:
             empty means next to ``json_path``.
         perfetto_path: The timeline file of the ``perfetto`` exporter.
         flush_timeout: Seconds the exit flush waits for exporters at most.
+        report: Log the contention report at exit.
+        report_top: How many primitives the report lists.
+        report_sort: The report's order: ``wait``, ``max`` or ``count``.
+        watchdog: Run the watchdog thread that finds deadlocks, stuck
+            threads and primitives held by finished threads.
+        deadlock_after: Seconds a wait cycle must last to be reported.
+        stuck_after: Seconds a thread may block before it is reported
+            stuck; ``0`` turns stuck-thread reports off.
+        on_deadlock: ``log``, ``raise`` (DeadlockError in a waiting
+            thread) or ``exit`` (the process, status 3).
+        lock_order: Track the order locks are taken in and report possible
+            deadlocks (lock-order inversions) before they happen.
     """
 
     wait_threshold: float = _setting(
@@ -171,8 +202,81 @@ class Config:
         example="2",
     )
 
+    report: bool = _setting(
+        False,
+        "Log the contention report (hottest primitives, who waited where, who held) "
+        "at exit.",
+        parse=_flag,
+        metavar="BOOL",
+        accepts="true or false",
+        example="true",
+    )
+    report_top: int = _setting(
+        10,
+        "How many primitives the contention report lists.",
+        parse=_whole,
+        metavar="N",
+        accepts="a whole number >= 1",
+        example="20",
+    )
+    report_sort: str = _setting(
+        "wait",
+        "Order of the contention report: wait (total wait), max (longest wait) or "
+        "count (number of waits).",
+        parse=_text,
+        metavar="ORDER",
+        accepts=f"one of {', '.join(REPORT_SORTS)}",
+        example="max",
+    )
+    watchdog: bool = _setting(
+        True,
+        "Run the watchdog thread that reports deadlocks, stuck threads and locks "
+        "held by finished threads.",
+        parse=_flag,
+        metavar="BOOL",
+        accepts="true or false",
+        example="false",
+    )
+    deadlock_after: float = _setting(
+        1.0,
+        "A cycle of threads waiting for each other is reported once it has lasted "
+        "this long.",
+        parse=_seconds,
+        metavar="SECONDS",
+        accepts="a number of seconds > 0",
+        example="0.5",
+    )
+    stuck_after: float = _setting(
+        5.0,
+        "A thread blocked this long without a timeout is reported stuck, with every "
+        "thread's stack; 0 turns these reports off.",
+        parse=_seconds,
+        metavar="SECONDS",
+        accepts="a number of seconds >= 0",
+        example="30",
+    )
+    on_deadlock: str = _setting(
+        "log",
+        "On a deadlock: log it, raise DeadlockError in the waiting thread that "
+        "closed the cycle, or exit the process with status 3 (after logging).",
+        parse=_text,
+        metavar="ACTION",
+        accepts=f"one of {', '.join(ON_DEADLOCK)}",
+        example="raise",
+    )
+    lock_order: bool = _setting(
+        False,
+        "Record the order locks are taken in and report a possible deadlock the "
+        "first time two orders conflict, even if the run never hangs (costs every "
+        "acquisition a slow path).",
+        parse=_flag,
+        metavar="BOOL",
+        accepts="true or false",
+        example="true",
+    )
+
     def __post_init__(self) -> None:
-        for field in ("wait_threshold", "hold_threshold", "flush_timeout"):
+        for field in ("wait_threshold", "hold_threshold", "flush_timeout", "stuck_after"):
             value = getattr(self, field)
             if (
                 isinstance(value, bool)
@@ -200,6 +304,30 @@ class Config:
                     )
         object.__setattr__(self, "exporters", exporters)
         object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
+        deadlock_after = self.deadlock_after
+        if (
+            isinstance(deadlock_after, bool)
+            or not isinstance(deadlock_after, (int, float))
+            or not math.isfinite(deadlock_after)
+            or deadlock_after <= 0
+        ):
+            raise ConfigurationError(
+                f"deadlock_after must be a number of seconds > 0, got {deadlock_after!r}"
+            )
+        object.__setattr__(self, "deadlock_after", float(deadlock_after))
+        for field in ("report", "watchdog", "lock_order"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigurationError(
+                    f"{field} must be true or false, got {getattr(self, field)!r}"
+                )
+        top = self.report_top
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ConfigurationError(f"report_top must be a whole number >= 1, got {top!r}")
+        for field, allowed in (("report_sort", REPORT_SORTS), ("on_deadlock", ON_DEADLOCK)):
+            if getattr(self, field) not in allowed:
+                raise ConfigurationError(
+                    f"{field} must be one of {', '.join(allowed)}, got {getattr(self, field)!r}"
+                )
         for field in ("json_path", "json_metrics_path", "perfetto_path"):
             value = getattr(self, field)
             if not isinstance(value, str) or "\0" in value:

@@ -27,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
-from . import _originals, _state
+from . import _originals, _profile, _state
 from ._sites import Site, first_user_frame, user_frame
 
 logger = logging.getLogger("threadtrace")
@@ -251,13 +251,33 @@ class Recorder:
         many series (each thread's own name).
         """
         duration = end_ns - start_ns
+        if frame is None:
+            frame = user_frame(2)
         if self.metrics_enabled:
             series = metric_name or name
             self._safely("metrics", lambda: self._record_wait(kind, series, duration))
+            waiting_at = frame
+
+            def profile() -> None:
+                _profile.record_wait(
+                    kind,
+                    series,
+                    operation,
+                    duration,
+                    ok=ok,
+                    waiter_thread=_originals.current_thread_name(),
+                    waiter_site=Site.of_frame(waiting_at) if waiting_at is not None else None,
+                    holder_thread=(
+                        holder_name
+                        if holder_name is not None or holder is None
+                        else _originals.thread_name(holder)
+                    ),
+                    holder_site=holder_site,
+                )
+
+            self._safely("metrics", profile)
         if not self.spans_enabled or duration < _state.config.wait_threshold * 1e9:
             return
-        if frame is None:
-            frame = user_frame(2)
 
         def span() -> None:
             attributes: dict[str, Any] = {
