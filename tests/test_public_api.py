@@ -30,6 +30,7 @@ def test_exported_members_are_exactly_these() -> None:
         "ConditionStatistics",
         "Config",
         "ConfigurationError",
+        "DeadlockError",
         "Event",
         "Lock",
         "LockStatistics",

@@ -13,7 +13,7 @@ from ._api import configure, current_config, shutdown
 from ._condition import Condition
 from ._config import Config
 from ._event import Barrier, Event
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, DeadlockError
 from ._locks import Lock, RLock
 from ._originals import local
 from ._patch import PatchHandle, is_patched, patch, unpatch
@@ -28,6 +28,7 @@ __all__ = [
     "ConditionStatistics",
     "Config",
     "ConfigurationError",
+    "DeadlockError",
     "Event",
     "Lock",
     "LockStatistics",

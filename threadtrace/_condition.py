@@ -53,7 +53,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         self._waiters.append(waiter)  # type: ignore[attr-defined]
         saved_state = self._release_save()  # type: ignore[attr-defined]
         gotit = False
-        start = self._tt_begin()
+        error: Optional[BaseException] = None
+        start = self._tt_begin("wait", timeout)
         try:  # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
                 waiter.acquire()
@@ -63,6 +64,9 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             else:
                 gotit = waiter.acquire(False)
             return gotit
+        except BaseException as exc:  # an error, not a timeout
+            error = exc
+            raise
         finally:
             self._acquire_restore(saved_state)  # type: ignore[attr-defined]
             if not gotit:
@@ -74,6 +78,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                 ok=gotit,
                 timeout=timeout,
                 waker=self._tt_wakers.pop(waiter, None),
+                error=error,
             )
 
     def notify(self, n: int = 1) -> None:

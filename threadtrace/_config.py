@@ -204,8 +204,7 @@ class Config:
 
     report: bool = _setting(
         False,
-        "Log the contention report (hottest primitives, who waited where, who held) "
-        "at exit.",
+        "Log the contention report (hottest primitives, who waited where, who held) at exit.",
         parse=_flag,
         metavar="BOOL",
         accepts="true or false",
@@ -239,8 +238,7 @@ class Config:
     )
     deadlock_after: float = _setting(
         1.0,
-        "A cycle of threads waiting for each other is reported once it has lasted "
-        "this long.",
+        "A cycle of threads waiting for each other is reported once it has lasted this long.",
         parse=_seconds,
         metavar="SECONDS",
         accepts="a number of seconds > 0",
@@ -304,6 +302,16 @@ class Config:
                     )
         object.__setattr__(self, "exporters", exporters)
         object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
+        self._check_report_and_detectors()
+        for field in ("json_path", "json_metrics_path", "perfetto_path"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or "\0" in value:
+                raise ConfigurationError(f"{field} must be a file path, got {value!r}")
+        for field in ("json_path", "perfetto_path"):
+            if not getattr(self, field):
+                raise ConfigurationError(f"{field} must be a file path, got ''")
+
+    def _check_report_and_detectors(self) -> None:
         deadlock_after = self.deadlock_after
         if (
             isinstance(deadlock_after, bool)
@@ -328,13 +336,6 @@ class Config:
                 raise ConfigurationError(
                     f"{field} must be one of {', '.join(allowed)}, got {getattr(self, field)!r}"
                 )
-        for field in ("json_path", "json_metrics_path", "perfetto_path"):
-            value = getattr(self, field)
-            if not isinstance(value, str) or "\0" in value:
-                raise ConfigurationError(f"{field} must be a file path, got {value!r}")
-        for field in ("json_path", "perfetto_path"):
-            if not getattr(self, field):
-                raise ConfigurationError(f"{field} must be a file path, got ''")
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied and validated.

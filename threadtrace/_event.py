@@ -47,14 +47,23 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
         if _is_zero(timeout):
             next(self._tt_fast_ops)
             return bool(super().wait(timeout))
-        start = self._tt_begin()
+        start = self._tt_begin("wait", timeout)
         ok = False
+        error: Optional[BaseException] = None
         try:
             ok = bool(super().wait(timeout))
             return ok
+        except BaseException as exc:  # KeyboardInterrupt: an error, not a timeout
+            error = exc
+            raise
         finally:
             self._tt_end(
-                start, "wait", ok=ok, timeout=timeout, waker=self._tt_waker if ok else None
+                start,
+                "wait",
+                ok=ok,
+                timeout=timeout,
+                waker=self._tt_waker if ok else None,
+                error=error,
             )
 
     def set(self) -> None:
@@ -106,7 +115,7 @@ class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType)
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for every party, exactly as :meth:`threading.Barrier.wait` does."""
-        start = self._tt_begin()
+        start = self._tt_begin("wait", timeout if timeout is not None else self._timeout)  # type: ignore[attr-defined]
         index = -1
         error: Optional[BaseException] = None
         try:

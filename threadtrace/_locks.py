@@ -29,7 +29,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import _originals, _state
+from . import _lockorder, _originals, _state, _watch
 from ._base import PrimitiveType, Traced, site_for
 from ._recorder import holder_site_now
 from ._sites import UNKNOWN, Site, user_frame
@@ -58,6 +58,8 @@ PROFILE_AFTER_CONTENTION = 16
 
 
 def _period() -> int:
+    if _state.config.lock_order:
+        return 1  # the order of every acquisition is needed
     every = _state.config.sample_every
     return every if every > 0 else _NEVER
 
@@ -116,6 +118,7 @@ class _LockBase(Traced):
     _holds: int
     _hold_total: int
     _hold_max: int
+    _tt_serial: int
 
     def _tt_init(self, site: Site, name: Optional[str]) -> None:
         raw = self._raw_factory()
@@ -143,6 +146,7 @@ class _LockBase(Traced):
         self._hold_max = 0
         self._tt_site = site
         self._tt_name = name
+        self._tt_serial = _lockorder.serial()
         _state.register(self)
 
     @classmethod
@@ -191,13 +195,14 @@ class _LockBase(Traced):
 
     # -- slow paths ------------------------------------------------------------------
 
-    def _sampled(self, measure: bool = True) -> None:
+    def _sampled(self, measure: bool = True, blocking: bool = True) -> None:
         """The countdown ran out: measure this acquisition's hold and site.
 
         Called by the core right after a successful try; never raises.
+        ``blocking=False`` says it was a try (or timed): it adds no lock order.
         """
         try:
-            self._sample(measure)
+            self._sample(measure, blocking)
         except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
             self._restart_countdown(_NEVER)  # stop sampling this lock
             _state.internal_error("Lock._sampled", error)
@@ -211,7 +216,7 @@ class _LockBase(Traced):
         self._base += self._period - self._left
         self._period = self._left = period
 
-    def _sample(self, measure: bool) -> None:
+    def _sample(self, measure: bool, blocking: bool = True) -> None:
         if self._profile > 0:  # recently contended: measure every acquisition for a while
             self._profile -= 1
             self._restart_countdown(1)
@@ -220,9 +225,14 @@ class _LockBase(Traced):
         if not measure:  # a reentrant acquisition: the outer one's hold is what counts
             return
         frame = user_frame(1)
-        self._site_acq = Site.of_frame(frame) if frame is not None else None
+        site = self._site_acq = Site.of_frame(frame) if frame is not None else None
         self._t_acq = _state.clock.monotonic_ns()
         self._hot = True
+        if _state.config.lock_order:
+            if blocking:
+                _lockorder.acquired(self, site)
+            else:
+                _lockorder.restored(self, site)
 
     def _acquire_slow(self, timeout: Any) -> bool:
         """The try failed: block, timing the wait and noting who we waited for.
@@ -238,9 +248,14 @@ class _LockBase(Traced):
         except Exception as error:  # noqa: BLE001 - never raise into the host
             _state.internal_error("Lock.acquire", error)
         t0 = _read_clock()
+        wait = _watch.begin(self, "acquire", None if timeout == -1 else timeout)
         try:
-            ok = bool(self._raw.acquire(True, timeout))
+            if timeout == -1 and wait is not None and _state.config.on_deadlock == "raise":
+                ok = self._acquire_or_doomed(wait)
+            else:
+                ok = bool(self._raw.acquire(True, timeout))
         finally:
+            _watch.end()
             with _state.book:
                 self._waiters -= 1
         try:
@@ -248,6 +263,13 @@ class _LockBase(Traced):
         except Exception as error:  # noqa: BLE001 - the outcome stands as it is
             _state.internal_error("Lock.acquire", error)
         return ok
+
+    def _acquire_or_doomed(self, wait: Any) -> bool:
+        """Wait without a timeout, in slices, so a deadlock can end it (on_deadlock="raise")."""
+        acquire = self._raw.acquire
+        while not acquire(True, 0.05):
+            _watch.raise_if_doomed(wait)
+        return True
 
     def _before_wait(self) -> tuple[Optional[int], Optional[str], Optional[Site]]:
         """Count the waiter, and note who holds the lock and where, before blocking."""
@@ -284,8 +306,13 @@ class _LockBase(Traced):
                 self._wait_max = wait
             waker, self._waker = self._waker, None
             self._t_acq = t1
-            self._site_acq = Site.of_frame(frame) if frame is not None else None
+            site = self._site_acq = Site.of_frame(frame) if frame is not None else None
             self._hot = True
+            if _state.config.lock_order:
+                if timeout == -1:
+                    _lockorder.acquired(self, site)
+                else:
+                    _lockorder.restored(self, site)
             # Measure the next acquisitions too, so that whoever holds this lock
             # when the next thread waits has a known acquire site.
             self._profile = PROFILE_AFTER_CONTENTION
@@ -345,7 +372,10 @@ class _LockBase(Traced):
             left = self._left - 1
             self._left = left
             if left <= 0:
-                self._sampled(not self._reentrant or self._depth == 1)
+                # A try or a timed acquire cannot deadlock: no lock order from it.
+                self._sampled(
+                    not self._reentrant or self._depth == 1, bool(timeout == -1 and blocking)
+                )
             return True
         if not blocking:
             return False
@@ -372,6 +402,8 @@ class _LockBase(Traced):
     def _release_bookkeeping(self) -> None:
         t_acq = self._t_acq
         recorder = _state.recorder
+        if _lockorder.held:
+            _lockorder.released(self)
         if t_acq:
             self._t_acq = 0
             now = _state.clock.monotonic_ns()
@@ -450,6 +482,7 @@ _SLOTS = (
     "_t_acq",
     "_timeouts",
     "_tt_name",
+    "_tt_serial",
     "_tt_site",
     "_wait_max",
     "_wait_total",
@@ -534,6 +567,9 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
         self._raw._acquire_restore(state)
         self._owner = _get_ident()
         self._depth = depth
+        if _state.config.lock_order:
+            _lockorder.restored(self, self._site_acq)
+            self._hot = True  # so the release takes it off the held stack
 
     def _raw_locked(self) -> bool:
         return self._owner is not None

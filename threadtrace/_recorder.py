@@ -108,6 +108,7 @@ class Recorder:
         self._tracer: Optional[trace.Tracer] = None
         self._tracer_source: Optional[object] = None
         self._instrument_sets: Optional[tuple[Any, ...]] = None
+        self._problem_counters: Optional[list[tuple[Any, Callable[[], bool]]]] = None
         self.spans_enabled = True
         self.metrics_enabled = True
         self._setup_lock = _originals.RLock()
@@ -284,7 +285,7 @@ class Recorder:
                 "threadtrace.primitive.kind": kind,
                 "threadtrace.primitive.name": name,
                 "threadtrace.operation": operation,
-                "threadtrace.timed_out": not ok,
+                "threadtrace.timed_out": not ok and error is None,
                 "thread.id": _originals.get_ident(),
                 "thread.name": _originals.current_thread_name(),
             }
@@ -388,6 +389,74 @@ class Recorder:
             span.end(end_time=_state.clock.monotonic_ns() + _epoch_offset())
 
         self._safely("spans", end)
+
+    def problem(self, kind: str, text: str, threads: Sequence[str]) -> None:
+        """The watchdog or the lock-order check found a problem: a span with an event, and a count.
+
+        ``kind`` is ``deadlock``, ``lock_order_inversion``, ``stuck_thread`` or
+        ``held_by_finished_thread``.  The span, ``threadtrace.<kind>``, has ERROR
+        status for deadlocks and finished holders; its event carries the
+        report text.
+        """
+        attributes: dict[str, Any] = {
+            "threadtrace.problem.kind": kind,
+            "threadtrace.problem.threads": list(threads),
+        }
+
+        def span() -> None:
+            now = _state.clock.monotonic_ns() + _epoch_offset()
+            span = self.tracer().start_span(
+                f"threadtrace.{kind}",
+                kind=trace.SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=now,
+            )
+            span.add_event(kind, {"threadtrace.report": text}, timestamp=now)
+            if kind in ("deadlock", "held_by_finished_thread"):
+                span.set_status(Status(StatusCode.ERROR, text.splitlines()[0]))
+            span.end(end_time=now)
+
+        def count() -> None:
+            with self._setup_lock:
+                counters = self._problem_counters
+                if counters is None:
+                    counters = self._problem_counters = self._make_problem_counters()
+            for counter, active in counters:
+                if active():
+                    counter.add(1, {"threadtrace.problem.kind": kind})
+
+        if self.spans_enabled:
+            self._safely("spans", span)
+        if self.metrics_enabled:
+            self._safely("metrics", count)
+
+    def _make_problem_counters(self) -> list[tuple[Any, Callable[[], bool]]]:
+        from opentelemetry import metrics
+
+        version = _version()
+        explicit = self._explicit_meter_provider
+        providers: list[tuple[Any, Callable[[], bool]]] = [
+            (explicit if explicit is not None else metrics.get_meter_provider(), lambda: True)
+        ]
+        if explicit is None and self._app_meter_provider() is None and _state.config.exporters:
+            providers.append(
+                (
+                    self._fallback_unlocked().meter_provider,
+                    lambda: self._app_meter_provider() is None,
+                )
+            )
+        return [
+            (
+                provider.get_meter(_INSTRUMENTATION_SCOPE, version).create_counter(
+                    "threadtrace.problems",
+                    unit="{problem}",
+                    description="Deadlocks, lock-order inversions, stuck threads and "
+                    "primitives held by finished threads that threadtrace reported",
+                ),
+                active,
+            )
+            for provider, active in providers
+        ]
 
     def _record_wait(self, kind: str, name: str, duration_ns: int) -> None:
         for instruments in self.instruments():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from types import CodeType
 from typing import Optional
 
 from . import _originals
 from ._base import PrimitiveType, site_for
+from ._sites import Site, first_user_frame
 from ._statistics import LockStatistics
 from ._waits import WaitCounters
 
@@ -13,6 +16,12 @@ from ._waits import WaitCounters
 def _is_zero(timeout: object) -> bool:
     """Whether ``timeout`` is a number <= 0 (so waiting with it cannot block)."""
     return isinstance(timeout, (int, float)) and timeout <= 0
+
+
+def _caller() -> tuple[Optional[CodeType], int]:
+    """Where the program called ``acquire`` (two frames up, past library code)."""
+    frame = first_user_frame(sys._getframe(2))
+    return (frame.f_code, frame.f_lineno) if frame is not None else (None, 0)
 
 
 class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
@@ -27,6 +36,9 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     _tt_kind = "semaphore"
     _tt_original = _originals.Semaphore
     _tt_holders: dict[int, int]
+    #: Where each holder took its permits, oldest first: (code, line) pairs,
+    #: made into Sites only when a report needs them.
+    _tt_sites: dict[int, list[tuple[Optional[CodeType], int]]]
 
     def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
         site = site_for(name, 1)
@@ -35,6 +47,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         self = super().__new__(cls)
         self._tt_setup(site, name)
         self._tt_holders = {}
+        self._tt_sites = {}
         return self
 
     def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
@@ -50,6 +63,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 self._value -= 1
                 me = _originals.get_ident()
                 self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+                self._tt_sites.setdefault(me, []).append(_caller())
                 next(self._tt_fast_ops)
                 return True
         if not blocking:
@@ -58,17 +72,28 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             ok = bool(super().acquire(True, timeout))
             if ok:
                 next(self._tt_fast_ops)
-                self._tt_took()
+                self._tt_took(_caller())
             return ok
-        start = self._tt_begin()
+        start = self._tt_begin("acquire", timeout)
         ok = False
+        error: Optional[BaseException] = None
         try:
             ok = bool(super().acquire(True, timeout))
             return ok
+        except BaseException as exc:  # KeyboardInterrupt: an error, not a timeout
+            error = exc
+            raise
         finally:
             if ok:
-                self._tt_took()
-            self._tt_end(start, "acquire", ok=ok, timeout=timeout, waker=self._tt_take_waker())
+                self._tt_took(_caller())
+            self._tt_end(
+                start,
+                "acquire",
+                ok=ok,
+                timeout=timeout,
+                waker=self._tt_take_waker(),
+                error=error,
+            )
 
     __enter__ = acquire
 
@@ -80,10 +105,11 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         self._tt_gave(n)
 
     # The holders are guarded by the semaphore's own (untraced) lock.
-    def _tt_took(self) -> None:
+    def _tt_took(self, site: tuple[Optional[CodeType], int]) -> None:
         me = _originals.get_ident()
         with self._cond:  # type: ignore[attr-defined]
             self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+            self._tt_sites.setdefault(me, []).append(site)
 
     def _tt_gave(self, n: int) -> None:
         me = _originals.get_ident()
@@ -94,10 +120,22 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 if who is None:
                     break
                 left = holders[who] - 1
+                sites = self._tt_sites.get(who)
+                if sites:
+                    sites.pop()
                 if left:
                     holders[who] = left
                 else:
                     del holders[who]
+                    self._tt_sites.pop(who, None)
+
+    def _tt_holder_sites(self) -> dict[int, list[Site]]:
+        """Each thread holding permits, and where it took each (for the watchdog)."""
+        with self._cond:  # type: ignore[attr-defined]
+            return {
+                who: [Site(code, line) for code, line in self._tt_sites.get(who, ())]
+                for who in self._tt_holders
+            }
 
     def _tt_counters(self) -> tuple[int, int, int, int]:
         # As for locks: operations are acquisitions, contentions the waits that got one.

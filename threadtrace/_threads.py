@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from . import _originals, _state
+from . import _originals, _state, _watch
 from ._sites import creation_site
 from ._statistics import WaitStatistics
 
@@ -127,6 +127,7 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
     finally:
         with _state.book:
             _state.threads_live -= 1
+        _watch.thread_ended(_originals.get_ident(), thread.name)
 
 
 def join_traced(
@@ -153,9 +154,16 @@ def join_traced(
     with _state.book:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
     start = clock.monotonic_ns()
+    wait = _watch.begin(thread, "join", timeout)
     try:
-        join(timeout)
+        if timeout is None and wait is not None and _state.config.on_deadlock == "raise":
+            while thread.is_alive():  # in slices, so a deadlock can end the wait
+                join(0.05)
+                _watch.raise_if_doomed(wait)
+        else:
+            join(timeout)
     finally:
+        _watch.end()
         end = clock.monotonic_ns()
         ok = not thread.is_alive()
         with _state.book:

@@ -12,7 +12,7 @@ import itertools
 from types import FrameType
 from typing import Any, Optional
 
-from . import _state
+from . import _state, _watch
 from ._base import Traced
 from ._sites import UNKNOWN, Site, user_frame
 
@@ -55,10 +55,15 @@ class WaitCounters(Traced):
     def _tt_counters(self) -> tuple[int, int, int, int]:
         return (self._tt_operations, self._tt_blocked, self._tt_wait_total, 0)
 
-    def _tt_begin(self) -> int:
-        """About to block: count the waiter and read the clock.  Never raises."""
+    def _tt_begin(self, operation: str = "wait", timeout: Optional[float] = None) -> int:
+        """About to block: count the waiter and read the clock.  Never raises.
+
+        Every call is paired with :meth:`_tt_end`.  ``timeout`` is ``None``
+        for a wait that can last forever (the watchdog watches those).
+        """
         with _state.book:
             self._tt_waiters += 1
+        _watch.begin(self, operation, timeout)
         try:
             return _state.clock.monotonic_ns()
         except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
@@ -83,6 +88,7 @@ class WaitCounters(Traced):
         ``blocked=False`` says the call turned out not to wait after all (the
         last thread to reach a barrier): it is counted, not timed.
         """
+        _watch.end()
         try:
             self._tt_account(start_ns, operation, ok, timeout, waker, error, frame, holder, blocked)
         except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
@@ -111,7 +117,7 @@ class WaitCounters(Traced):
             self._tt_waiters -= 1
             self._tt_ops += 1
             self._tt_blocked += 1
-            if not ok:
+            if not ok and error is None:  # an interrupted wait did not time out
                 self._tt_timeouts += 1
             self._tt_wait_total += wait
             if wait > self._tt_wait_max:

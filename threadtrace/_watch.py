@@ -1,0 +1,627 @@
+"""The watchdog: real deadlocks, stuck threads, and primitives held by finished threads.
+
+Every traced operation that blocks registers itself in :data:`blocked` for
+as long as it blocks (slow path only: an uncontended acquire never gets
+here).  A daemon thread of threadtrace's own wakes at least twice a second
+and looks at that table:
+
+* **Deadlocks.**  A wait without a timeout on a ``Lock``/``RLock`` (whose
+  owner is known), on a semaphore (whose permit holders are known) or a
+  ``join`` (on a known thread) can only end when those threads act.  The
+  threads that can never act are the greatest set in which every member
+  waits only on members: found by removing, until nothing changes, every
+  thread that waits on someone outside the set.  What is left is
+  deadlocked; each cycle in it is reported once, when all of its waits are
+  older than ``deadlock_after``.  Waits with a timeout, ``Condition``,
+  ``Event`` and ``Barrier`` waits (anyone may notify), and waits on a
+  running thread are never part of a deadlock, so RLock recursion,
+  condition waits (which release their lock) and slow threads stay quiet.
+* **Stuck threads.**  A wait without a timeout older than ``stuck_after``
+  is reported once, with what it waits on, who holds it and every thread's
+  stack; waiting for work (``queue.Queue.get``), for other work to finish
+  (``Queue.join``, ``Future.result``, a ``join`` on a thread that is not
+  itself blocked) is not stuck.
+* **Held by the dead.**  When a traced thread ends, the locks and
+  ``BoundedSemaphore`` permits it still holds are reported: nobody can
+  release an ``RLock`` for it, and a permit it took is a leak.
+
+:func:`scan` does one look, with the clock threadtrace uses, so tests drive
+it directly with a fake clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import traceback
+from types import FrameType
+from typing import Any, Iterable, Optional
+
+from . import _originals, _state, _units
+from ._exceptions import DeadlockError
+from ._sites import Site, first_user_frame
+
+logger = logging.getLogger("threadtrace")
+
+#: Exit status of the process when ``on_deadlock="exit"``.
+DEADLOCK_EXIT_STATUS = 3
+
+#: Longest pause between two looks, in seconds.
+MAX_INTERVAL = 0.5
+
+
+class Blocked:
+    """One thread, blocked in one operation on one primitive."""
+
+    __slots__ = ("doomed", "notifies", "operation", "previous", "primitive", "since", "timeout")
+
+    def __init__(
+        self,
+        primitive: Any,
+        operation: str,
+        since: int,
+        timeout: Optional[float],
+        previous: Optional[Blocked],
+    ) -> None:
+        self.previous = previous  # a wait this one interrupts (a Condition re-taking its lock)
+        self.primitive = primitive
+        self.operation = operation
+        self.since = since
+        self.timeout = timeout
+        self.notifies = getattr(primitive, "_tt_notifies", 0)
+        #: The report of the deadlock this wait must end with (on_deadlock="raise").
+        self.doomed: Optional[str] = None
+
+    @property
+    def timed(self) -> bool:
+        return self.timeout is not None
+
+
+#: Thread ident -> what it is blocked in now.  Written by the blocked thread
+#: only (a dict item assignment is atomic), read by the watchdog.
+blocked: dict[int, Blocked] = {}
+
+#: Traced threads that ended since the last look: (ident, name).
+ended: collections.deque[tuple[int, str]] = collections.deque()
+
+#: What was already reported, so each problem is reported once.
+_reported: set[Any] = set()
+
+_watchdog: Optional[Any] = None
+_watchdog_pid = 0
+_wake = _originals.Event()
+
+
+def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[Blocked]:
+    """The calling thread is about to block; every call is paired with :func:`end`.
+
+    ``timeout`` is ``None`` for a wait that can last forever.  Returns the
+    entry (``None`` if it could not be made).  Never raises.
+    """
+    me = _originals.get_ident()
+    try:
+        wait = Blocked(primitive, operation, _state.clock.monotonic_ns(), timeout, blocked.get(me))
+        blocked[me] = wait
+        if _watchdog is None or _watchdog_pid != os.getpid():
+            _start_watchdog()
+    except Exception as error:  # noqa: BLE001 - never raise into the host
+        _state.internal_error("watchdog", error)
+        return None
+    return wait
+
+
+def end() -> None:
+    """The calling thread stopped blocking in its latest :func:`begin`."""
+    me = _originals.get_ident()
+    wait = blocked.get(me)
+    if wait is None or wait.previous is None:
+        blocked.pop(me, None)
+    else:
+        blocked[me] = wait.previous
+
+
+def current() -> Optional[Blocked]:
+    """What the calling thread is blocked in, seen from inside the wait."""
+    return blocked.get(_originals.get_ident())
+
+
+def thread_ended(ident: int, name: str) -> None:
+    """A traced thread finished: check at once what it left held."""
+    ended.append((ident, name))
+    _wake.set()
+
+
+def _start_watchdog() -> None:
+    global _watchdog, _watchdog_pid
+    if not _state.config.watchdog:
+        return
+    with _state.book:
+        if _watchdog is not None and _watchdog_pid == os.getpid():
+            return
+        _watchdog_pid = os.getpid()
+        _watchdog = _originals.Thread(target=_watch, name="threadtrace-watchdog", daemon=True)
+    with _state.guarded():  # threadtrace's own thread: never traced
+        _watchdog.start()
+
+
+def _interval() -> float:
+    config = _state.config
+    interval = min(MAX_INTERVAL, config.deadlock_after / 2)
+    if config.stuck_after:
+        interval = min(interval, config.stuck_after / 4)
+    return max(interval, 0.01)
+
+
+def _watch() -> None:
+    while True:
+        _wake.wait(_interval())
+        _wake.clear()
+        if not _state.config.watchdog:
+            continue
+        try:
+            with _state.guarded():
+                scan()
+        except Exception as error:  # noqa: BLE001 - the watchdog must outlive its bugs
+            _state.internal_error("watchdog", error)
+
+
+# -- one look --------------------------------------------------------------------------
+
+
+class Problem:
+    """One thing the watchdog found, reported once."""
+
+    def __init__(self, kind: str, level: int, text: str, threads: Iterable[str]) -> None:
+        self.kind = kind  # deadlock | stuck_thread | held_by_finished_thread
+        self.level = level
+        self.text = text
+        self.threads = tuple(threads)
+
+    def __repr__(self) -> str:
+        return f"<Problem {self.kind}: {self.text.splitlines()[0]}>"
+
+
+def scan(now: Optional[int] = None) -> list[Problem]:
+    """Look once; report and return what is new."""
+    if now is None:
+        now = _state.clock.monotonic_ns()
+    snapshot = dict(blocked)
+    problems = _held_by_finished() + _deadlocks(snapshot, now) + _stuck(snapshot, now)
+    for problem in problems:
+        _report(problem)
+    return problems
+
+
+def _report(problem: Problem) -> None:
+    logger.log(problem.level, "%s", problem.text)
+    recorder = _state.recorder
+    if recorder is not None:
+        recorder.problem(problem.kind, problem.text, problem.threads)
+
+
+# -- deadlocks ---------------------------------------------------------------------------
+
+
+def releasers(wait: Blocked) -> Optional[tuple[int, ...]]:
+    """The threads that must act to end ``wait``, or ``None`` when anyone might."""
+    if wait.timed:
+        return None
+    primitive = wait.primitive
+    kind = getattr(primitive, "_tt_kind", "")
+    if wait.operation == "join":
+        ident = getattr(primitive, "ident", None)
+        return (ident,) if ident is not None and primitive.is_alive() else None
+    if kind in ("lock", "rlock"):
+        owner = primitive._owner
+        return (owner,) if owner is not None else None
+    if kind in ("semaphore", "bounded_semaphore"):
+        holders = tuple(primitive._tt_holders)
+        return holders or None
+    return None
+
+
+def _deadlocks(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
+    waits_on = {}
+    for ident, wait in snapshot.items():
+        who = releasers(wait)
+        if who is not None:
+            waits_on[ident] = who
+    stuck = set(waits_on)
+    changed = True
+    while changed:
+        changed = False
+        for ident in list(stuck):
+            if any(other not in stuck for other in waits_on[ident]):
+                stuck.discard(ident)
+                changed = True
+    problems = []
+    seen: set[int] = set()
+    threshold = _state.config.deadlock_after * 1e9
+    for start in sorted(stuck, key=lambda i: snapshot[i].since):
+        if start in seen:
+            continue
+        cycle = _cycle_from(start, waits_on, stuck)
+        seen.update(cycle)
+        if any(now - snapshot[i].since < threshold for i in cycle):
+            continue  # too young: a transient state, or about to resolve
+        key = ("deadlock", frozenset((i, snapshot[i].since) for i in cycle))
+        if key in _reported:
+            continue
+        _reported.add(key)
+        problems.append(_deadlock_problem(cycle, snapshot, now))
+    return problems
+
+
+def _cycle_from(start: int, waits_on: dict[int, tuple[int, ...]], stuck: set[int]) -> list[int]:
+    """Follow waits from ``start`` until a thread repeats; the loop, in order."""
+    path: list[int] = []
+    at = start
+    while at not in path:
+        path.append(at)
+        at = next(other for other in waits_on[at] if other in stuck)
+    return path[path.index(at) :]
+
+
+def _deadlock_problem(cycle: list[int], snapshot: dict[int, Blocked], now: int) -> Problem:
+    names = {ident: _originals.thread_name(ident) for ident in cycle}
+    count = len(cycle)
+    if count == 1:
+        headline = f"{names[cycle[0]]} waits for itself and will never proceed"
+    else:
+        headline = f"{count} threads wait for each other and will never proceed"
+    lines = [f"threadtrace: DEADLOCK: {headline}"]
+    for i, ident in enumerate(cycle):
+        wait = snapshot[ident]
+        nxt = cycle[(i + 1) % count]
+        verb = "joins" if wait.operation == "join" else "waits for"
+        what = names[nxt] if wait.operation == "join" else _describe(wait.primitive)
+        held = "" if wait.operation == "join" else f", held by {names[nxt]}"
+        lines.append(f"  {names[ident]} {verb} {what}{held}")
+    frames = sys._current_frames()
+    for ident in cycle:
+        lines.append("")
+        lines.extend(_thread_block(ident, names[ident], snapshot.get(ident), frames, now))
+    primitives = [snapshot[i].primitive for i in cycle if snapshot[i].operation != "join"]
+    if primitives:
+        lines.append("")
+        lines.append("  created at:")
+        for primitive in primitives:
+            lines.append(f"    {_describe(primitive)}: {_site_text(primitive._tt_site)}")
+    problem = Problem("deadlock", logging.ERROR, "\n".join(lines), names.values())
+    _act_on_deadlock(cycle, snapshot, problem)
+    return problem
+
+
+def _act_on_deadlock(cycle: list[int], snapshot: dict[int, Blocked], problem: Problem) -> None:
+    action = _state.config.on_deadlock
+    if action == "raise":
+        # The youngest wait closed the cycle: ending it breaks the cycle.
+        for ident in sorted(cycle, key=lambda i: -snapshot[i].since):
+            wait = snapshot[ident]
+            if wait.operation == "join" or wait.primitive._tt_kind in ("lock", "rlock"):
+                wait.doomed = problem.text
+                return
+    elif action == "exit":
+        _report(problem)
+        try:
+            from ._api import shutdown
+
+            shutdown(min(_state.config.flush_timeout, 2.0))
+        finally:
+            logging.shutdown()
+            os._exit(DEADLOCK_EXIT_STATUS)
+
+
+def raise_if_doomed(wait: Optional[Blocked]) -> None:
+    """In a waiting thread: raise DeadlockError if the watchdog chose this wait to end."""
+    if wait is not None and wait.doomed is not None:
+        raise DeadlockError(wait.doomed)
+
+
+# -- stuck threads -------------------------------------------------------------------------
+
+#: (module, function) pairs whose waits are waiting for work, never stuck.
+WAITING_FOR_WORK = {
+    ("queue", "get"),
+    ("queue", "join"),
+    ("concurrent.futures._base", "result"),
+    ("concurrent.futures._base", "exception"),
+    ("concurrent.futures._base", "wait"),
+    ("concurrent.futures._base", "as_completed"),
+    ("concurrent.futures.thread", "shutdown"),
+}
+
+
+def _stuck(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
+    after = _state.config.stuck_after
+    if not after:
+        return []
+    frames = sys._current_frames()
+    problems = []
+    for ident, wait in sorted(snapshot.items(), key=lambda item: item[1].since):
+        if wait.timed or now - wait.since < after * 1e9:
+            continue
+        key = ("stuck", ident, wait.since)
+        if key in _reported:
+            continue
+        if _waiting_for_work(frames.get(ident)):
+            continue
+        if wait.operation == "join":
+            target = wait.primitive
+            if getattr(target, "ident", None) not in snapshot:
+                continue  # the joined thread is running: slow, not stuck
+        _reported.add(key)
+        problems.append(_stuck_problem(ident, wait, snapshot, frames, now))
+    return problems
+
+
+def _waiting_for_work(frame: Optional[FrameType]) -> bool:
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if (module, frame.f_code.co_name) in WAITING_FOR_WORK:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stuck_problem(
+    ident: int,
+    wait: Blocked,
+    snapshot: dict[int, Blocked],
+    frames: dict[int, FrameType],
+    now: int,
+) -> Problem:
+    name = _originals.thread_name(ident)
+    waited = _units.duration((now - wait.since) / 1e9)
+    primitive = wait.primitive
+    if wait.operation == "join":
+        what = f"joining thread {primitive.name}"
+    else:
+        kind = _display(primitive)
+        what = f"in {kind}.{wait.operation} on {_describe(primitive)}"
+    lines = [f"threadtrace: STUCK: {name} has been blocked for {waited} {what}, with no timeout"]
+    lines.extend(f"  {line}" for line in _why(wait, snapshot))
+    lines.append("")
+    lines.append("  every thread:")
+    for other in sorted(frames, key=lambda i: (i != ident, _originals.thread_name(i))):
+        if other == _originals.get_ident():
+            continue  # the watchdog itself
+        lines.append("")
+        lines.extend(
+            "  " + line
+            for line in _thread_block(
+                other, _originals.thread_name(other), snapshot.get(other), frames, now
+            )
+        )
+    return Problem("stuck_thread", logging.WARNING, "\n".join(lines), [name])
+
+
+def _why(wait: Blocked, snapshot: dict[int, Blocked]) -> list[str]:
+    """What keeps ``wait`` from ending, as far as threadtrace can tell."""
+    primitive = wait.primitive
+    if wait.operation == "join":
+        inner = snapshot.get(getattr(primitive, "ident", -1))
+        if inner is None:
+            return []
+        return [
+            f"{primitive.name} is itself blocked in {_display(inner.primitive)}."
+            f"{inner.operation} on {_describe(inner.primitive)}"
+        ]
+    lines = [f"{_describe(primitive)} was created at {_site_text(primitive._tt_site)}"]
+    explain = _EXPLAIN.get(getattr(primitive, "_tt_kind", ""))
+    if explain is not None:
+        lines.extend(explain(primitive, wait))
+    return lines
+
+
+def _why_lock(lock: Any, wait: Blocked) -> list[str]:
+    owner = lock._owner
+    return ["nobody holds it"] if owner is None else [f"held by {_holder_text(lock, owner)}"]
+
+
+def _why_semaphore(semaphore: Any, wait: Blocked) -> list[str]:
+    holders = semaphore._tt_holder_sites()
+    if not holders:
+        return ["no permit is held by a traced thread"]
+    lines = []
+    for holder, sites in holders.items():
+        state = "" if holder in _originals._active else " (finished: the permit leaked)"
+        where = ", ".join(_site_text(site) for site in sites) or "an unknown site"
+        lines.append(
+            f"a permit is held by {_originals.thread_name(holder)}{state}, acquired at {where}"
+        )
+    return lines
+
+
+def _why_condition(condition: Any, wait: Blocked) -> list[str]:
+    notifies = condition._tt_notifies - wait.notifies
+    if notifies:
+        lines = [f"notified {notifies} times since the wait began, but not this waiter"]
+    elif wait.notifies:
+        lines = [
+            f"nobody has notified it since the wait began ({wait.notifies} notifies came "
+            "before: a wake-up may have been lost)"
+        ]
+    else:
+        lines = ["nobody has notified it since the wait began"]
+    lock = getattr(condition, "_lock", None)
+    owner = getattr(lock, "_owner", None)
+    if owner is not None:
+        lines.append(f"its lock is held by {_holder_text(lock, owner)}")
+    return lines
+
+
+def _why_event(event: Any, wait: Blocked) -> list[str]:
+    return ["it has not been set since the wait began"]
+
+
+def _why_barrier(barrier: Any, wait: Blocked) -> list[str]:
+    return [
+        f"{barrier.n_waiting} of {barrier.parties} parties are waiting; the others have not arrived"
+    ]
+
+
+_EXPLAIN: dict[str, Any] = {
+    "lock": _why_lock,
+    "rlock": _why_lock,
+    "semaphore": _why_semaphore,
+    "bounded_semaphore": _why_semaphore,
+    "condition": _why_condition,
+    "event": _why_event,
+    "barrier": _why_barrier,
+}
+
+
+# -- held by finished threads -------------------------------------------------------------
+
+
+def _held_by_finished() -> list[Problem]:
+    if not ended:
+        return []
+    gone: dict[int, str] = {}
+    from . import _lockorder
+
+    while ended:
+        ident, name = ended.popleft()
+        gone[ident] = name
+    with _state.book:
+        members = list(_state.live)
+    problems = []
+    for primitive in members:
+        kind = getattr(primitive, "_tt_kind", "")
+        if kind in ("lock", "rlock"):
+            owner = primitive._owner
+            if owner in gone and primitive._raw_locked():
+                problems.append(_held_problem(primitive, owner, gone[owner], None))
+        elif kind == "bounded_semaphore":
+            for holder, sites in primitive._tt_holder_sites().items():
+                if holder in gone:
+                    problems.append(_held_problem(primitive, holder, gone[holder], sites))
+    for ident in gone:
+        _lockorder.thread_ended(ident)
+    return problems
+
+
+def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Site]]) -> Problem:
+    key = ("held", id(primitive), ident)
+    _reported.add(key)
+    if sites is None:
+        where = _acquire_site_text(primitive)
+        what = _describe(primitive)
+        never = (
+            "no other thread can release it"
+            if primitive._tt_kind == "rlock"
+            else ("every thread that acquires it will wait forever")
+        )
+    else:
+        where = ", ".join(_site_text(site) for site in sites) or "an unknown site"
+        count = len(sites)
+        what = f"{count} permit{'s' if count != 1 else ''} of {_describe(primitive)}"
+        never = "the permit is lost for good: the semaphore has one fewer to give"
+    text = (
+        f"threadtrace: HELD BY A FINISHED THREAD: {name} ended holding {what}, "
+        f"acquired at {where}; {never}.\n"
+        f"  {_describe(primitive)} was created at {_site_text(primitive._tt_site)}"
+    )
+    return Problem("held_by_finished_thread", logging.ERROR, text, [name])
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _display(primitive: Any) -> str:
+    from ._recorder import DISPLAY
+
+    return DISPLAY.get(getattr(primitive, "_tt_kind", ""), type(primitive).__name__)
+
+
+def _describe(primitive: Any) -> str:
+    return f"{_display(primitive)} {primitive.name}"
+
+
+def _site_text(site: Optional[Site]) -> str:
+    if site is None or site.code is None:
+        return "an unknown site"
+    return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
+
+
+def _acquire_site_text(lock: Any) -> str:
+    """Where the current holder acquired ``lock``, when that acquisition was measured."""
+    from . import _lockorder
+
+    site = _lockorder.acquire_site(lock)
+    if site is None and lock._t_acq:
+        site = lock._site_acq
+    if site is None:
+        return "a site not measured (sample_every=1 or lock_order=true measure every one)"
+    return _site_text(site)
+
+
+def _holder_text(lock: Any, owner: int) -> str:
+    state = "" if owner in _originals._active else " (finished)"
+    return f"{_originals.thread_name(owner)}{state}, acquired at {_acquire_site_text(lock)}"
+
+
+def _thread_block(
+    ident: int,
+    name: str,
+    wait: Optional[Blocked],
+    frames: dict[int, FrameType],
+    now: int,
+) -> list[str]:
+    """A thread: what it waits on, what it holds, and its stack."""
+    lines = [f"  {name} (thread {ident})"]
+    if wait is not None:
+        age = _units.duration((now - wait.since) / 1e9)
+        lines.append(
+            f"    blocked for {age} in {_display(wait.primitive)}.{wait.operation}"
+            + ("" if wait.operation == "join" else f" on {wait.primitive.name}")
+        )
+    for lock in _held_by(ident):
+        lines.append(f"    holds {_describe(lock)}, acquired at {_acquire_site_text(lock)}")
+    frame = frames.get(ident)
+    if frame is not None:
+        lines.append("    stack (most recent call last):")
+        lines.extend(_stack_lines(frame, wait))
+    return lines
+
+
+def _held_by(ident: int) -> list[Any]:
+    with _state.book:
+        members = list(_state.live)
+    return [
+        p
+        for p in members
+        if getattr(p, "_tt_kind", "") in ("lock", "rlock") and p._owner == ident and p._raw_locked()
+    ]
+
+
+def _stack_lines(frame: FrameType, wait: Optional[Blocked]) -> list[str]:
+    waiting_frame = first_user_frame(frame) if wait is not None else None
+    pairs = list(_walk(frame))
+    pairs.reverse()  # outermost first, as tracebacks read
+    summary = traceback.StackSummary.extract(iter(pairs), lookup_lines=True)
+    lines = []
+    for (each, _), entry in zip(pairs, summary):
+        module = each.f_globals.get("__name__", "")
+        if module.startswith("threadtrace") or module == "threading":
+            continue
+        mark = "   <-- waits here" if each is waiting_frame else ""
+        lines.append(f'      File "{entry.filename}", line {entry.lineno}, in {entry.name}{mark}')
+        if entry.line:
+            lines.append(f"        {entry.line.strip()}")
+    return lines
+
+
+def _walk(frame: Optional[FrameType]) -> Iterable[tuple[FrameType, int]]:
+    while frame is not None:
+        yield frame, frame.f_lineno
+        frame = frame.f_back
+
+
+def reset() -> None:
+    """Forget what was reported (tests)."""
+    _reported.clear()
+    ended.clear()
