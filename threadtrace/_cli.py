@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -47,6 +48,7 @@ def _run_parser() -> _Parser:
 
     parser = _Parser(
         prog=f"{PROG} run",
+        allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage=f"{PROG} run [options] script.py [args...]\n"
         f"       {PROG} run [options] -m module [args...]",
@@ -193,69 +195,114 @@ def _command_run(argv: Sequence[str]) -> int:
     except ConfigurationError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
     threadtrace.patch()
-    if not options.no_summary:
-        atexit.register(_finish)
-    else:
-        atexit.register(threadtrace.shutdown)
-    return _execute(module, target[0] if module is None else None, args)
+    atexit.register(_finish, not options.no_summary)
+    return _execute(module, target[0] if module is None else None)
 
 
 def _check_target(parser: _Parser, target: list[str]) -> Optional[str]:
-    """The module to run (None for a script), after checking the target exists."""
+    """The module to run (None for a script), after checking the target exists.
+
+    Nothing of the program is imported here: for ``-m pkg.mod`` only the
+    top-level package is looked up (which runs none of its code), so the
+    package's ``__init__`` runs patched, as part of the program.
+    """
     if target[0] == "-m":
         module = target[1]
+        top = module.partition(".")[0]
         sys.path.insert(0, os.getcwd())  # where python -m looks first
         try:
-            found = importlib.util.find_spec(module)
+            found = importlib.util.find_spec(top) if top else None
         except (ImportError, ValueError) as error:
             found, reason = None, str(error)
         else:
-            reason = f"No module named {module!r}"
+            reason = f"No module named {top!r}"
         finally:
             del sys.path[0]
         if found is None:
             raise UsageError(f"{parser.prog}: error: {reason}")
         return module
     script = target[0]
-    try:
-        with open(script, "rb"):
-            pass
-    except OSError as error:
-        raise UsageError(
-            f"{parser.prog}: error: can't open file {script!r}: "
-            f"[Errno {error.errno}] {error.strerror}"
-        ) from None
+    if not os.path.isdir(script):
+        try:
+            with open(script, "rb"):
+                pass
+        except OSError as error:
+            raise UsageError(
+                f"{parser.prog}: error: can't open file {script!r}: "
+                f"[Errno {error.errno}] {error.strerror}"
+            ) from None
     return None
 
 
-def _execute(module: Optional[str], script: Optional[str], args: list[str]) -> int:
+#: Set when the program ended with KeyboardInterrupt: after the flush and the
+#: summary, the process ends by SIGINT, as python's does.
+_interrupted = False
+
+
+def _execute(module: Optional[str], script: Optional[str]) -> int:
     """Run the target as ``python`` would; return its exit status, or raise SystemExit."""
-    if module is not None:
-        # sys.argv is [module, *args]; runpy puts the module's path in argv[0].
-        sys.path[0] = os.getcwd()
-    else:
-        assert script is not None
-        sys.path[0] = os.path.dirname(os.path.realpath(script))
-
-    def run() -> None:
-        if module is not None:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(str(script), run_name="__main__")
-
+    global _interrupted
+    safe_path = getattr(sys.flags, "safe_path", False)  # -P / PYTHONSAFEPATH: no path entry
     try:
-        run()
+        if module is not None:
+            if not safe_path:
+                sys.path[0] = os.getcwd()
+            _run_module(module)
+        else:
+            assert script is not None
+            if not safe_path:
+                app = os.path.isdir(script) or not os.path.isfile(script)  # a dir or zip app
+                real = os.path.realpath(script)
+                sys.path[0] = real if app else os.path.dirname(real)
+            _run_script(script)
     except SystemExit:
         raise
-    except KeyboardInterrupt as error:
-        # Python exits by SIGINT after an uncaught KeyboardInterrupt; re-raising
-        # lets the interpreter do exactly that (after atexit, so the flush runs).
-        raise error.with_traceback(_trim(error.__traceback__)) from None
     except BaseException as error:  # noqa: BLE001 - reported as python would
         error = error.with_traceback(_trim(error.__traceback__))  # the hook reads it there
         sys.excepthook(type(error), error, error.__traceback__)
+        if isinstance(error, KeyboardInterrupt):
+            _interrupted = True
         return 1
     return 0
+
+
+def _fresh_main() -> Any:
+    """A new ``__main__`` module, installed for good (threads and atexit see it)."""
+    import builtins
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    return main
+
+
+def _run_script(script: str) -> None:
+    if os.path.isdir(script) or not os.path.isfile(script):  # a directory or zip app
+        runpy.run_path(os.path.realpath(script), run_name="__main__")
+        return
+    import importlib.machinery
+
+    path = os.path.abspath(script)
+    main = _fresh_main()
+    main.__file__ = path
+    main.__cached__ = None
+    main.__package__ = None
+    main.__spec__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    with open(path, "rb") as file:  # bytes: compile() honours the coding cookie
+        source = file.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    exec(code, main.__dict__)  # running the user's program is the point
+
+
+def _run_module(module: str) -> None:
+    run_as_main = getattr(runpy, "_run_module_as_main", None)
+    if run_as_main is None:  # pragma: no cover - every supported CPython has it
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return
+    _fresh_main()
+    run_as_main(module, alter_argv=True)  # what python -m itself calls
 
 
 def _trim(tb: Optional[TracebackType]) -> Optional[TracebackType]:
@@ -270,19 +317,30 @@ def _trim(tb: Optional[TracebackType]) -> Optional[TracebackType]:
     return tb
 
 
-def _finish() -> None:
-    """At exit: flush the exporters, then print the summary."""
+def _finish(summarise: bool) -> None:
+    """At exit: flush the exporters, then print the summary (and die by SIGINT if due)."""
     import threadtrace
 
     from . import _state
     from ._summary import summary
 
     threadtrace.shutdown()
-    try:
-        sys.stderr.write(summary(_state.export_stats))
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - stderr closed; nothing else to tell
-        pass
+    if summarise:
+        try:
+            sys.stderr.write(summary(_state.export_stats))
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - stderr closed; nothing else to tell
+            pass
+    if _interrupted:
+        import logging
+        import signal
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # closed: nothing to flush
+                stream.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _command_convert(argv: Sequence[str]) -> int:

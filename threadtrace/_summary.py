@@ -19,7 +19,8 @@ def summary(export_stats: Mapping[str, Any]) -> str:
     if not export_stats:
         lines.append("  exported  nothing (no exporters, or the program set its own providers)")
     for name, stats in export_stats.items():
-        text = f"{stats.spans_exported} spans to {name} ({stats.destination})"
+        spans = stats.spans_exported
+        text = f"{spans} span{'' if spans == 1 else 's'} to {name} ({stats.destination})"
         if stats.spans_lost:
             text += f", {stats.spans_lost} lost"
         if stats.metric_failures:
