@@ -43,6 +43,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         super().__init__(lock)
         self._tt_wakers: dict[Any, Any] = {}
         self._tt_notifies = 0
+        self._tt_unheard = 0  # notify() calls that found no waiter
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until notified or until ``timeout`` seconds pass, as threading does."""
@@ -86,7 +87,10 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         if not self._is_owned():  # type: ignore[attr-defined]
             raise RuntimeError("cannot notify on un-acquired lock")
         if not self._waiters:  # type: ignore[attr-defined]
-            return  # nobody to wake: all threading would have done is the check above
+            # Nobody to wake: all threading would have done is the check above.
+            # Counted (under the lock we hold) for the lost wake-up diagnosis.
+            self._tt_unheard += 1
+            return
         woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
         if woken:
             self._tt_notifies += 1

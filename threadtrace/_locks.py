@@ -242,13 +242,15 @@ class _LockBase(Traced):
         """
         if timeout == 0:  # a try in disguise: nothing will wait
             return self._acquire_exact(True, 0)
+        # Registered for the watchdog before it counts as a waiter: whoever
+        # sees the waiter (wait_for_waiters) also finds the registration.
+        wait = _watch.begin(self, "acquire", None if timeout == -1 else timeout)
         before = None
         try:
             before = self._before_wait()
         except Exception as error:  # noqa: BLE001 - never raise into the host
             _state.internal_error("Lock.acquire", error)
         t0 = _read_clock()
-        wait = _watch.begin(self, "acquire", None if timeout == -1 else timeout)
         try:
             if timeout == -1 and wait is not None and _state.config.on_deadlock == "raise":
                 ok = self._acquire_or_doomed(wait)

@@ -129,6 +129,13 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                     del holders[who]
                     self._tt_sites.pop(who, None)
 
+    def _tt_rename_holder(self, old: int, new: int) -> None:
+        """Move ``old``'s permits to ``new`` (the watchdog's stand-in for a finished thread)."""
+        with self._cond:  # type: ignore[attr-defined]
+            if old in self._tt_holders:
+                self._tt_holders[new] = self._tt_holders.pop(old)
+                self._tt_sites[new] = self._tt_sites.pop(old, [])
+
     def _tt_holder_sites(self) -> dict[int, list[Site]]:
         """Each thread holding permits, and where it took each (for the watchdog)."""
         with self._cond:  # type: ignore[attr-defined]

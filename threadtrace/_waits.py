@@ -61,9 +61,9 @@ class WaitCounters(Traced):
         Every call is paired with :meth:`_tt_end`.  ``timeout`` is ``None``
         for a wait that can last forever (the watchdog watches those).
         """
+        _watch.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
         with _state.book:
             self._tt_waiters += 1
-        _watch.begin(self, operation, timeout)
         try:
             return _state.clock.monotonic_ns()
         except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits

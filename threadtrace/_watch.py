@@ -32,6 +32,7 @@ it directly with a fake clock.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import sys
@@ -55,7 +56,16 @@ MAX_INTERVAL = 0.5
 class Blocked:
     """One thread, blocked in one operation on one primitive."""
 
-    __slots__ = ("doomed", "notifies", "operation", "previous", "primitive", "since", "timeout")
+    __slots__ = (
+        "doomed",
+        "notifies",
+        "operation",
+        "previous",
+        "primitive",
+        "since",
+        "timeout",
+        "unheard",
+    )
 
     def __init__(
         self,
@@ -71,6 +81,7 @@ class Blocked:
         self.since = since
         self.timeout = timeout
         self.notifies = getattr(primitive, "_tt_notifies", 0)
+        self.unheard = getattr(primitive, "_tt_unheard", 0)
         #: The report of the deadlock this wait must end with (on_deadlock="raise").
         self.doomed: Optional[str] = None
 
@@ -239,7 +250,8 @@ def _deadlocks(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
     problems = []
     seen: set[int] = set()
     threshold = _state.config.deadlock_after * 1e9
-    for start in sorted(stuck, key=lambda i: snapshot[i].since):
+    # The oldest wait first (then by thread name), so a report reads the same every time.
+    for start in sorted(stuck, key=lambda i: (snapshot[i].since, _originals.thread_name(i))):
         if start in seen:
             continue
         cycle = _cycle_from(start, waits_on, stuck)
@@ -261,11 +273,13 @@ def _cycle_from(start: int, waits_on: dict[int, tuple[int, ...]], stuck: set[int
     while at not in path:
         path.append(at)
         at = next(other for other in waits_on[at] if other in stuck)
-    return path[path.index(at) :]
+    cycle = path[path.index(at) :]
+    first = cycle.index(min(cycle, key=_originals.thread_name))
+    return cycle[first:] + cycle[:first]  # begin with the first name, for stable reports
 
 
 def _deadlock_problem(cycle: list[int], snapshot: dict[int, Blocked], now: int) -> Problem:
-    names = {ident: _originals.thread_name(ident) for ident in cycle}
+    names = {ident: name_of(ident) for ident in cycle}
     count = len(cycle)
     if count == 1:
         headline = f"{names[cycle[0]]} waits for itself and will never proceed"
@@ -349,9 +363,9 @@ def _stuck(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
         if _waiting_for_work(frames.get(ident)):
             continue
         if wait.operation == "join":
-            target = wait.primitive
-            if getattr(target, "ident", None) not in snapshot:
-                continue  # the joined thread is running: slow, not stuck
+            inner = snapshot.get(getattr(wait.primitive, "ident", None))  # type: ignore[arg-type]
+            if inner is None or inner.timed:
+                continue  # the joined thread is working (or will wake): slow, not stuck
         _reported.add(key)
         problems.append(_stuck_problem(ident, wait, snapshot, frames, now))
     return problems
@@ -386,7 +400,7 @@ def _stuck_problem(
     lines.append("")
     lines.append("  every thread:")
     for other in sorted(frames, key=lambda i: (i != ident, _originals.thread_name(i))):
-        if other == _originals.get_ident():
+        if other == getattr(_watchdog, "ident", None):
             continue  # the watchdog itself
         lines.append("")
         lines.extend(
@@ -429,9 +443,7 @@ def _why_semaphore(semaphore: Any, wait: Blocked) -> list[str]:
     for holder, sites in holders.items():
         state = "" if holder in _originals._active else " (finished: the permit leaked)"
         where = ", ".join(_site_text(site) for site in sites) or "an unknown site"
-        lines.append(
-            f"a permit is held by {_originals.thread_name(holder)}{state}, acquired at {where}"
-        )
+        lines.append(f"a permit is held by {name_of(holder)}{state}, acquired at {where}")
     return lines
 
 
@@ -439,10 +451,12 @@ def _why_condition(condition: Any, wait: Blocked) -> list[str]:
     notifies = condition._tt_notifies - wait.notifies
     if notifies:
         lines = [f"notified {notifies} times since the wait began, but not this waiter"]
-    elif wait.notifies:
+    elif wait.unheard:
+        calls = "call" if wait.unheard == 1 else "calls"
         lines = [
-            f"nobody has notified it since the wait began ({wait.notifies} notifies came "
-            "before: a wake-up may have been lost)"
+            f"nobody has notified it since the wait began; {wait.unheard} notify() {calls} "
+            "before it found no waiter: a wake-up may have been lost (wait in a loop on "
+            "the state, or use wait_for)"
         ]
     else:
         lines = ["nobody has notified it since the wait began"]
@@ -477,12 +491,24 @@ _EXPLAIN: dict[str, Any] = {
 # -- held by finished threads -------------------------------------------------------------
 
 
+#: Stand-in idents for finished threads that still hold something, so that a
+#: new thread given the same ident by the OS is not taken for the holder.
+_tombstones = itertools.count(-1, -1)
+#: Stand-in ident -> the finished thread's name.
+finished_names: dict[int, str] = {}
+
+
+def name_of(ident: int) -> str:
+    """A thread's name, finished ones included."""
+    return finished_names.get(ident) or _originals.thread_name(ident)
+
+
 def _held_by_finished() -> list[Problem]:
     if not ended:
         return []
-    gone: dict[int, str] = {}
     from . import _lockorder
 
+    gone: dict[int, str] = {}
     while ended:
         ident, name = ended.popleft()
         gone[ident] = name
@@ -495,13 +521,25 @@ def _held_by_finished() -> list[Problem]:
             owner = primitive._owner
             if owner in gone and primitive._raw_locked():
                 problems.append(_held_problem(primitive, owner, gone[owner], None))
-        elif kind == "bounded_semaphore":
+                if kind == "lock":  # an RLock's owner is the real lock's business
+                    tomb = _tombstone(gone[owner])
+                    if primitive._owner == owner:
+                        primitive._owner = tomb
+        elif kind in ("semaphore", "bounded_semaphore"):
             for holder, sites in primitive._tt_holder_sites().items():
                 if holder in gone:
-                    problems.append(_held_problem(primitive, holder, gone[holder], sites))
+                    if kind == "bounded_semaphore":  # a plain Semaphore's permits roam
+                        problems.append(_held_problem(primitive, holder, gone[holder], sites))
+                    primitive._tt_rename_holder(holder, _tombstone(gone[holder]))
     for ident in gone:
         _lockorder.thread_ended(ident)
     return problems
+
+
+def _tombstone(name: str) -> int:
+    tomb = next(_tombstones)
+    finished_names[tomb] = name
+    return tomb
 
 
 def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Site]]) -> Problem:
@@ -561,7 +599,7 @@ def _acquire_site_text(lock: Any) -> str:
 
 def _holder_text(lock: Any, owner: int) -> str:
     state = "" if owner in _originals._active else " (finished)"
-    return f"{_originals.thread_name(owner)}{state}, acquired at {_acquire_site_text(lock)}"
+    return f"{name_of(owner)}{state}, acquired at {_acquire_site_text(lock)}"
 
 
 def _thread_block(
@@ -625,3 +663,4 @@ def reset() -> None:
     """Forget what was reported (tests)."""
     _reported.clear()
     ended.clear()
+    finished_names.clear()

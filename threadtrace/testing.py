@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import _originals, _state
+from . import _lockorder, _originals, _state, _watch
 from ._api import configure
 from ._patch import patch as _patch
 from ._threads import thread_statistics
@@ -158,6 +158,8 @@ def capture(
         configuration, clock and registries are what they were before.
     """
     saved = {name: getattr(_state, name) for name in _CAPTURED_STATE}
+    _watch.reset()
+    _lockorder.reset()
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -1,0 +1,554 @@
+"""Deadlocks, lock-order inversions, stuck threads and primitives held by finished threads.
+
+Every scenario is built with handshakes (barriers, ``wait_for_waiters``),
+and the watchdog's look is taken by calling ``_watch.scan()`` with the fake
+clock moved past the thresholds: no sleeps, no race with the watchdog
+thread (``watchdog=False`` keeps it from starting).  Each test asserts the
+whole report text, with thread idents and this file's line numbers filled
+in.  Deadlocked test threads are let go at the end by releasing a plain
+``Lock`` from the main thread (any thread may release a ``Lock``), or by
+``on_deadlock="raise"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any, Callable, Iterator
+
+import pytest
+from helpers import line
+
+import threadtrace
+from threadtrace import _watch
+from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
+
+HERE = os.path.basename(__file__)
+
+
+@pytest.fixture
+def watch(clock: FakeClock) -> Iterator[Capture]:
+    """Patched and recording, the watchdog thread off: tests look with scan()."""
+    with capture(
+        clock=clock, watchdog=False, sample_every=1, deadlock_after=1.0, stuck_after=5.0
+    ) as recorded:
+        yield recorded
+
+
+def started(target: Callable[[], Any], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def idents(*threads: threading.Thread) -> dict[str, str]:
+    return {f"<{t.name}>": str(t.ident) for t in threads}
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    text = textwrap.dedent(template).strip("\n")
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def test_an_abba_deadlock_is_reported_once_with_both_stacks(
+    watch: Capture, clock: FakeClock
+) -> None:
+    accounts = threading.Lock(name="accounts_lock")
+    ledger, made = threading.Lock(name="ledger_lock"), line()
+    both_hold = threading.Barrier(2)
+
+    def transfer() -> None:
+        try:
+            with accounts:
+                both_hold.wait(10)
+                with ledger:
+                    pass
+        except RuntimeError:  # the test released accounts for it, to end the deadlock
+            pass
+
+    def audit() -> None:
+        with ledger:
+            both_hold.wait(10)
+            with accounts:
+                pass
+
+    first = started(transfer, "transfer")
+    second = started(audit, "audit")
+    wait_for_waiters(accounts, 1)
+    wait_for_waiters(ledger, 1)
+
+    clock.advance(0.5)
+    assert _watch.scan() == []  # younger than deadlock_after: not yet
+    clock.advance(0.5)
+    (problem,) = _watch.scan()
+    assert _watch.scan() == []  # reported once
+
+    t = made + 5  # transfer's first `with`
+    a = made + 13  # audit's first `with`
+    test_name = test_an_abba_deadlock_is_reported_once_with_both_stacks.__name__
+    assert problem.kind == "deadlock"
+    assert problem.level == logging.ERROR
+    assert problem.text == fill(
+        f"""
+        threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed
+          audit waits for Lock accounts_lock, held by transfer
+          transfer waits for Lock ledger_lock, held by audit
+
+          audit (thread <audit>)
+            blocked for 1.00 s in Lock.acquire on accounts_lock
+            holds Lock ledger_lock, acquired at {HERE}:{a} in {audit.__qualname__}
+            stack (most recent call last):
+              File "{__file__}", line {a + 2}, in audit   <-- waits here
+                with accounts:
+
+          transfer (thread <transfer>)
+            blocked for 1.00 s in Lock.acquire on ledger_lock
+            holds Lock accounts_lock, acquired at {HERE}:{t} in {transfer.__qualname__}
+            stack (most recent call last):
+              File "{__file__}", line {t + 2}, in transfer   <-- waits here
+                with ledger:
+
+          created at:
+            Lock accounts_lock: {HERE}:{made - 1} in {test_name}
+            Lock ledger_lock: {HERE}:{made} in {test_name}
+        """,
+        idents(first, second),
+    )
+    spans = [s for s in watch.spans() if s.name == "threadtrace.deadlock"]
+    assert len(spans) == 1
+    assert spans[0].attributes["threadtrace.problem.threads"] == ("audit", "transfer")
+    assert spans[0].events[0].attributes["threadtrace.report"] == problem.text
+    assert watch.metrics()["threadtrace.problems"] == {
+        (("threadtrace.problem.kind", "deadlock"),): 1
+    }
+
+    accounts.release()  # let audit through; transfer's own release then finds it unlocked
+    for thread in (first, second):
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_three_thread_cycle_is_one_deadlock(watch: Capture, clock: FakeClock) -> None:
+    locks = [threading.Lock(name=f"lock_{i}") for i in range(3)]
+    holding = threading.Barrier(3)
+
+    def take(mine: Any, theirs: Any) -> None:
+        try:
+            with mine:
+                holding.wait(10)
+                with theirs:
+                    pass
+        except RuntimeError:
+            pass
+
+    threads = [
+        started(lambda i=i: take(locks[i], locks[(i + 1) % 3]), f"worker-{i}") for i in range(3)
+    ]
+    for lock in locks:
+        wait_for_waiters(lock, 1)
+    clock.advance(2)
+    (problem,) = _watch.scan()
+    assert problem.text.split("\n\n")[0] == textwrap.dedent(
+        """\
+        threadtrace: DEADLOCK: 3 threads wait for each other and will never proceed
+          worker-0 waits for Lock lock_1, held by worker-1
+          worker-1 waits for Lock lock_2, held by worker-2
+          worker-2 waits for Lock lock_0, held by worker-0"""
+    )
+    locks[0].release()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_on_deadlock_raise_ends_the_youngest_wait_and_the_rest_go_on(
+    watch: Capture, clock: FakeClock
+) -> None:
+    threadtrace.configure(on_deadlock="raise")
+    first_lock = threading.Lock(name="first")
+    second_lock = threading.Lock(name="second")
+    holding = threading.Barrier(2)
+    outcome: dict[str, str] = {}
+
+    def one() -> None:
+        with first_lock:
+            holding.wait(10)
+            with second_lock:
+                outcome["one"] = "done"
+
+    def two() -> None:
+        with second_lock:
+            holding.wait(10)
+            wait_for_waiters(second_lock, 1)  # one waits first: two's wait is the youngest
+            clock.advance(0.001)
+            try:
+                with first_lock:
+                    outcome["two"] = "done"
+            except threadtrace.DeadlockError as error:
+                outcome["two"] = str(error).splitlines()[0]
+
+    threads = [started(one, "one"), started(two, "two")]
+    wait_for_waiters(first_lock, 1)
+    clock.advance(2)
+    assert len(_watch.scan()) == 1
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert outcome == {
+        "one": "done",
+        "two": "threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed",
+    }
+
+
+def test_on_deadlock_exit_ends_the_process_with_status_3() -> None:
+    program = textwrap.dedent(
+        """
+        import threading, threadtrace
+        threadtrace.patch(exporters=(), on_deadlock="exit", deadlock_after=0.2)
+        a, b = threading.Lock(name="a"), threading.Lock(name="b")
+        both = threading.Barrier(2)
+        def one():
+            with a:
+                both.wait()
+                with b: pass
+        def two():
+            with b:
+                both.wait()
+                with a: pass
+        threading.Thread(target=one, name="one").start()
+        threading.Thread(target=two, name="two").start()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(
+        "threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed\n"
+    )
+
+
+def test_with_defaults_a_deadlock_is_reported_by_the_watchdog_within_5_seconds() -> None:
+    """Users run without flags: the real watchdog thread, default settings."""
+    program = textwrap.dedent(
+        """
+        import threading, time, threadtrace
+        threadtrace.patch(exporters=())
+        a, b = threading.Lock(name="a"), threading.Lock(name="b")
+        both = threading.Barrier(3)
+        def one():
+            with a:
+                both.wait()
+                with b: pass
+        def two():
+            with b:
+                both.wait()
+                with a: pass
+        for f in (one, two):
+            threading.Thread(target=f, daemon=True).start()
+        both.wait()
+        start = time.monotonic()
+        while time.monotonic() - start < 5:
+            if threadtrace._watch._reported:
+                print("reported after", round(time.monotonic() - start, 1))
+                break
+            time.sleep(0.01)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("reported after"), (done.stdout, done.stderr)
+    assert "threadtrace: DEADLOCK: 2 threads wait for each other" in done.stderr
+
+
+# -- what must stay quiet ------------------------------------------------------------------
+
+
+def test_rlock_recursion_condition_waits_timeouts_and_slow_threads_are_no_deadlock(
+    watch: Capture, clock: FakeClock
+) -> None:
+    threadtrace.configure(stuck_after=0)
+    rlock = threading.RLock()
+    cond = threading.Condition()
+    gate = threading.Lock()
+    gate.acquire()
+    release_all = threading.Event()
+
+    def recursive() -> None:  # holds an RLock twice and waits on a condition: no cycle
+        with rlock, rlock, cond:
+            cond.wait()  # releases cond's lock while waiting
+
+    def timed() -> None:  # a timed wait on a held lock will expire: never a deadlock
+        with rlock:  # waits for recursive() to release it: a lock wait on a waiting thread
+            pass
+
+    def slow() -> None:
+        gate.acquire(timeout=30)  # blocked on the test's own lock, with a timeout
+        gate.release()
+
+    waiter = started(recursive, "recursive")
+    wait_for_waiters(cond, 1)
+    behind = started(timed, "behind")
+    wait_for_waiters(rlock, 1)
+    slowpoke = started(slow, "slow")
+    wait_for_waiters(gate, 1)
+    joiner = started(lambda: slowpoke.join(), "joiner")
+    wait_for_waiters(slowpoke, 1)
+    clock.advance(3600)
+    assert _watch.scan() == []
+
+    with cond:
+        cond.notify()
+    gate.release()
+    release_all.set()
+    for thread in (waiter, behind, slowpoke, joiner):
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+# -- lock order -------------------------------------------------------------------------------
+
+
+def test_an_inversion_that_never_hangs_is_reported_with_a_scenario(
+    watch: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    threadtrace.configure(lock_order=True)
+    accounts = threading.Lock(name="accounts_lock")
+    ledger = threading.Lock(name="ledger_lock")
+    base = line()
+
+    def transfer() -> None:
+        with accounts:
+            with ledger:
+                pass
+
+    def audit() -> None:
+        with ledger:
+            with accounts:
+                pass
+
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        for target, name in ((transfer, "transfer"), (audit, "audit"), (audit, "audit")):
+            thread = started(target, name)
+            thread.join(10)
+            assert not thread.is_alive()
+    reports = [r.getMessage() for r in caplog.records]
+    assert len(reports) == 1  # once, however often the orders repeat
+    t, a = base + 3, base + 8
+    tf, af = transfer.__qualname__, audit.__qualname__
+    assert reports[0] == textwrap.dedent(
+        f"""\
+        threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders (this run did not hang, but it can)
+          cycle: accounts_lock -> ledger_lock -> accounts_lock
+          transfer took ledger_lock at {HERE}:{t + 1} in {tf}
+              while holding accounts_lock, taken at {HERE}:{t} in {tf}
+          audit took accounts_lock at {HERE}:{a + 1} in {af}
+              while holding ledger_lock, taken at {HERE}:{a} in {af}
+
+          Possible unsafe scenario:
+
+            transfer                    audit
+            --------                    -----
+            lock(accounts_lock)
+                                        lock(ledger_lock)
+            lock(ledger_lock)
+                                        lock(accounts_lock)
+
+            *** DEADLOCK ***
+
+          Take these locks in one order everywhere to make this impossible."""
+    )
+    assert watch.metrics()["threadtrace.problems"] == {
+        (("threadtrace.problem.kind", "lock_order_inversion"),): 1
+    }
+
+
+def test_consistent_orders_rlock_recursion_and_condition_waits_add_no_inversion(
+    watch: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    threadtrace.configure(lock_order=True)
+    outer = threading.RLock()
+    inner = threading.Lock()
+    cond = threading.Condition(outer)
+    notified = threading.Event()
+
+    def waiter() -> None:
+        with outer, outer, inner:  # recursion, then a nested lock: outer -> inner
+            pass
+        with cond:
+            notified.set()
+            cond.wait(10)  # gives outer up and takes it back: no new order
+
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        thread = started(waiter, "waiter")
+        assert notified.wait(10)
+        wait_for_waiters(cond, 1)
+        with cond:
+            cond.notify()
+        thread.join(10)
+        with outer, inner:  # the same order again, from another thread
+            pass
+        assert not inner.acquire(blocking=False) or inner.release() is None
+    assert caplog.records == []
+
+
+def test_accounts_locked_in_id_order_are_fine_and_out_of_order_is_caught(
+    watch: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Locks made on one line are one name; their order is checked per instance."""
+    threadtrace.configure(lock_order=True)
+    accounts = [threading.Lock() for _ in range(3)]
+
+    def transfer(a: int, b: int, ordered: bool) -> None:
+        first, second = (min(a, b), max(a, b)) if ordered else (a, b)
+        with accounts[first], accounts[second]:
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        transfer(0, 1, True)
+        transfer(1, 0, True)
+        transfer(2, 1, True)
+        assert caplog.records == []
+        transfer(1, 0, False)
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage().splitlines()[1] == (
+        f"  cycle: {accounts[0].name} -> {accounts[0].name} -> {accounts[0].name}"
+    )
+
+
+# -- stuck threads ------------------------------------------------------------------------------
+
+
+def test_a_lost_wakeup_on_a_condition_is_reported_stuck(watch: Capture, clock: FakeClock) -> None:
+    items: list[int] = []
+    cond, made = threading.Condition(name="items"), line()
+
+    with cond:
+        items.append(1)
+        cond.notify()  # nobody is waiting yet: this wake-up is lost
+
+    def consume() -> None:
+        with cond:
+            cond.wait()  # the bug: should have checked `items` first
+
+    consumer = started(consume, "consumer")
+    wait_for_waiters(cond, 1)
+    clock.advance(4.9)
+    assert _watch.scan() == []
+    clock.advance(0.1)
+    (problem,) = _watch.scan()
+    assert problem.kind == "stuck_thread"
+    head, *threads = problem.text.split("\n\n")
+    assert head == textwrap.dedent(
+        f"""\
+        threadtrace: STUCK: consumer has been blocked for 5.00 s in Condition.wait on Condition items, with no timeout
+          Condition items was created at {HERE}:{made} in {test_a_lost_wakeup_on_a_condition_is_reported_stuck.__name__}
+          nobody has notified it since the wait began; 1 notify() call before it found no waiter: a wake-up may have been lost (wait in a loop on the state, or use wait_for)"""
+    )
+    assert threads[0] == "  every thread:"
+    assert threads[1].splitlines() == [
+        f"    consumer (thread {consumer.ident})",
+        "      blocked for 5.00 s in Condition.wait on items",
+        "      stack (most recent call last):",
+        f'        File "{__file__}", line {made + 8}, in consume   <-- waits here',
+        "          cond.wait()  # the bug: should have checked `items` first",
+    ]
+    assert threads[2].startswith(f"    MainThread (thread {threading.get_ident()})\n")
+    assert _watch.scan() == []  # once per wait
+    with cond:
+        cond.notify()
+    consumer.join(10)
+    assert not consumer.is_alive()
+
+
+def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
+    watch: Capture, clock: FakeClock
+) -> None:
+    pool, made = threading.BoundedSemaphore(1, name="connections"), line()
+
+    def leak() -> None:
+        pool.acquire()  # and never released
+        if False:  # pragma: no cover - the bug: the release is skipped
+            pool.release()
+
+    leaker = started(leak, "leaker")
+    leaker.join(10)
+    (problem,) = _watch.scan()
+    assert problem.kind == "held_by_finished_thread"
+    assert problem.text == (
+        f"threadtrace: HELD BY A FINISHED THREAD: leaker ended holding 1 permit of "
+        f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {leak.__qualname__}; "
+        f"the permit is lost for good: the semaphore has one fewer to give.\n"
+        f"  BoundedSemaphore connections was created at {HERE}:{made} in "
+        f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}"
+    )
+
+    def need() -> None:
+        with pool:
+            pass
+
+    needer = started(need, "needer")
+    wait_for_waiters(pool, 1)
+    clock.advance(5)
+    (stuck,) = _watch.scan()
+    assert stuck.text.split("\n\n")[0] == (
+        "threadtrace: STUCK: needer has been blocked for 5.00 s in "
+        "BoundedSemaphore.acquire on BoundedSemaphore connections, with no timeout\n"
+        f"  BoundedSemaphore connections was created at {HERE}:{made} in "
+        f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}\n"
+        f"  a permit is held by leaker (finished: the permit leaked), acquired at "
+        f"{HERE}:{made + 3} in {leak.__qualname__}"
+    )
+    pool.release()
+    needer.join(10)
+    assert not needer.is_alive()
+
+
+def test_an_rlock_held_by_a_finished_thread_is_reported_at_once(watch: Capture) -> None:
+    lock, made = threading.RLock(name="registry"), line()
+
+    def forget() -> None:
+        lock.acquire()
+
+    thread = started(forget, "forgetful")
+    thread.join(10)
+    (problem,) = _watch.scan()
+    assert problem.text.splitlines()[0] == (
+        "threadtrace: HELD BY A FINISHED THREAD: forgetful ended holding RLock registry, "
+        f"acquired at {HERE}:{made + 3} in {forget.__qualname__}; no other thread can release it."
+    )
+
+
+def test_idle_queue_consumers_and_joins_on_busy_threads_are_not_stuck(
+    watch: Capture, clock: FakeClock
+) -> None:
+    work: queue.Queue[int] = queue.Queue()
+    busy = threading.Event()
+
+    def consume() -> None:
+        while work.get() >= 0:
+            pass
+
+    def run_busy() -> None:
+        busy.wait(30)  # timed: working, as far as threadtrace can tell
+
+    consumer = started(consume, "consumer")
+    worker = started(run_busy, "busy")
+    joiner = started(lambda: worker.join(), "joiner")
+    wait_until(lambda: len(_watch.blocked) >= 3)
+    clock.advance(3600)
+    assert _watch.scan() == []
+    work.put(-1)
+    busy.set()
+    for thread in (consumer, worker, joiner):
+        thread.join(10)
+        assert not thread.is_alive()
