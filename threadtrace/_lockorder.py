@@ -176,11 +176,10 @@ def _report(order: Order, others: list[Order]) -> None:
         )
     lines.append("")
     lines.extend(_scenario(order, others))
-    text = "\n".join(lines)
-    logger.warning("%s", text)
-    recorder = _state.recorder
-    if recorder is not None:
-        recorder.problem("lock_order_inversion", text, sorted({step.thread for step in chain}))
+    from ._watch import Problem, publish
+
+    threads = list(dict.fromkeys(step.thread for step in chain))
+    publish(Problem("lock_order_inversion", logging.WARNING, "\n".join(lines), threads))
 
 
 def _scenario(order: Order, others: list[Order]) -> list[str]:

@@ -205,11 +205,24 @@ def scan(now: Optional[int] = None) -> list[Problem]:
     return problems
 
 
+#: Called with every problem reported (the pytest plugin listens here).
+listeners: list[Any] = []
+
+
 def _report(problem: Problem) -> None:
+    """Log ``problem``, record it on the trace, and tell the listeners.  Never raises."""
     logger.log(problem.level, "%s", problem.text)
     recorder = _state.recorder
     if recorder is not None:
         recorder.problem(problem.kind, problem.text, problem.threads)
+    for listener in list(listeners):
+        try:
+            listener(problem)
+        except Exception as error:  # noqa: BLE001 - a listener never breaks reporting
+            _state.internal_error("problem listener", error)
+
+
+publish = _report
 
 
 # -- deadlocks ---------------------------------------------------------------------------
