@@ -1,27 +1,21 @@
-"""Bank transfers on a thread pool, traced by threadtrace.
+"""Bank transfers on a thread pool: a plain threaded program to run under threadtrace.
 
 Tellers take transfers from a queue, have each fraud-checked on a
 ThreadPoolExecutor, and post it to a ledger behind one lock, which an auditor
-also holds while it re-adds every balance.  At the end it prints what the
-busiest primitives saw.  Usage: demo.py [--quiet] (--quiet: no JSON on stderr).
+also holds while it re-adds every balance.  Nothing here imports threadtrace:
+
+    threadtrace run examples/demo.py
+
+patches threading before this file runs, writes the trace to
+threadtrace-trace.jsonl, and prints a summary and the contention report (the
+ledger lock, held by the auditor, is the hot one).
 """
 
-import argparse
 import concurrent.futures
 import queue
 import random
 import threading
 import time
-
-import threadtrace
-
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--quiet", action="store_true", help="export nothing, print only the summary")
-QUIET = parser.parse_args().quiet
-# Patch first: primitives made before this stay plain threading ones.  Measure
-# the hold time of one uncontended acquisition in 10 (default 100).  With
-# exporters=() nothing is exported, but statistics() still counts everything.
-threadtrace.patch(sample_every=10, exporters=() if QUIET else ("console",))
 
 TELLERS, TRANSFERS, ACCOUNTS = 4, 80, 10
 
@@ -86,37 +80,7 @@ def main():
     for worker in workers:
         worker.join(timeout=5)
     fraud_checks.shutdown(wait=True)
-    elapsed = time.monotonic() - started
-
-    print(f"{posted} transfers posted by {TELLERS} tellers in {elapsed:.2f} s")
-    print(f"{'primitive':<28} {'name':<28} {'ops':>4} {'blocked':>7} {'waited':>8} {'longest':>8}")
-    for label, primitive in (
-        ("ledger lock", ledger_lock),
-        ("queue: wait for a transfer", transfers.not_empty),
-        ("queue: wait for room", transfers.not_full),
-        ("settled condition", settled),
-        ("start line barrier", start_line),
-        ("closing event", closing),
-    ):
-        print(f"{label:<28} {summary(primitive.statistics())}")
-    lock = ledger_lock.statistics()
-    print(
-        f"ledger lock: {lock.holds_measured} of {lock.acquisitions} holds measured "
-        f"(contended ones, the 16 after each contention, 1 in 10 of the rest), "
-        f"longest {lock.max_hold * 1e3:.1f} ms"
-    )
-    if not QUIET:
-        print("spans and metrics are written to stderr as JSON (the rest at exit)")
-
-
-def summary(stats):
-    """One row: the primitive's name, operations, how many blocked, and for how long."""
-    if isinstance(stats, threadtrace.LockStatistics):
-        ops, blocked = stats.acquisitions, stats.contended
-    else:
-        ops, blocked = stats.waits, stats.blocked
-    waited, longest = stats.total_wait * 1e3, stats.max_wait * 1e3
-    return f"{stats.name:<28} {ops:>4} {blocked:>7} {waited:>6.1f}ms {longest:>6.1f}ms"
+    print(f"{posted} transfers posted by {TELLERS} tellers in {time.monotonic() - started:.2f} s")
 
 
 if __name__ == "__main__":

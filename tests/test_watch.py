@@ -115,9 +115,9 @@ def test_an_abba_deadlock_is_reported_once_with_both_stacks(
               File "{__file__}", line {t + 2}, in transfer   <-- waits here
                 with ledger:
 
-          created at:
-            Lock accounts_lock: {HERE}:{made - 1} in {test_name}
-            Lock ledger_lock: {HERE}:{made} in {test_name}
+          where they were made:
+            Lock accounts_lock made at {HERE}:{made - 1} in {test_name}
+            Lock ledger_lock made at {HERE}:{made} in {test_name}
         """,
         idents(first, second),
     )
@@ -451,7 +451,7 @@ def test_a_lost_wakeup_on_a_condition_is_reported_stuck(watch: Capture, clock: F
     assert head == textwrap.dedent(
         f"""\
         threadtrace: STUCK: consumer has been blocked for 5.00 s in Condition.wait on Condition items, with no timeout
-          Condition items was created at {HERE}:{made} in {test_a_lost_wakeup_on_a_condition_is_reported_stuck.__name__}
+          Condition items made at {HERE}:{made} in {test_a_lost_wakeup_on_a_condition_is_reported_stuck.__name__}
           nobody has notified it since the wait began; 1 notify() call before it found no waiter: a wake-up may have been lost (wait in a loop on the state, or use wait_for)"""
     )
     assert threads[0] == "  every thread:"
@@ -488,7 +488,7 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
         f"threadtrace: HELD BY A FINISHED THREAD: leaker ended holding 1 permit of "
         f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {leak.__qualname__}; "
         f"the permit is lost for good: the semaphore has one fewer to give.\n"
-        f"  BoundedSemaphore connections was created at {HERE}:{made} in "
+        f"  BoundedSemaphore connections made at {HERE}:{made} in "
         f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}"
     )
 
@@ -503,7 +503,7 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
     assert stuck.text.split("\n\n")[0] == (
         "threadtrace: STUCK: needer has been blocked for 5.00 s in "
         "BoundedSemaphore.acquire on BoundedSemaphore connections, with no timeout\n"
-        f"  BoundedSemaphore connections was created at {HERE}:{made} in "
+        f"  BoundedSemaphore connections made at {HERE}:{made} in "
         f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}\n"
         f"  a permit is held by leaker (finished: the permit leaked), acquired at "
         f"{HERE}:{made + 3} in {leak.__qualname__}"

@@ -129,8 +129,9 @@ class _LockBase(Traced):
         self._reentrant = self._tt_reentrant
         self._depth = 0
         self._profile = 0
-        self._period = period = _period()
-        self._left = period
+        # The first acquisition is always measured, so a lock taken only a few
+        # times still has a known acquire site (a deadlock report needs it).
+        self._period = self._left = 1
         self._base = 0
         self._hot = False
         self._t_acq = 0

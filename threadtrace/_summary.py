@@ -10,6 +10,8 @@ from ._recorder import DISPLAY
 
 #: How many primitives the summary names.
 HOTTEST = 3
+#: The kinds whose waits are contention for something another thread holds.
+ACQUIRED = ("lock", "rlock", "semaphore", "bounded_semaphore")
 
 
 def summary(export_stats: Mapping[str, Any]) -> str:
@@ -26,20 +28,26 @@ def summary(export_stats: Mapping[str, Any]) -> str:
         if stats.metric_failures:
             text += f", {stats.metric_failures} metric exports failed"
         lines.append(f"  exported  {text}")
+    # Locks and semaphores only: a wait on a Condition, an Event or a queue is
+    # often a thread idling for work by design; the contention report has them.
     hottest = sorted(
-        ((counts[2], kind, name, counts) for (kind, name), counts in snapshot_counters().items()),
+        (
+            (counts[2], kind, name, counts)
+            for (kind, name), counts in snapshot_counters().items()
+            if kind in ACQUIRED
+        ),
         reverse=True,
     )[:HOTTEST]
     hottest = [row for row in hottest if row[0] > 0]
     if not hottest:
-        lines.append("  hottest   no primitive was ever waited on")
+        lines.append("  hottest   no lock or semaphore was contended")
     for i, (wait_ns, kind, name, counts) in enumerate(hottest):
         operations, contentions = counts[0], counts[1]
         label = "hottest" if i == 0 else ""
         lines.append(
             f"  {label:<9} {DISPLAY.get(kind, kind)} {name}: waited "
             f"{_units.duration(wait_ns / 1e9)} in total, {contentions} of {operations} "
-            f"operations blocked"
+            f"acquisitions blocked"
         )
     for name, stats in export_stats.items():
         if name == "json":

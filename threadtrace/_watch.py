@@ -313,9 +313,9 @@ def _deadlock_problem(cycle: list[int], snapshot: dict[int, Blocked], now: int) 
     primitives = [snapshot[i].primitive for i in cycle if snapshot[i].operation != "join"]
     if primitives:
         lines.append("")
-        lines.append("  created at:")
+        lines.append("  where they were made:")
         for primitive in primitives:
-            lines.append(f"    {_describe(primitive)}: {_site_text(primitive._tt_site)}")
+            lines.append(f"    {_made(primitive)}")
     problem = Problem("deadlock", logging.ERROR, "\n".join(lines), names.values())
     _act_on_deadlock(cycle, snapshot, problem)
     return problem
@@ -436,7 +436,7 @@ def _why(wait: Blocked, snapshot: dict[int, Blocked]) -> list[str]:
             f"{primitive.name} is itself blocked in {_display(inner.primitive)}."
             f"{inner.operation} on {_describe(inner.primitive)}"
         ]
-    lines = [f"{_describe(primitive)} was created at {_site_text(primitive._tt_site)}"]
+    lines = [_made(primitive)]
     explain = _EXPLAIN.get(getattr(primitive, "_tt_kind", ""))
     if explain is not None:
         lines.extend(explain(primitive, wait))
@@ -574,7 +574,7 @@ def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Si
     text = (
         f"threadtrace: HELD BY A FINISHED THREAD: {name} ended holding {what}, "
         f"acquired at {where}; {never}.\n"
-        f"  {_describe(primitive)} was created at {_site_text(primitive._tt_site)}"
+        f"  {_made(primitive)}"
     )
     return Problem("held_by_finished_thread", logging.ERROR, text, [name])
 
@@ -598,6 +598,14 @@ def _site_text(site: Optional[Site]) -> str:
     return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
 
 
+def _made(primitive: Any) -> str:
+    """``Lock ledger made at bank.py:10 in Bank.__init__``, or shorter when named after it."""
+    site = primitive._tt_site
+    if primitive._tt_name is None and site is not None and site.code is not None:
+        return f"{_describe(primitive)} made in {site.function}"  # the name is the site
+    return f"{_describe(primitive)} made at {_site_text(site)}"
+
+
 def _acquire_site_text(lock: Any) -> str:
     """Where the current holder acquired ``lock``, when that acquisition was measured."""
     from . import _lockorder
@@ -606,7 +614,7 @@ def _acquire_site_text(lock: Any) -> str:
     if site is None and lock._t_acq:
         site = lock._site_acq
     if site is None:
-        return "a site not measured (sample_every=1 or lock_order=true measure every one)"
+        return "an unmeasured site (sample_every=1 or lock_order=true measure every one)"
     return _site_text(site)
 
 
