@@ -661,6 +661,15 @@ def _stack_lines(frame: FrameType, wait: Optional[Blocked]) -> list[str]:
     waiting_frame = first_user_frame(frame) if wait is not None else None
     pairs = list(_walk(frame))
     pairs.reverse()  # outermost first, as tracebacks read
+    # Under `threadtrace run`, the program starts inside threadtrace's runner:
+    # what is outside it (the command's own script, runpy) is not the program.
+    runner = [
+        i
+        for i, (each, _) in enumerate(pairs)
+        if each.f_globals.get("__name__") in ("threadtrace._cli", "runpy")
+    ]
+    if runner:
+        pairs = pairs[runner[-1] + 1 :]
     summary = traceback.StackSummary.extract(iter(pairs), lookup_lines=True)
     lines = []
     for (each, _), entry in zip(pairs, summary):
