@@ -29,10 +29,28 @@ How the two sides are kept comparable:
   always timed that way.  The direct cases (``threadtrace.Lock()`` ...) are
   built after that window, unpatched, with patch()'s settings still in force.
 
+Detectors (rows added on request; the default run is unchanged):
+
+* ``--lock-order``: ``with lock:`` and ``with a: with b:`` (two locks, the
+  a -> b order known after the first iteration) on locks made under
+  ``threadtrace.patch(exporters=(), lock_order=True)``, with
+  ``lock_order=True`` in force around their threadtrace repeats only, against
+  the stdlib; plus ``with a: with b:`` under plain ``patch()`` for reference.
+  If ``patch()`` does not accept ``lock_order`` (an older copy), the header
+  says so and those rows are skipped.
+* ``--watchdog``: a contended hand-off, one round trip of a ``Condition``
+  (on a ``Lock``) ping-pong between the timing loop and a partner thread,
+  under ``patch(watchdog=True)`` and ``patch(watchdog=False)`` against the
+  stdlib; then the same traced objects with ``watchdog=True`` against
+  ``watchdog=False`` (repeats longer than one watchdog interval, so each
+  watchdog=True repeat contains a wake-up and a scan).
+* ``--detectors``: both.
+
 Run from the repository root::
 
     python3 bench/micro.py --quick          # smoke run, a few seconds
     python3 bench/micro.py                  # full run, under a minute
+    python3 bench/micro.py --detectors      # also the lock_order and watchdog rows
     python3 bench/micro.py --json out.json  # also write the results as JSON
     python3 bench/micro.py --only lock      # only cases whose id contains "lock"
     python3 bench/micro.py --list           # list the case ids
@@ -116,6 +134,7 @@ _clock = time.perf_counter_ns
 
 _LOOP_TEMPLATE = """
 def loop(obj, n):
+{setup}
     it = _repeat(None, n)
     t0 = _clock()
     for _ in it:
@@ -137,6 +156,21 @@ BODIES = {
     "construct": "obj()",
     "put-get": "obj.put(None)\nobj.get()",
     "thread": "t = obj.Thread(target=_noop)\nt.start()\nt.join()",
+    "with-two": "with a:\n    with b:\n        pass",
+    # One round trip of a hand-off: wake the partner, wait until it answers.
+    "ping-pong": (
+        "with cond:\n"
+        "    obj.turn = 1\n"
+        "    cond.notify()\n"
+        "    while obj.turn and obj.error is None:\n"
+        "        cond.wait()"
+    ),
+}
+
+#: Lines run once before the clock starts, for bodies that need them.
+SETUPS = {
+    "with-two": "a, b = obj",
+    "ping-pong": "cond = obj.cond",
 }
 
 
@@ -152,15 +186,91 @@ def make_loop(body_key, label):
     so the loop must look like ordinary application code.
     """
     body = "\n".join("        " + line for line in BODIES[body_key].splitlines())
+    setup = "    " + SETUPS.get(body_key, "pass")
+    source = _LOOP_TEMPLATE.format(setup=setup, body=body)
+    return _compile(source, f"<bench loop {body_key} {label}>", "loop")
+
+
+def _compile(source, filename, name):
     namespace = {
         "__name__": __name__,
         "_repeat": itertools.repeat,
         "_clock": _clock,
         "_noop": _noop,
     }
-    code = compile(_LOOP_TEMPLATE.format(body=body), f"<bench loop {body_key} {label}>", "exec")
-    exec(code, namespace)
-    return namespace["loop"]
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
+
+
+# --------------------------------------------------------------------------
+# Contended hand-off (--watchdog)
+# --------------------------------------------------------------------------
+
+#: The partner thread of a ping-pong: answers every round trip of the loop.
+_PARTNER_SOURCE = """
+def partner(obj):
+    cond = obj.cond
+    try:
+        with cond:
+            while True:
+                while not obj.turn:
+                    cond.wait()
+                if obj.stop:
+                    return
+                obj.turn = 0
+                cond.notify()
+    except BaseException as exc:
+        obj.error = exc
+        with cond:  # wake the timing loop: it stops waiting, the run reports the error
+            cond.notify_all()
+"""
+
+
+class PingPong:
+    """Two threads handing a ``Condition``'s lock back and forth.
+
+    The timing loop is one side (``ping-pong`` in :data:`BODIES`); the other
+    is a partner thread, started before the first repeat and stopped when
+    the case ends.  Every round trip blocks both threads once: the loop in
+    ``cond.wait()`` until the partner answers, the partner in its own
+    ``cond.wait()`` until the next round.  The partner is a plain stdlib
+    thread on both sides (and has its own compiled copy of its code), so the
+    only difference between the sides is the Condition and its Lock.
+    """
+
+    def __init__(self, cond, label):
+        self.cond = cond
+        self.label = label
+        self.turn = 0
+        self.stop = False
+        self.error = None
+        self._thread = None
+
+    def start(self):
+        if self._thread is not None:
+            return
+        partner = _compile(_PARTNER_SOURCE, f"<bench partner {self.label}>", "partner")
+        self.turn, self.stop, self.error = 0, False, None
+        self._thread = _STD["Thread"](
+            target=partner, args=(self,), name=f"bench-partner-{self.label}", daemon=True
+        )
+        self._thread.start()
+
+    def check(self):
+        if self.error is not None:
+            raise RuntimeError(f"ping-pong partner ({self.label}) failed: {self.error!r}")
+
+    def close(self):
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        with self.cond:
+            self.stop = True
+            self.turn = 1
+            self.cond.notify()
+        thread.join(10)
+        if thread.is_alive():
+            raise RuntimeError(f"ping-pong partner ({self.label}) did not stop")
 
 
 # --------------------------------------------------------------------------
@@ -168,29 +278,72 @@ def make_loop(body_key, label):
 # --------------------------------------------------------------------------
 
 
-class Patcher:
-    """``threadtrace.patch(exporters=())``, falling back to ``patch()``."""
+class SettingNotAccepted(Exception):
+    """This threadtrace's ``patch()`` does not know one of the settings asked for."""
 
-    def __init__(self, tt):
+
+def _settings_text(settings):
+    return "".join(f", {k}={v!r}" for k, v in settings.items())
+
+
+def _rejected(exc, settings):
+    """The setting ``exc`` says was not accepted, if it names one of ``settings``."""
+    text = str(exc)
+    return next((name for name in settings if f"'{name}'" in text), None)
+
+
+def _current_settings(tt, names):
+    """The values in force of ``names``, to put back later ({} if unknown)."""
+    current = getattr(tt, "current_config", None)
+    if current is None or not names:
+        return {}
+    config = current()
+    return {name: getattr(config, name) for name in names if hasattr(config, name)}
+
+
+class Patcher:
+    """``threadtrace.patch(exporters=(), **settings)``, falling back to ``patch(**settings)``.
+
+    ``settings`` (``lock_order=True``, ``watchdog=False`` ...) are put back to
+    their previous values by :meth:`unpatch`: ``unpatch()`` alone keeps the
+    configuration, and the other cases must not run with them.
+    """
+
+    def __init__(self, tt, settings=None):
         self.tt = tt
+        self.settings = dict(settings or {})
         self.description = None
         self.handle = None
         self.accepts_exporters = True
+        self._saved = {}
 
     def patch(self):
         if self.handle is not None:
             raise RuntimeError("bench bug: already patched")
-        if self.accepts_exporters:
-            try:
-                self.handle = self.tt.patch(exporters=())
-                self.description = "threadtrace.patch(exporters=())"
-            except TypeError as exc:
-                if "exporters" not in str(exc):
-                    raise
-                self.accepts_exporters = False
-                self.description = f"threadtrace.patch()  [exporters= not accepted: {exc}]"
-        if not self.accepts_exporters:
-            self.handle = self.tt.patch()
+        extra = _settings_text(self.settings)
+        self._saved = _current_settings(self.tt, self.settings)
+        try:
+            if self.accepts_exporters:
+                try:
+                    self.handle = self.tt.patch(exporters=(), **self.settings)
+                    self.description = f"threadtrace.patch(exporters=(){extra})"
+                except TypeError as exc:
+                    if "exporters" not in str(exc) or _rejected(exc, self.settings):
+                        raise
+                    self.accepts_exporters = False
+                    self.description = (
+                        f"threadtrace.patch({extra[2:]})  [exporters= not accepted: {exc}]"
+                    )
+            if not self.accepts_exporters:
+                self.handle = self.tt.patch(**self.settings)
+        except (TypeError, ValueError) as exc:
+            name = _rejected(exc, self.settings)
+            if name is None:
+                raise
+            raise SettingNotAccepted(
+                f"this threadtrace.patch() does not accept {name}= "
+                f"({type(exc).__name__}: {_short(exc)})"
+            ) from exc
         if threading.Lock is _STD["Lock"]:
             raise RuntimeError(f"{self.description} left threading.Lock untouched")
 
@@ -200,9 +353,39 @@ class Patcher:
             handle.unpatch()
         else:
             self.tt.unpatch()
+        if self._saved:
+            self.tt.configure(**self._saved)
         changed = [name for name, f in _STD.items() if getattr(threading, name) is not f]
         if changed:
             raise RuntimeError("unpatch() did not restore threading." + ", ".join(changed))
+
+    # Held around a side's repeats (outside the timing): see Side.
+    enter = patch
+    exit = unpatch
+
+
+class Settings:
+    """``threadtrace.configure(**settings)`` around a side's repeats, then the old values.
+
+    Objects made under ``patch()`` keep being traced after ``unpatch()``, but
+    the settings are read when they run: a ``lock_order=True`` case needs
+    ``lock_order=True`` in force while it is timed, and every other case
+    needs it off.
+    """
+
+    def __init__(self, tt, settings):
+        self.tt = tt
+        self.settings = dict(settings)
+        self._saved = {}
+
+    def enter(self):
+        self._saved = _current_settings(self.tt, self.settings)
+        self.tt.configure(**self.settings)
+
+    def exit(self):
+        saved, self._saved = self._saved, {}
+        if saved:
+            self.tt.configure(**saved)
 
 
 # --------------------------------------------------------------------------
@@ -220,11 +403,24 @@ class Case:
         make_std: builds the stdlib ``obj`` (called unpatched, before patching).
         make_tt: builds the threadtrace ``obj``; called while patched when
             ``patched`` is true, else unpatched after the patch window.
-        group: ``"hot"`` or ``"construction"``.
+        group: which table: ``"hot"``, ``"construction"``, ``"lock-order"``,
+            ``"handoff"`` or ``"watchdog"`` (see :data:`TABLES`).
         patched: the threadtrace side is "the stdlib API under patch()".
         always_toggle: run every threadtrace repeat while patched.
         check: ``check(std_obj, tt_obj)`` returns a warning string or ``None``.
         thread_loops: uses ``--thread-loops`` instead of calibration.
+        settings: threadtrace settings of this case (``{"lock_order": True}``):
+            its objects are made in a ``patch(exporters=(), **settings)``
+            window of their own, and the settings are in force around each
+            of its threadtrace repeats (outside the timing), off otherwise.
+        baseline_settings: instead of the stdlib, the baseline side is the
+            same threadtrace object, run with these settings.
+        option: the command-line flag that adds this case (``None``: always run).
+        min_repeat_ms: a repeat lasts at least this long (not with ``--quick``).
+        max_repeats: at most this many pairs, unless ``--repeats`` is given.
+        calibrated: always calibrate, even with ``--loops``.
+        probe: makes an object with ``install()``, ``remove()`` and
+            ``record(row)``, installed while the case runs.
     """
 
     def __init__(
@@ -239,6 +435,13 @@ class Case:
         always_toggle=False,
         check=None,
         thread_loops=False,
+        settings=None,
+        baseline_settings=None,
+        option=None,
+        min_repeat_ms=None,
+        max_repeats=None,
+        calibrated=False,
+        probe=None,
     ):
         self.id = id
         self.title = title
@@ -250,6 +453,13 @@ class Case:
         self.always_toggle = always_toggle
         self.check = check if check is not None else _check_types_differ
         self.thread_loops = thread_loops
+        self.settings = dict(settings or {})
+        self.baseline_settings = baseline_settings
+        self.option = option
+        self.min_repeat_ms = min_repeat_ms
+        self.max_repeats = max_repeats
+        self.calibrated = calibrated
+        self.probe = probe
 
 
 def _check_types_differ(std_obj, tt_obj):
@@ -423,32 +633,266 @@ def _factories(tt, name):
     return _returns(_STD[name]), _returns(getattr(tt, name))
 
 
+# Cases added by --lock-order / --watchdog (--detectors: both) --------------
+
+#: Pairs of the watchdog on/off row (each repeat outlasts a watchdog interval).
+WATCHDOG_PAIRS = 9
+
+
+def _watch_interval_s():
+    """How often the watchdog wakes (threadtrace._watch.MAX_INTERVAL, else 0.5 s)."""
+    try:
+        from threadtrace import _watch
+    except ImportError:
+        return 0.5
+    return float(getattr(_watch, "MAX_INTERVAL", 0.5))
+
+
+def _two_std_locks():
+    return _STD["Lock"](), _STD["Lock"]()
+
+
+def _two_patched_locks():
+    # Two lines, two creation sites: two lock names, as for two locks of an application.
+    first = threading.Lock()
+    second = threading.Lock()
+    return first, second
+
+
+def _std_ping_pong():
+    return PingPong(_STD["Condition"](_STD["Lock"]()), "stdlib")
+
+
+def _patched_ping_pong():
+    # Looked up on ``threading`` when called (while patched): a traced Condition on a traced Lock.
+    return PingPong(threading.Condition(threading.Lock()), "threadtrace")
+
+
+def _check_lock_order_with(std_lock, tt_lock):
+    warning = _check_types_differ(std_lock, tt_lock)
+    period = getattr(tt_lock, "_period", 1)
+    if warning is None and period != 1:
+        warning = (
+            f"the lock was sampled every {period} acquisitions, not every one: lock_order off?"
+        )
+    return warning
+
+
+def _check_two_locks(std_locks, tt_locks):
+    return _check_types_differ(std_locks[0], tt_locks[0])
+
+
+def _check_lock_order_two(std_locks, tt_locks):
+    warning = _check_two_locks(std_locks, tt_locks)
+    if warning is not None:
+        return warning
+    try:
+        from threadtrace import _lockorder
+
+        first, second = (getattr(lock, "_tt_serial", None) for lock in tt_locks)
+        recorded = (("i", first), ("i", second)) in _lockorder._orders
+    except (ImportError, AttributeError):
+        return None  # another version: nothing to check against
+    if not recorded:
+        return "no a -> b lock order was recorded: lock_order did not take effect?"
+    return None
+
+
+def _check_ping_pong(_std, tt):
+    plain_lock = type(_STD["Lock"]())
+    if type(tt.cond) is _STD["Condition"] or type(tt.cond._lock) is plain_lock:
+        return "the threadtrace side's Condition or its Lock is a plain stdlib one: not traced?"
+    return None
+
+
+def _check_watchdog_ran(_baseline, tt):
+    warning = _check_ping_pong(None, tt)
+    if warning is not None:
+        return warning
+    try:
+        from threadtrace import _watch
+    except ImportError:
+        return None
+    watchdog = getattr(_watch, "_watchdog", None)
+    if watchdog is None or not watchdog.is_alive():
+        return "the watchdog thread is not running: the watchdog=True side did not measure it"
+    return None
+
+
+class WatchdogScans:
+    """Times every scan of the watchdog thread while one case runs.
+
+    On a busy machine the wall-clock on/off ratio of a hand-off is limited by
+    scheduling noise; this is the watchdog's own work, measured directly.  It
+    wraps ``threadtrace._watch.scan`` (what the watchdog thread calls on each
+    wake-up) in this process, for the case only.
+    """
+
+    def __init__(self):
+        self.durations = []  # ns per scan, appended by the watchdog thread
+        self._module = None
+        self._original = None
+
+    def install(self):
+        try:
+            from threadtrace import _watch
+        except ImportError:
+            return
+        original = getattr(_watch, "scan", None)
+        if original is None:
+            return
+        durations = self.durations
+
+        def scan(*args, **kwargs):
+            t0 = _clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                durations.append(_clock() - t0)
+
+        self._module, self._original = _watch, original
+        _watch.scan = scan
+
+    def remove(self):
+        module, self._module = self._module, None
+        if module is not None:
+            module.scan = self._original
+
+    def record(self, row):
+        durations = list(self.durations)
+        row["watchdog_scan_ns"] = durations
+        if not durations:
+            row.setdefault("notes", []).append("watchdog thread: no scan during this row")
+            return
+        median = statistics.median(durations)
+        interval = _watch_interval_s()
+        row.setdefault("notes", []).append(
+            f"watchdog thread: {len(durations)} scans during this row, "
+            f"{median / 1000:.1f} us each (median wall time, GIL waits included; max "
+            f"{max(durations) / 1000:.1f} us): one per {interval:g} s is at most "
+            f"{100 * median / (interval * 1e9):.3f}% of one core"
+        )
+
+
+def build_detector_cases(tt):
+    """The rows added by --lock-order and --watchdog (both: --detectors)."""
+    lock_order = {"lock_order": True}
+    # Each watchdog=True repeat of the on/off row lasts longer than one
+    # watchdog interval, so it contains at least one wake-up and scan.
+    on_off_ms = 1100 * _watch_interval_s()
+    return [
+        Case(
+            "lock-order.with-lock.patched",
+            "with Lock            [threading.Lock() under patch(lock_order=True)]",
+            "with",
+            _STD["Lock"],
+            _patched_factory("Lock"),
+            group="lock-order",
+            patched=True,
+            settings=lock_order,
+            check=_check_lock_order_with,
+            option="--lock-order",
+        ),
+        Case(
+            "with-two-locks.patched",
+            "with a: with b:      [2 Locks under patch, lock_order off]",
+            "with-two",
+            _two_std_locks,
+            _two_patched_locks,
+            group="lock-order",
+            patched=True,
+            check=_check_two_locks,
+            option="--lock-order",
+        ),
+        Case(
+            "lock-order.with-two-locks.patched",
+            "with a: with b:      [2 Locks under patch(lock_order=True)]",
+            "with-two",
+            _two_std_locks,
+            _two_patched_locks,
+            group="lock-order",
+            patched=True,
+            settings=lock_order,
+            check=_check_lock_order_two,
+            option="--lock-order",
+        ),
+        Case(
+            "handoff.watchdog-on.patched",
+            "Condition ping-pong, 2 threads  [under patch(watchdog=True)]",
+            "ping-pong",
+            _std_ping_pong,
+            _patched_ping_pong,
+            group="handoff",
+            patched=True,
+            settings={"watchdog": True},
+            check=_check_ping_pong,
+            option="--watchdog",
+            calibrated=True,
+        ),
+        Case(
+            "handoff.watchdog-off.patched",
+            "Condition ping-pong, 2 threads  [under patch(watchdog=False)]",
+            "ping-pong",
+            _std_ping_pong,
+            _patched_ping_pong,
+            group="handoff",
+            patched=True,
+            settings={"watchdog": False},
+            check=_check_ping_pong,
+            option="--watchdog",
+            calibrated=True,
+        ),
+        Case(
+            "watchdog.on-off.patched",
+            "Condition ping-pong, 2 threads  [under patch]",
+            "ping-pong",
+            None,
+            _patched_ping_pong,
+            group="watchdog",
+            patched=True,
+            settings={"watchdog": True},
+            baseline_settings={"watchdog": False},
+            check=_check_watchdog_ran,
+            option="--watchdog",
+            min_repeat_ms=on_off_ms,
+            max_repeats=WATCHDOG_PAIRS,
+            calibrated=True,
+            probe=WatchdogScans,
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------
 # Measurement
 # --------------------------------------------------------------------------
 
 
 class Side:
-    def __init__(self, obj, loop, patcher=None):
+    def __init__(self, obj, loop, around=None):
         self.obj = obj
         self.loop = loop
-        self.patcher = patcher  # held patched around each repeat, or None
+        # Entered before and exited after each repeat (outside the timing), or
+        # None: a Patcher (patched), or Settings (lock_order=True ... in force).
+        self.around = around
         self.samples = []  # total ns per timed repeat
 
     def run(self, n):
         """One repeat of ``n`` iterations; returns elapsed ns.  gc is off."""
-        if self.patcher is not None:
-            self.patcher.patch()
+        if self.around is not None:
+            self.around.enter()
         try:
             gc.collect()
             gc.disable()
             try:
-                return self.loop(self.obj, n)
+                elapsed = self.loop(self.obj, n)
             finally:
                 gc.enable()
+            if isinstance(self.obj, PingPong):
+                self.obj.check()
+            return elapsed
         finally:
-            if self.patcher is not None:
-                self.patcher.unpatch()
+            if self.around is not None:
+                self.around.exit()
 
 
 def _round_loops(n):
@@ -541,8 +985,33 @@ def _fmt_ratio(r):
     return f"{r['ratio_median']:.2f}x ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
 
 
-def print_table(title, rows, out):
-    headers = ("case", "stdlib ns/op", "threadtrace ns/op", "ratio (median, min-max)")
+#: The tables, in print order: (group, title, headers).
+TABLES = (
+    ("hot", "hot path (uncontended)", None),
+    (
+        "lock-order",
+        "lock order (--lock-order): with lock_order=True every Lock acquisition takes the "
+        "slow path; uncontended",
+        None,
+    ),
+    (
+        "handoff",
+        "contended hand-off (--watchdog): one round trip of a Condition ping-pong between "
+        "2 threads",
+        None,
+    ),
+    (
+        "watchdog",
+        "watchdog cost on that hand-off (--watchdog): the same traced objects, "
+        "watchdog=True / watchdog=False",
+        ("case", "watchdog=False ns/op", "watchdog=True ns/op", "ratio on/off (median, min-max)"),
+    ),
+    ("construction", "construction (not the hot path)", None),
+)
+
+
+def print_table(title, rows, out, headers=None):
+    headers = headers or ("case", "stdlib ns/op", "threadtrace ns/op", "ratio (median, min-max)")
     lines = []
     for r in rows:
         if "error" in r:
@@ -564,6 +1033,8 @@ def print_table(title, rows, out):
     for r in rows:
         for warning in r.get("warnings", ()):
             print(f"  note: {r['id']}: {warning}", file=out)
+        for note in r.get("notes", ()):
+            print(f"  {note}", file=out)
     print(file=out)
 
 
@@ -600,7 +1071,55 @@ def _lock_core():
     )
 
 
-def header_lines(args, tt, patcher, loop_ns):
+def detector_lines(args, cases, skipped):
+    """What the header says about --lock-order and --watchdog."""
+    if not (args.lock_order or args.watchdog):
+        return [
+            "detectors    off: default settings only (--lock-order, --watchdog or "
+            "--detectors add rows)"
+        ]
+    lines = []
+    pad = " " * 13
+    on_off_pairs = args.repeats
+    if not (args.quick or args.repeats_given):
+        on_off_pairs = min(args.repeats, WATCHDOG_PAIRS)
+    for option, name, enabled, description in (
+        (
+            "--lock-order",
+            "lock order",
+            args.lock_order,
+            "lock_order=True rows: objects made under threadtrace.patch(exporters=(), "
+            f"lock_order=True),\n{pad}lock_order=True held around their threadtrace repeats "
+            "only (off for every other row)",
+        ),
+        (
+            "--watchdog",
+            "watchdog",
+            args.watchdog,
+            "on/off rows: Condition ping-pong between 2 threads under "
+            "threadtrace.patch(exporters=(), watchdog=True|False);\n"
+            f"{pad}on/off row: {on_off_pairs} pairs of "
+            + (
+                "--quick repeats (too short to contain a watchdog wake-up)"
+                if args.quick
+                else f">= {1.1 * _watch_interval_s() * 1000:.0f} ms repeats "
+                "(>= 1 watchdog wake-up each)"
+            ),
+        ),
+    ):
+        if not enabled:
+            continue
+        ids = [c.id for c in cases if c.option == option]
+        reasons = sorted({skipped[i] for i in ids if i in skipped})
+        count = sum(i in skipped for i in ids)
+        text = f"{count} rows SKIPPED: " + "; ".join(reasons) if reasons else description
+        lines.extend(
+            f"{name:<12} {line}" if i == 0 else line for i, line in enumerate(text.split("\n"))
+        )
+    return lines
+
+
+def header_lines(args, tt, patcher, loop_ns, detectors=()):
     now = datetime.datetime.now(datetime.timezone.utc)
     build = " ".join(sys.version.split()[1:])
     where = os.path.dirname(getattr(tt, "__file__", None) or "?")
@@ -609,8 +1128,11 @@ def header_lines(args, tt, patcher, loop_ns):
     else:
         loops = f"loops calibrated to ~{args.target_ms:g} ms/repeat"
     loop_use = "subtracted from both sides" if args.subtract_loop else "included in every ns/op"
+    what = "uncontended single-thread operations"
+    if args.watchdog:
+        what += " (and a contended 2-thread hand-off)"
     return [
-        "threadtrace microbenchmark: uncontended single-thread operations, threadtrace / stdlib",
+        f"threadtrace microbenchmark: {what}, threadtrace / stdlib",
         f"python       {platform.python_implementation()} {platform.python_version()} ({build})",
         f"platform     {platform.platform()}, {platform.machine() or '?'}, "
         f"{os.cpu_count()} CPUs, load average {_loadavg()} at start",
@@ -618,6 +1140,7 @@ def header_lines(args, tt, patcher, loop_ns):
         f"threadtrace  {getattr(tt, '__version__', '?')} from {where}",
         f"lock core    {_lock_core()}",
         f"patch        {patcher.description}, patch-mode {args.patch_mode}",
+        *detectors,
         f"repeats      {args.repeats} interleaved pairs (stdlib, threadtrace, stdlib, ...), "
         f"warm-up {args.warmup}, {loops}",
         f"loop cost    {loop_ns:.2f} ns/iteration for an empty loop ({loop_use})",
@@ -695,9 +1218,29 @@ def parse_args(argv):
         metavar="SUBSTR",
         help="only cases whose id contains SUBSTR (repeatable)",
     )
+    p.add_argument(
+        "--lock-order",
+        action="store_true",
+        help="also time with Lock and with a: with b: (two Locks) under "
+        "threadtrace.patch(lock_order=True), against the stdlib",
+    )
+    p.add_argument(
+        "--watchdog",
+        action="store_true",
+        help="also time a contended hand-off (Condition ping-pong between 2 threads) under "
+        "patch with watchdog=True and watchdog=False, and the two against each other",
+    )
+    p.add_argument(
+        "--detectors",
+        action="store_true",
+        help="both --lock-order and --watchdog",
+    )
     p.add_argument("--list", action="store_true", help="list the case ids and exit")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     args = p.parse_args(argv)
+    args.repeats_given = args.repeats is not None
+    if args.detectors:
+        args.lock_order = args.watchdog = True
     if args.repeats is None:
         args.repeats = 5 if args.quick else 21
     if args.target_ms is None:
@@ -713,14 +1256,20 @@ def parse_args(argv):
 
 
 def build_objects(cases, patcher, errors):
-    """{case id: [stdlib obj, threadtrace obj]}; failures go to ``errors``.
+    """({case id: [stdlib obj, threadtrace obj]}, {case id: why skipped}).
 
-    The stdlib objects are made before anything is patched; the "under
-    patch" ones inside one patch() window; the direct threadtrace ones
-    (``threadtrace.Lock()`` ...) after it, unpatched, as an application that
-    never patches would make them (patch()'s settings stay in force).
+    Failures go to ``errors``.  The stdlib objects are made before anything
+    is patched; the "under patch" ones inside one patch() window, or for
+    cases with settings of their own (``lock_order=True`` ...) in a
+    ``patch(exporters=(), **settings)`` window per distinct settings; the
+    direct threadtrace ones (``threadtrace.Lock()`` ...) after them,
+    unpatched, as an application that never patches would make them
+    (patch()'s settings stay in force).  A case whose settings this
+    threadtrace does not accept is skipped.  A case with baseline settings
+    times one threadtrace object against itself.
     """
     objects = {}
+    skipped = {}
 
     def make(c, index, factory, what):
         try:
@@ -730,35 +1279,112 @@ def build_objects(cases, patcher, errors):
 
     for c in cases:
         objects[c.id] = [None, None]
-        make(c, 0, c.make_std, "stdlib")
-    patcher.patch()
-    try:
-        for c in cases:
-            if c.patched and c.id not in errors:
-                make(c, 1, c.make_tt, "threadtrace under patch")
-    finally:
-        patcher.unpatch()
+        if c.make_std is not None:
+            make(c, 0, c.make_std, "stdlib")
+    windows = {(): []}  # settings -> the patched cases made under them, in order
+    for c in cases:
+        if c.patched:
+            windows.setdefault(tuple(sorted(c.settings.items())), []).append(c)
+    for key, window in windows.items():
+        window_patcher = Patcher(patcher.tt, dict(key)) if key else patcher
+        try:
+            window_patcher.patch()
+        except SettingNotAccepted as exc:
+            skipped.update((c.id, str(exc)) for c in window)
+            continue
+        try:
+            for c in (c for c in window if c.id not in errors):
+                make(c, 1, c.make_tt, f"threadtrace under {window_patcher.description}")
+        finally:
+            window_patcher.unpatch()
     for c in cases:
         if not c.patched and c.id not in errors:
             make(c, 1, c.make_tt, "threadtrace")
-    return objects
+        if c.baseline_settings is not None:
+            objects[c.id][0] = objects[c.id][1]
+    return objects, skipped
+
+
+def _around(patcher, settings, toggle):
+    """What a threadtrace side holds around its repeats (see Side)."""
+    if toggle:
+        if not settings:
+            return patcher
+        case_patcher = Patcher(patcher.tt, settings)
+        case_patcher.accepts_exporters = patcher.accepts_exporters
+        return case_patcher
+    return Settings(patcher.tt, settings) if settings else None
+
+
+class _NoProbe:
+    def install(self):
+        pass
+
+    def remove(self):
+        pass
+
+    def record(self, row):
+        pass
+
+
+def _repeat_plan(c, args):
+    """(pairs, calibration target in ms) for case ``c``."""
+    repeats, target_ms = args.repeats, args.target_ms
+    if not args.quick:
+        if c.max_repeats and not args.repeats_given:
+            repeats = min(repeats, c.max_repeats)
+        if c.min_repeat_ms:
+            target_ms = max(target_ms, c.min_repeat_ms)
+    return repeats, target_ms
+
+
+def _loops(c, std, trc, args, target_ms):
+    """Iterations per repeat: fixed, or calibrated (doubles as warm-up)."""
+    if c.thread_loops or (args.loops and not c.calibrated):
+        loops = args.thread_loops if c.thread_loops else args.loops
+        std.run(min(loops, 1000))
+        trc.run(min(loops, 1000))
+        return loops
+    loops = calibrate(std, trc, target_ms * 1e6, args.max_loops)
+    if c.min_repeat_ms and not args.quick:
+        # Calibration runs short repeats: make sure a real one is long enough.
+        short = c.min_repeat_ms * 1e6 / trc.run(loops)
+        if short > 1:
+            loops = min(args.max_loops, _round_loops(loops * short * 1.25))
+    return loops
 
 
 def run_case(c, objects, args, patcher, loop_ns):
     std_obj, tt_obj = objects[c.id]
     toggle = c.always_toggle or (c.patched and args.patch_mode == "toggle")
-    std = Side(std_obj, make_loop(c.body, "stdlib"))
-    trc = Side(tt_obj, make_loop(c.body, "threadtrace"), patcher if toggle else None)
-    if c.thread_loops or args.loops:
-        loops = args.thread_loops if c.thread_loops else args.loops
-        std.run(min(loops, 1000))
-        trc.run(min(loops, 1000))
+    if c.baseline_settings is not None:
+        baseline = _around(patcher, c.baseline_settings, toggle)
+        std = Side(tt_obj, make_loop(c.body, "baseline"), baseline)
     else:
-        loops = calibrate(std, trc, args.target_ms * 1e6, args.max_loops)
-    return measure(c, std, trc, loops, args.repeats, args.warmup, loop_ns)
+        std = Side(std_obj, make_loop(c.body, "stdlib"))
+    trc = Side(tt_obj, make_loop(c.body, "threadtrace"), _around(patcher, c.settings, toggle))
+    repeats, target_ms = _repeat_plan(c, args)
+    partners = [
+        o for o in {id(o): o for o in (std_obj, tt_obj)}.values() if isinstance(o, PingPong)
+    ]
+    probe = c.probe() if c.probe is not None else _NoProbe()
+    try:
+        probe.install()
+        for partner in partners:
+            partner.start()
+        loops = _loops(c, std, trc, args, target_ms)
+        row = measure(c, std, trc, loops, repeats, args.warmup, loop_ns)
+    finally:
+        for partner in partners:
+            partner.close()
+        probe.remove()
+    probe.record(row)
+    if c.baseline_settings is not None:
+        row["baseline"] = "threadtrace" + _settings_text(c.baseline_settings).replace(",", "", 1)
+    return row
 
 
-def write_json(path, args, tt, patcher, loop_ns, results, ok, line):
+def write_json(path, args, tt, patcher, loop_ns, results, ok, line, skipped):
     doc = {
         "meta": {
             "python": platform.python_version(),
@@ -781,6 +1407,9 @@ def write_json(path, args, tt, patcher, loop_ns, results, ok, line):
             "empty_loop_ns_per_iteration": loop_ns,
             "loop_overhead_subtracted": args.subtract_loop,
             "quick": args.quick,
+            "lock_order_rows": args.lock_order,
+            "watchdog_rows": args.watchdog,
+            "skipped": skipped,
         },
         "headline": {
             "id": HEADLINE,
@@ -828,43 +1457,50 @@ def main(argv=None):
         return 2
 
     cases = build_cases(tt)
+    detectors = build_detector_cases(tt)
     if args.list:
-        for c in cases:
-            print(f"{c.id:<28} {c.title}", file=out)
+        for c in cases + detectors:
+            option = f"[{c.option}] " if c.option else ""
+            print(f"{c.id:<34} {option}{c.title}", file=out)
         return 0
+    enabled = {"--lock-order": args.lock_order, "--watchdog": args.watchdog}
+    cases += [c for c in detectors if enabled[c.option]]
     if args.only:
         cases = [c for c in cases if any(s in c.id for s in args.only)]
         if not cases:
-            print(f"no case id contains any of {args.only}", file=sys.stderr)
+            print(
+                f"no case id contains any of {args.only} "
+                "(--lock-order, --watchdog or --detectors add rows: see --list)",
+                file=sys.stderr,
+            )
             return 2
 
     patcher = Patcher(tt)
     errors = {}
     try:
-        objects = build_objects(cases, patcher, errors)
+        objects, skipped = build_objects(cases, patcher, errors)
     except Exception:  # noqa: BLE001 - patch()/unpatch() failing ends the run
         print("threadtrace patch()/unpatch() failed:", file=sys.stderr)
         traceback.print_exc()
         return 2
 
     loop_ns = measure_empty_loop(max(5, args.repeats), 50_000 if args.quick else 200_000)
-    for line in header_lines(args, tt, patcher, loop_ns):
+    for line in header_lines(args, tt, patcher, loop_ns, detector_lines(args, cases, skipped)):
         print(line, file=out)
     print(file=out)
     out.flush()
 
+    cases = [c for c in cases if c.id not in skipped]
     results = run_all(cases, objects, errors, args, patcher, loop_ns)
-    hot = [r for r in results if r["group"] == "hot"]
-    construction = [r for r in results if r["group"] == "construction"]
-    if hot:
-        print_table("hot path (uncontended)", hot, out)
-    if construction:
-        print_table("construction (not the hot path)", construction, out)
+    for group, title, headers in TABLES:
+        rows = [r for r in results if r["group"] == group]
+        if rows:
+            print_table(title, rows, out, headers)
     ok, line = verdict(results, args.target_ratio)
     print(line, file=out)
 
     if args.json:
-        write_json(args.json, args, tt, patcher, loop_ns, results, ok, line)
+        write_json(args.json, args, tt, patcher, loop_ns, results, ok, line, skipped)
         print(f"wrote {args.json}", file=out)
     return 0
 

@@ -104,13 +104,23 @@ def thread_ended(ident: int) -> None:
     held.pop(ident, None)
 
 
+#: (first serial, second serial) pairs already recorded: the common case, a
+#: nesting seen before, is one set lookup per held lock, without the lock.
+_seen: set[tuple[int, int]] = set()
+
+
 def _record(stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
+    serial = lock._tt_serial
+    if all(first is lock or (first._tt_serial, serial) in _seen for first, _ in stack):
+        return
     thread = _originals.current_thread_name()
     new: list[tuple[Any, Any, Order]] = []
     with _lock:
+        _seen.update((first._tt_serial, serial) for first, _ in stack if first is not lock)
         if len(_orders) > MAX_ORDERS:
             _orders.clear()
             _successors.clear()
+            _seen.clear()
         for first, first_site in stack:
             if first is lock:
                 continue
@@ -212,4 +222,5 @@ def reset() -> None:
         _orders.clear()
         _successors.clear()
         _reported.clear()
+        _seen.clear()
     held.clear()
