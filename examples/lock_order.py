@@ -13,13 +13,13 @@ db_lock = threading.Lock()
 
 
 def refresh():
-    with cache_lock:
+    with cache_lock:  # noqa: SIM117 - the nesting is the point
         with db_lock:  # cache, then db
             pass
 
 
 def write_through():
-    with db_lock:
+    with db_lock:  # noqa: SIM117 - the nesting is the point
         with cache_lock:  # db, then cache: the opposite order
             pass
 

@@ -14,6 +14,12 @@ def line() -> int:
     return sys._getframe(1).f_lineno
 
 
+def function_name(function: Any) -> str:
+    """What threadtrace reports as ``code.function.name``: the qualified name from 3.11."""
+    code = function.__code__
+    return str(getattr(code, "co_qualname", code.co_name))
+
+
 def contend(lock: Any) -> None:
     """Make one other thread wait on ``lock`` once (a handshake, no sleeps)."""
     lock.acquire()

@@ -36,7 +36,7 @@ QUIET_SUMMARY = (
     "threadtrace summary:\n"
     "  threads   0 started\n"
     f"  exported  0 spans to json ({TRACE})\n"
-    "  hottest   no primitive was ever waited on\n"
+    "  hottest   no lock or semaphore was contended\n"
     f"{TIMELINE_HINT}\n"
 )
 DURATION = r"[0-9.]+ (?:s|ms|µs|ns)"
@@ -55,6 +55,9 @@ def child_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONSAFEPATH", None)  # python -m must put the cwd first, as for users
     env["PYTHONIOENCODING"] = "utf-8"  # the summary prints "µs"
     env["COLUMNS"] = "80"  # argparse wraps --help to the terminal width
+    # The contention report (on by default under run) is tested on its own
+    # below; here it would only lengthen every stderr these tests compare.
+    env["THREADTRACE_REPORT"] = "false"
     env.update(extra)
     return env
 
@@ -198,7 +201,7 @@ def test_run_prints_the_summary_at_exit(
         f"  exported  6 spans to json ({TRACE})",
     ]
     assert re.fullmatch(
-        rf"  hottest   Lock {lock}: waited {DURATION} in total, 2 of 3 operations blocked",
+        rf"  hottest   Lock {lock}: waited {DURATION} in total, 2 of 3 acquisitions blocked",
         lines[3],
     ), lines[3]
     assert lines[4:] == [TIMELINE_HINT]
@@ -452,7 +455,9 @@ def test_a_keyboard_interrupt_traceback_shows_the_scripts_frames_only(tmp_path: 
         "Traceback (most recent call last):\n"
         f'  File "{path}", line 1, in <module>\n'
         "    raise KeyboardInterrupt\n"
-        "KeyboardInterrupt\n" + console_summary(0) + "  hottest   no primitive was ever waited on\n"
+        "KeyboardInterrupt\n"
+        + console_summary(0)
+        + "  hottest   no lock or semaphore was contended\n"
     )
 
 
@@ -520,10 +525,8 @@ def test_sigint_while_waiting_dies_of_sigint_after_the_summary(
         "  threads   1 started",
         f"  exported  2 spans to {exporters} ({TRACE if exporters == 'json' else 'stderr'})",
     ]
-    assert re.fullmatch(
-        rf"  hottest   Event script.py:4: waited {DURATION} in total, 1 of 1 operations blocked",
-        summary_of(done.stderr)[3],
-    )
+    # An Event wait is not contention for something held: the summary lists locks only.
+    assert summary_of(done.stderr)[3] == "  hottest   no lock or semaphore was contended"
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGINT to a child is POSIX")
@@ -678,7 +681,7 @@ def test_no_exporters_exports_nothing(tmp_path: Path) -> None:
         "threadtrace summary:\n"
         "  threads   0 started\n"
         "  exported  nothing (no exporters, or the program set its own providers)\n"
-        "  hottest   no primitive was ever waited on\n"
+        "  hottest   no lock or semaphore was contended\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["script.py"]
 
@@ -762,7 +765,7 @@ def bad_usage_cases() -> list[Any]:
         pytest.param(
             ["frob"],
             {},
-            "threadtrace: error: unknown command 'frob'; commands: run, convert "
+            "threadtrace: error: unknown command 'frob'; commands: run, convert, report "
             "(see 'threadtrace --help')",
             id="unknown-command",
         ),
@@ -959,3 +962,34 @@ def test_convert_writes_a_perfetto_timeline(
         "Thread.run",
         "Thread.run",
     ]
+
+
+def test_run_logs_the_contention_report_by_default(tmp_path: Path) -> None:
+    write(
+        tmp_path / "script.py",
+        """
+        import threading
+        from threadtrace.testing import wait_for_waiters
+        lock = threading.Lock()
+        lock.acquire()
+        worker = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
+        worker.start()
+        wait_for_waiters(lock, 1)
+        lock.release()
+        worker.join(10)
+        """,
+    )
+    env = child_env()
+    del env["THREADTRACE_REPORT"]
+    done = threadtrace_cmd(["run", "--no-summary", "script.py"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    first, *rest = done.stderr.splitlines()
+    assert re.fullmatch(
+        r"threadtrace contention report: 2 primitives blocked 2 times, .* in total; by total wait",
+        first,
+    ), done.stderr
+    assert "2. Lock script.py:4" in rest or "1. Lock script.py:4" in rest, done.stderr
+    quiet = threadtrace_cmd(
+        ["run", "--no-summary", "--report", "false", "script.py"], tmp_path, env
+    )
+    assert (quiet.returncode, quiet.stderr) == (0, "")

@@ -30,6 +30,7 @@ def test_exported_members_are_exactly_these() -> None:
         "ConditionStatistics",
         "Config",
         "ConfigurationError",
+        "ContentionReport",
         "DeadlockError",
         "Event",
         "Lock",
@@ -46,6 +47,7 @@ def test_exported_members_are_exactly_these() -> None:
         "is_patched",
         "local",
         "patch",
+        "report",
         "shutdown",
         "unpatch",
     ]

@@ -8,7 +8,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-INVERSION = '''
+INVERSION = """
     import threading
 
     accounts = threading.Lock()
@@ -27,7 +27,7 @@ INVERSION = '''
     def test_unrelated():
         with accounts:
             pass
-'''
+"""
 
 DEADLOCK = """
     import threading

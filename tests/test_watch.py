@@ -22,7 +22,7 @@ import threading
 from typing import Any, Callable, Iterator
 
 import pytest
-from helpers import line
+from helpers import function_name, line
 
 import threadtrace
 from threadtrace import _watch
@@ -103,14 +103,14 @@ def test_an_abba_deadlock_is_reported_once_with_both_stacks(
 
           audit (thread <audit>)
             blocked for 1.00 s in Lock.acquire on accounts_lock
-            holds Lock ledger_lock, acquired at {HERE}:{a} in {audit.__qualname__}
+            holds Lock ledger_lock, acquired at {HERE}:{a} in {function_name(audit)}
             stack (most recent call last):
               File "{__file__}", line {a + 2}, in audit   <-- waits here
                 with accounts:
 
           transfer (thread <transfer>)
             blocked for 1.00 s in Lock.acquire on ledger_lock
-            holds Lock accounts_lock, acquired at {HERE}:{t} in {transfer.__qualname__}
+            holds Lock accounts_lock, acquired at {HERE}:{t} in {function_name(transfer)}
             stack (most recent call last):
               File "{__file__}", line {t + 2}, in transfer   <-- waits here
                 with ledger:
@@ -344,7 +344,7 @@ def test_an_inversion_that_never_hangs_is_reported_with_a_scenario(
     reports = [r.getMessage() for r in caplog.records]
     assert len(reports) == 1  # once, however often the orders repeat
     t, a = base + 3, base + 8
-    tf, af = transfer.__qualname__, audit.__qualname__
+    tf, af = function_name(transfer), function_name(audit)
     assert reports[0] == textwrap.dedent(
         f"""\
         threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders (this run did not hang, but it can)
@@ -486,7 +486,7 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
     assert problem.kind == "held_by_finished_thread"
     assert problem.text == (
         f"threadtrace: HELD BY A FINISHED THREAD: leaker ended holding 1 permit of "
-        f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {leak.__qualname__}; "
+        f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {function_name(leak)}; "
         f"the permit is lost for good: the semaphore has one fewer to give.\n"
         f"  BoundedSemaphore connections made at {HERE}:{made} in "
         f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}"
@@ -506,7 +506,7 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
         f"  BoundedSemaphore connections made at {HERE}:{made} in "
         f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}\n"
         f"  a permit is held by leaker (finished: the permit leaked), acquired at "
-        f"{HERE}:{made + 3} in {leak.__qualname__}"
+        f"{HERE}:{made + 3} in {function_name(leak)}"
     )
     pool.release()
     needer.join(10)
@@ -524,7 +524,7 @@ def test_an_rlock_held_by_a_finished_thread_is_reported_at_once(watch: Capture) 
     (problem,) = _watch.scan()
     assert problem.text.splitlines()[0] == (
         "threadtrace: HELD BY A FINISHED THREAD: forgetful ended holding RLock registry, "
-        f"acquired at {HERE}:{made + 3} in {forget.__qualname__}; no other thread can release it."
+        f"acquired at {HERE}:{made + 3} in {function_name(forget)}; no other thread can release it."
     )
 
 

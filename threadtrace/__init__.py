@@ -17,6 +17,7 @@ from ._exceptions import ConfigurationError, DeadlockError
 from ._locks import Lock, RLock
 from ._originals import local
 from ._patch import PatchHandle, is_patched, patch, unpatch
+from ._report import ContentionReport, report
 from ._semaphore import BoundedSemaphore, Semaphore
 from ._statistics import ConditionStatistics, LockStatistics, WaitStatistics
 from ._threads import Thread, Timer
@@ -28,6 +29,7 @@ __all__ = [
     "ConditionStatistics",
     "Config",
     "ConfigurationError",
+    "ContentionReport",
     "DeadlockError",
     "Event",
     "Lock",
@@ -44,11 +46,15 @@ __all__ = [
     "is_patched",
     "local",
     "patch",
+    "report",
     "shutdown",
     "unpatch",
 ]
 
 # Public classes say where users import them from.
-for _cls in (Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Thread, Timer):
+for _cls in (
+    Barrier, BoundedSemaphore, Condition, ContentionReport, Event, Lock, RLock, Semaphore, Thread,
+    Timer,
+):  # fmt: skip
     _cls.__module__ = __name__
 del _cls

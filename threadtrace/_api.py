@@ -100,6 +100,19 @@ def shutdown(timeout: Optional[float] = None) -> None:
         recorder.shutdown(_state.config.flush_timeout if timeout is None else timeout)
 
 
+def _at_exit() -> None:
+    """At interpreter exit: log the contention report if asked, then flush.
+
+    The report comes first so it is computed from the same data as the
+    exporters' last metrics export (``threadtrace report`` reads that back).
+    """
+    if _state.config.report:
+        from ._report import log_at_exit
+
+        log_at_exit()
+    shutdown()
+
+
 def _after_fork_in_child() -> None:
     # Another thread may have held these at the fork; the child has only this one.
     _state.book = _originals.allocate_lock()
@@ -109,6 +122,6 @@ def _after_fork_in_child() -> None:
 
 
 _state.recorder = Recorder()
-atexit.register(shutdown)
+atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -317,13 +317,42 @@ def _trim(tb: Optional[TracebackType]) -> Optional[TracebackType]:
     return tb
 
 
+@contextlib.contextmanager
+def _visible_on_stderr() -> Any:
+    """Make sure INFO records of the ``threadtrace`` logger reach someone.
+
+    A program that configured logging gets them through its handlers (at
+    INFO at least, for the while); one that did not gets them on stderr.
+    """
+    import logging
+
+    logger = logging.getLogger("threadtrace")
+    level = logger.level
+    handler = None
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if handler is not None:
+            logger.removeHandler(handler)
+
+
 def _finish(summarise: bool) -> None:
     """At exit: flush the exporters, then print the summary (and die by SIGINT if due)."""
     import threadtrace
 
     from . import _state
+    from ._report import log_at_exit
     from ._summary import summary
 
+    with _visible_on_stderr():
+        log_at_exit()  # computed before the exporters' last export, from the same data
     threadtrace.shutdown()
     if summarise:
         try:
@@ -388,6 +417,10 @@ def _command_convert(argv: Sequence[str]) -> int:
 COMMANDS = {
     "run": ("run a Python program with threading traced", _command_run),
     "convert": ("turn a saved JSON trace into a Perfetto timeline", _command_convert),
+    "report": (
+        "print the contention report of a saved JSON trace",
+        lambda argv: int(importlib.import_module("threadtrace._report").command(argv)),
+    ),
 }
 
 
@@ -408,6 +441,7 @@ def _main_help() -> str:
         f"  {PROG} run app.py",
         f"  {PROG} run -m mypackage.worker --threads 4",
         f"  {PROG} convert threadtrace-trace.jsonl --to perfetto -o timeline.json",
+        f"  {PROG} report threadtrace-trace.jsonl --sort max --top 5",
     ]
     return "\n".join(lines) + "\n"
 

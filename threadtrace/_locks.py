@@ -246,12 +246,14 @@ class _LockBase(Traced):
         # Registered for the watchdog before it counts as a waiter: whoever
         # sees the waiter (wait_for_waiters) also finds the registration.
         wait = _watch.begin(self, "acquire", None if timeout == -1 else timeout)
+        # The clock is read before the thread counts as a waiter: a test that
+        # sees the waiter and moves a fake clock on gets the whole wait.
+        t0 = _read_clock()
         before = None
         try:
             before = self._before_wait()
         except Exception as error:  # noqa: BLE001 - never raise into the host
             _state.internal_error("Lock.acquire", error)
-        t0 = _read_clock()
         try:
             if timeout == -1 and wait is not None and _state.config.on_deadlock == "raise":
                 ok = self._acquire_or_doomed(wait)

@@ -1,30 +1,104 @@
-"""The metric instruments, all under the ``threadtrace.`` namespace.
+"""The metric instruments, all under the ``threadtrace.`` namespace, and reading them back.
 
 Counts that change on every operation (acquisitions, contentions, wait and
 hold time) are *observable* instruments: the primitives keep them in their
 own fields and the callbacks here read them when a metric reader collects, so
 an uncontended acquire never calls the SDK.  Only contended waits are
-recorded synchronously, into a histogram with second-scale buckets.
+recorded synchronously, into a histogram with a 1-2-5 series of buckets.
 
-Attributes are the primitive's kind and name; never a thread id (cardinality).
+The contention profile (:mod:`threadtrace._profile`: who waited where, behind
+whom) is exported the same way, as observable counters with site and thread
+attributes; its cardinality is bounded there.
+
+The contention report is built from :data:`REPORT_METRICS`, either as they
+are now (:func:`live_points`, which calls the very functions the callbacks
+call) or as the ``json`` exporter wrote them (:func:`read_metrics_file`), so
+the live and the offline report are the same computation on the same numbers.
+
+Per-primitive attributes are the primitive's kind and name; never a thread id.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Iterable
+import dataclasses
+import json
+from typing import Any, Callable, Iterable, Union
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import _state
 
-#: Bucket boundaries for wait durations, in seconds: 1 µs to 10 s.
+#: Bucket boundaries for wait durations, in seconds: a 1-2-5 series from 1 µs
+#: to 100 s, fine enough for the report's p50/p99 (see _report.quantile).
 WAIT_BUCKETS = (
-    0.000001, 0.00001, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000001, 0.000002, 0.000005,
+    0.00001, 0.00002, 0.00005,
+    0.0001, 0.0002, 0.0005,
+    0.001, 0.002, 0.005,
+    0.01, 0.02, 0.05,
+    0.1, 0.2, 0.5,
+    1.0, 2.0, 5.0,
+    10.0, 20.0, 50.0,
+    100.0,
 )  # fmt: skip
 
+KIND = "threadtrace.primitive.kind"
+NAME = "threadtrace.primitive.name"
+
 Key = tuple[str, str]
+Number = Union[int, float]
+#: One observation: a value and its attributes.
+Observed = list[tuple[Number, dict[str, Any]]]
+#: Attributes as a hashable key: their items, sorted.
+Attributes = tuple[tuple[str, Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class HistogramPoint:
+    """A cumulative explicit-bucket histogram point, as OTLP carries it.
+
+    ``counts`` has one more entry than ``bounds``; bucket ``i`` holds the
+    values ``v`` with ``bounds[i-1] < v <= bounds[i]``.  ``min`` and ``max``
+    are the exact extremes, in seconds.
+    """
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    min: float
+    max: float
+
+
+#: Metric name -> attributes -> value (a number, or a HistogramPoint).
+Points = dict[str, dict[Attributes, Any]]
+
+
+def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]:
+    """Add a collected primitive's counters to its series' retired totals.
+
+    The first five fields are sums; a sixth, the longest hold, is a maximum.
+    """
+    width = max(len(previous), len(counts))
+    previous = previous + (0,) * (width - len(previous))
+    counts = counts + (0,) * (width - len(counts))
+    folded = [a + b for a, b in zip(previous[:5], counts[:5])]
+    if width > 5:
+        folded.append(max(previous[5], counts[5]))
+    return tuple(folded)
+
+
+def _retired_totals() -> dict[Key, tuple[int, ...]]:
+    """The counters of collected primitives, by (kind, name), after draining the queue."""
+    retired_totals = _state.retired_totals
+    while _state.retired:
+        kind, name, counts = _state.retired.popleft()
+        retired_totals[(kind, name)] = _fold(retired_totals.get((kind, name), ()), counts)
+    return retired_totals
+
+
+def _members() -> list[Any]:
+    with _state.book:
+        return list(_state.live)
 
 
 def snapshot_counters() -> dict[Key, tuple[int, ...]]:
@@ -33,21 +107,179 @@ def snapshot_counters() -> dict[Key, tuple[int, ...]]:
     The tuple is ``(operations, contentions, wait_ns, hold_ns)``.
     """
     totals: dict[Key, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
-    with _state.book:
-        members = list(_state.live)
-    retired_totals = _state.retired_totals
-    while _state.retired:
-        kind, name, counts = _state.retired.popleft()
-        previous = retired_totals.get((kind, name), (0, 0, 0, 0))
-        retired_totals[(kind, name)] = tuple(a + b for a, b in zip(previous, counts))
-    for key, counts in retired_totals.items():
-        totals[key] = list(counts)
+    members = _members()
+    for key, counts in _retired_totals().items():
+        totals[key] = [*counts[:4], *(0,) * (4 - len(counts[:4]))]
     for primitive in members:
         counts = primitive._tt_counters()
         row = totals[(primitive._tt_kind, primitive.name)]
-        for i, value in enumerate(counts):
-            row[i] += value
+        for i in range(4):
+            row[i] += counts[i]
     return {key: tuple(row) for key, row in totals.items()}
+
+
+def snapshot_holds() -> dict[Key, tuple[int, int]]:
+    """``(measured holds, longest hold ns)`` of the locks, by (kind, name).
+
+    Live locks are read from their fields.  A collected lock counts only if
+    its retired counters carry those two fields (``_tt_counters()`` returning
+    six values); otherwise its holds are gone with it.
+    """
+    totals: dict[Key, list[int]] = {}
+    members = _members()
+    for key, counts in _retired_totals().items():
+        if len(counts) >= 6 and counts[4]:
+            totals[key] = [counts[4], counts[5]]
+    for primitive in members:
+        holds = getattr(primitive, "_holds", 0)
+        if not holds:
+            continue
+        row = totals.setdefault((primitive._tt_kind, primitive.name), [0, 0])
+        row[0] += holds
+        row[1] = max(row[1], primitive._hold_max)
+    return {key: (row[0], row[1]) for key, row in totals.items()}
+
+
+def _primitive(kind: str, name: str) -> dict[str, Any]:
+    return {KIND: kind, NAME: name}
+
+
+def _counter(index: int, seconds: bool = False) -> Callable[[], Observed]:
+    def read() -> Observed:
+        return [
+            (counts[index] / 1e9 if seconds else counts[index], _primitive(kind, name))
+            for (kind, name), counts in sorted(snapshot_counters().items())
+        ]
+
+    return read
+
+
+def _holds(index: int, seconds: bool = False) -> Callable[[], Observed]:
+    def read() -> Observed:
+        return [
+            (row[index] / 1e9 if seconds else row[index], _primitive(kind, name))
+            for (kind, name), row in sorted(snapshot_holds().items())
+        ]
+
+    return read
+
+
+def _contention(field: int) -> Callable[[], Observed]:
+    """Observations of one field of the contention profile's series.
+
+    ``field`` 0 is the count of waits, 1 their total, 2 the longest.
+    """
+
+    def read() -> Observed:
+        from . import _profile
+
+        out: Observed = []
+        for attributes, count, total_ns, max_ns in _profile.series():
+            value = (count, total_ns / 1e9, max_ns / 1e9)[field]
+            out.append((value, attributes))
+        return out
+
+    return read
+
+
+def _timeouts() -> Observed:
+    from . import _profile
+
+    return [(n, _primitive(kind, name)) for (kind, name), n in _profile.timeouts()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Observable:
+    """An observable instrument: what it is, and the function that reads it."""
+
+    name: str
+    instrument: str  # "counter", "up_down_counter" or "gauge"
+    unit: str
+    description: str
+    read: Callable[[], Observed]
+
+
+#: Every observable instrument, in the order they are created.
+OBSERVABLES = (
+    Observable(
+        "threadtrace.operations",
+        "counter",
+        "{operation}",
+        "Acquisitions of locks and semaphores; waits on conditions, events and barriers; "
+        "joins of threads.",
+        _counter(0),
+    ),
+    Observable(
+        "threadtrace.contentions", "counter", "{contention}", "Operations that had to block.",
+        _counter(1),
+    ),
+    Observable(
+        "threadtrace.wait.time", "counter", "s", "Total time spent blocked.", _counter(2, True)
+    ),
+    Observable(
+        "threadtrace.wait.timeouts",
+        "counter",
+        "{timeout}",
+        "Operations that blocked and gave up when their timeout expired.",
+        _timeouts,
+    ),
+    Observable(
+        "threadtrace.hold.time",
+        "counter",
+        "s",
+        "Total measured time locks were held (sampled and contended holds).",
+        _counter(3, True),
+    ),
+    Observable(
+        "threadtrace.hold.count",
+        "counter",
+        "{hold}",
+        "Holds of locks whose length was measured (sampled and contended acquisitions).",
+        _holds(0),
+    ),
+    Observable(
+        "threadtrace.hold.max", "gauge", "s", "The longest measured hold of a lock.",
+        _holds(1, True),
+    ),
+    Observable(
+        "threadtrace.contention.count",
+        "counter",
+        "{wait}",
+        "Operations that blocked, by where and in which thread they waited, and where "
+        "and in which thread the holder was.",
+        _contention(0),
+    ),
+    Observable(
+        "threadtrace.contention.time",
+        "counter",
+        "s",
+        "Time blocked, with the attributes of threadtrace.contention.count.",
+        _contention(1),
+    ),
+    Observable(
+        "threadtrace.contention.max",
+        "gauge",
+        "s",
+        "The longest single wait, with the attributes of threadtrace.contention.count.",
+        _contention(2),
+    ),
+)  # fmt: skip
+
+#: The histogram the report's quantiles come from.
+WAIT_DURATION = "threadtrace.wait.duration"
+#: What the contention report is built from.
+REPORT_METRICS = (
+    "threadtrace.operations",
+    "threadtrace.contentions",
+    "threadtrace.wait.timeouts",
+    "threadtrace.hold.time",
+    "threadtrace.hold.count",
+    "threadtrace.hold.max",
+    "threadtrace.contention.count",
+    "threadtrace.contention.time",
+    "threadtrace.contention.max",
+    WAIT_DURATION,
+)
 
 
 class Instruments:
@@ -55,46 +287,31 @@ class Instruments:
 
     def __init__(self, meter: Meter, active: Callable[[], bool]) -> None:
         self.active = active
-        kwargs: dict[str, Any] = {}
         try:
             self.wait_duration = meter.create_histogram(
-                "threadtrace.wait.duration",
+                WAIT_DURATION,
                 unit="s",
                 description="How long operations that blocked waited.",
                 explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
-                **kwargs,
             )
         except TypeError:  # SDKs before 1.23 take no advisory buckets
             self.wait_duration = meter.create_histogram(
-                "threadtrace.wait.duration",
+                WAIT_DURATION,
                 unit="s",
                 description="How long operations that blocked waited.",
             )
-        meter.create_observable_counter(
-            "threadtrace.operations",
-            callbacks=[self._observe(0, 1)],
-            unit="{operation}",
-            description="Acquisitions of locks and semaphores; waits on conditions, "
-            "events and barriers; joins of threads.",
-        )
-        meter.create_observable_counter(
-            "threadtrace.contentions",
-            callbacks=[self._observe(1, 1)],
-            unit="{contention}",
-            description="Operations that had to block.",
-        )
-        meter.create_observable_counter(
-            "threadtrace.wait.time",
-            callbacks=[self._observe(2, 1e-9)],
-            unit="s",
-            description="Total time spent blocked.",
-        )
-        meter.create_observable_counter(
-            "threadtrace.hold.time",
-            callbacks=[self._observe(3, 1e-9)],
-            unit="s",
-            description="Total measured time locks were held (sampled and contended holds).",
-        )
+        create = {
+            "counter": meter.create_observable_counter,
+            "up_down_counter": meter.create_observable_up_down_counter,
+            "gauge": meter.create_observable_gauge,
+        }
+        for observable in OBSERVABLES:
+            create[observable.instrument](
+                observable.name,
+                callbacks=[self._observe(observable.read)],
+                unit=observable.unit,
+                description=observable.description,
+            )
         meter.create_observable_up_down_counter(
             "threadtrace.thread.count",
             callbacks=[self._observe_threads(lambda: _state.threads_live)],
@@ -114,26 +331,131 @@ class Instruments:
 
         return callback
 
-    def _observe(self, index: int, scale: float) -> Any:
+    def _observe(self, read: Callable[[], Observed]) -> Any:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             if not self.active():
                 return []
-            rows = snapshot_counters()
-            out = []
-            for (kind, name), counts in sorted(rows.items()):
-                value = counts[index]
-                out.append(
-                    Observation(
-                        value * scale if scale != 1 else value,
-                        {"threadtrace.primitive.kind": kind, "threadtrace.primitive.name": name},
-                    )
-                )
-            return out
+            return [Observation(value, attributes) for value, attributes in read()]
 
         return callback
 
     def record_wait(self, kind: str, name: str, duration_ns: int) -> None:
-        self.wait_duration.record(
-            duration_ns / 1e9,
-            {"threadtrace.primitive.kind": kind, "threadtrace.primitive.name": name},
-        )
+        self.wait_duration.record(duration_ns / 1e9, _primitive(kind, name))
+
+
+# -- what the report reads -------------------------------------------------------------
+
+
+def _key(attributes: dict[str, Any]) -> Attributes:
+    return tuple(sorted(attributes.items()))
+
+
+def live_points() -> Points:
+    """The report's metrics as a collection would export them now.
+
+    Thread-safe; read without stopping other threads, so points taken while
+    threads block may mix two moments.
+    """
+    from . import _profile
+
+    readers = {observable.name: observable.read for observable in OBSERVABLES}
+    points: Points = {}
+    for name in REPORT_METRICS:
+        if name == WAIT_DURATION:
+            points[name] = {
+                _key(_primitive(kind, primitive)): HistogramPoint(
+                    WAIT_BUCKETS, counts, min_ns / 1e9, max_ns / 1e9
+                )
+                for (kind, primitive), counts, min_ns, max_ns in _profile.histograms()
+            }
+        else:
+            points[name] = {_key(attributes): value for value, attributes in readers[name]()}
+    return points
+
+
+class MetricsFileError(Exception):
+    """A metrics file cannot be read; the message names the file and the problem."""
+
+
+def read_metrics_file(path: str) -> Points:
+    """The report's metrics as the ``json`` exporter wrote them to ``path``.
+
+    The exporter appends one ``MetricsData`` line per collection, cumulative,
+    so the last point of each series holds its totals.
+
+    Raises:
+        MetricsFileError: the file cannot be opened, a line is not OTLP JSON
+            metrics (the message gives its number), or it holds no metrics.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = list(file)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise MetricsFileError(f"cannot read {path}: {reason}") from None
+    points: Points = {name: {} for name in REPORT_METRICS}
+    seen = False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = _parse_metrics_line(line)
+        except ValueError as error:
+            raise MetricsFileError(
+                f"{path}, line {number}: not an OTLP JSON metrics line ({error})"
+            ) from None
+        seen = True
+        for name, attributes, value in _points_of(data):
+            if name in points:
+                points[name][attributes] = value
+    if not seen:
+        raise MetricsFileError(f"{path} holds no metrics")
+    return points
+
+
+def _parse_metrics_line(line: str) -> Any:
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
+
+    from ._traceio import _hex_to_b64, _ids
+
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if "resourceMetrics" not in data:
+        if "resourceSpans" in data:
+            raise ValueError("it holds spans, not metrics")
+        raise ValueError("no resourceMetrics")
+    try:
+        # Exemplars carry trace and span ids, in hex as OTLP/JSON has them.
+        return ParseDict(_ids(data, _hex_to_b64), MetricsData(), ignore_unknown_fields=True)
+    except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
+        raise ValueError(str(error)) from None
+
+
+def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:
+    """(metric name, attributes, value) of every threadtrace point in a ``MetricsData``."""
+    from ._traceio import _attributes
+
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            if scope_metrics.scope.name != "threadtrace":
+                continue
+            for metric in scope_metrics.metrics:
+                which = metric.WhichOneof("data")
+                if which in ("sum", "gauge"):
+                    for point in getattr(metric, which).data_points:
+                        value = getattr(point, point.WhichOneof("value") or "as_int")
+                        yield metric.name, _key(_attributes(point.attributes)), value
+                elif which == "histogram":
+                    for point in metric.histogram.data_points:
+                        yield (
+                            metric.name,
+                            _key(_attributes(point.attributes)),
+                            HistogramPoint(
+                                tuple(point.explicit_bounds),
+                                tuple(point.bucket_counts),
+                                point.min if point.HasField("min") else 0.0,
+                                point.max if point.HasField("max") else 0.0,
+                            ),
+                        )

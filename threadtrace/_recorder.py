@@ -265,7 +265,7 @@ class Recorder:
                     series,
                     operation,
                     duration,
-                    ok=ok,
+                    ok=ok or error is not None,  # an interrupted wait did not time out
                     waiter_thread=_originals.current_thread_name(),
                     waiter_site=Site.of_frame(waiting_at) if waiting_at is not None else None,
                     holder_thread=(

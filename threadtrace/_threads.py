@@ -152,9 +152,9 @@ def join_traced(
         return
     clock = _state.clock
     wait = _watch.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
+    start = clock.monotonic_ns()
     with _state.book:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
-    start = clock.monotonic_ns()
     try:
         if timeout is None and wait is not None and _state.config.on_deadlock == "raise":
             while thread.is_alive():  # in slices, so a deadlock can end the wait

@@ -62,13 +62,14 @@ class WaitCounters(Traced):
         for a wait that can last forever (the watchdog watches those).
         """
         _watch.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
-        with _state.book:
-            self._tt_waiters += 1
         try:
-            return _state.clock.monotonic_ns()
+            start = _state.clock.monotonic_ns()  # before it counts as a waiter (see Lock)
         except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
             _state.internal_error(f"{type(self).__name__} wait", error)
-            return 0
+            start = 0
+        with _state.book:
+            self._tt_waiters += 1
+        return start
 
     def _tt_end(
         self,

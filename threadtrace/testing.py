@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import _lockorder, _originals, _state, _watch
+from . import _lockorder, _originals, _profile, _state, _watch
 from ._api import configure
 from ._patch import patch as _patch
 from ._threads import thread_statistics
@@ -158,6 +158,7 @@ def capture(
         configuration, clock and registries are what they were before.
     """
     saved = {name: getattr(_state, name) for name in _CAPTURED_STATE}
+    saved_profile = _profile.swap(_profile.ContentionAggregator())
     _watch.reset()
     _lockorder.reset()
     exporter = InMemorySpanExporter()
@@ -182,5 +183,6 @@ def capture(
             handle.unpatch()
         for name, value in saved.items():
             setattr(_state, name, value)
+        _profile.swap(saved_profile)
         tracer_provider.shutdown()
         meter_provider.shutdown()
