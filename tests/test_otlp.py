@@ -424,3 +424,26 @@ def test_an_unreachable_endpoint_costs_one_warning_and_at_most_the_flush_timeout
     assert len(lines) == 1, result.stderr
     assert re.match(r"threadtrace: .*(lost|dropped)", lines[0]), lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_otel_metrics_exporter_none_sends_spans_only(
+    http_otlp_server: OtlpServer,  # noqa: F811 - the fixture, by name
+    tmp_path: Path,
+) -> None:
+    """For Jaeger, which takes no metrics: nothing is sent to /v1/metrics, nothing is lost."""
+    program = write_program(tmp_path)
+    env = environment(
+        http_otlp_server.endpoint, http_otlp_server.protocol, OTEL_METRICS_EXPORTER="none"
+    )
+    result = subprocess.run(
+        [sys.executable, str(program)],
+        cwd=tmp_path,
+        env=env,
+        input="exit\n",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert http_otlp_server.received.spans()
+    assert http_otlp_server.received.metrics() == []

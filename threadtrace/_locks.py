@@ -331,6 +331,11 @@ class _LockBase(Traced):
         recorder = _state.recorder
         if recorder is not None:
             holder, holder_name, holder_site = before or (None, None, None)
+            if holder is None and waker is not None:
+                # The lock was changing hands when the wait began (taken, its
+                # owner not yet written): the thread that released it to us
+                # is the one we waited behind.
+                holder, holder_name = waker[0], waker[1]
             recorder.blocked(
                 self._tt_kind,
                 self.name,

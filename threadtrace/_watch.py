@@ -413,8 +413,8 @@ def _stuck_problem(
     lines.append("")
     lines.append("  every thread:")
     for other in sorted(frames, key=lambda i: (i != ident, _originals.thread_name(i))):
-        if other == getattr(_watchdog, "ident", None):
-            continue  # the watchdog itself
+        if _plumbing(_originals._active.get(other)):
+            continue  # telemetry plumbing's threads and threadtrace's own: not the program
         lines.append("")
         lines.extend(
             "  " + line
@@ -423,6 +423,22 @@ def _stuck_problem(
             )
         )
     return Problem("stuck_thread", logging.WARNING, "\n".join(lines), [name])
+
+
+def _plumbing(thread: Any) -> bool:
+    """Whether ``thread`` is threadtrace's own or telemetry plumbing's (excluded modules)."""
+    if thread is None:
+        return False
+    if getattr(thread, "_tt_traced", None) is False:
+        return True
+    target = getattr(thread, "_target", None)
+    module = getattr(target, "__module__", None) or type(thread).__module__ or ""
+    if module == "threadtrace" or module.startswith("threadtrace."):
+        return True
+    return any(
+        module == prefix or module.startswith(prefix + ".")
+        for prefix in _state.config.excluded_modules
+    )
 
 
 def _why(wait: Blocked, snapshot: dict[int, Blocked]) -> list[str]:
