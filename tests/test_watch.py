@@ -207,24 +207,31 @@ def test_on_deadlock_raise_ends_the_youngest_wait_and_the_rest_go_on(
     }
 
 
+#: Two threads that deadlock (ABBA); main may join the barrier with parties=3.
+#: Non-daemon threads keep the process alive (and deadlocked) after main ends.
+ABBA_PROGRAM = textwrap.dedent(
+    """
+    import threading, threadtrace
+    threadtrace.patch(exporters=(), {settings})
+    a, b = threading.Lock(name="a"), threading.Lock(name="b")
+    both = threading.Barrier({parties})
+    def one():
+        with a:
+            both.wait()
+            with b: pass
+    def two():
+        with b:
+            both.wait()
+            with a: pass
+    for f in (one, two):
+        threading.Thread(target=f, name=f.__name__, daemon={daemon}).start()
+    """
+)
+
+
 def test_on_deadlock_exit_ends_the_process_with_status_3() -> None:
-    program = textwrap.dedent(
-        """
-        import threading, threadtrace
-        threadtrace.patch(exporters=(), on_deadlock="exit", deadlock_after=0.2)
-        a, b = threading.Lock(name="a"), threading.Lock(name="b")
-        both = threading.Barrier(2)
-        def one():
-            with a:
-                both.wait()
-                with b: pass
-        def two():
-            with b:
-                both.wait()
-                with a: pass
-        threading.Thread(target=one, name="one").start()
-        threading.Thread(target=two, name="two").start()
-        """
+    program = ABBA_PROGRAM.format(
+        settings='on_deadlock="exit", deadlock_after=0.2', parties=2, daemon=False
     )
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
@@ -237,22 +244,9 @@ def test_on_deadlock_exit_ends_the_process_with_status_3() -> None:
 
 def test_with_defaults_a_deadlock_is_reported_by_the_watchdog_within_5_seconds() -> None:
     """Users run without flags: the real watchdog thread, default settings."""
-    program = textwrap.dedent(
+    program = ABBA_PROGRAM.format(settings="", parties=3, daemon=True) + textwrap.dedent(
         """
-        import threading, time, threadtrace
-        threadtrace.patch(exporters=())
-        a, b = threading.Lock(name="a"), threading.Lock(name="b")
-        both = threading.Barrier(3)
-        def one():
-            with a:
-                both.wait()
-                with b: pass
-        def two():
-            with b:
-                both.wait()
-                with a: pass
-        for f in (one, two):
-            threading.Thread(target=f, daemon=True).start()
+        import time
         both.wait()
         start = time.monotonic()
         while time.monotonic() - start < 5:

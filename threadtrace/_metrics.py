@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 from typing import Any, Callable, Iterable, Union
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -414,23 +413,9 @@ def read_metrics_file(path: str) -> Points:
 
 
 def _parse_metrics_line(line: str) -> Any:
-    from google.protobuf.json_format import ParseDict
-    from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
+    from ._traceio import parse_otlp_line
 
-    from ._traceio import _hex_to_b64, _ids
-
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    if "resourceMetrics" not in data:
-        if "resourceSpans" in data:
-            raise ValueError("it holds spans, not metrics")
-        raise ValueError("no resourceMetrics")
-    try:
-        # Exemplars carry trace and span ids, in hex as OTLP/JSON has them.
-        return ParseDict(_ids(data, _hex_to_b64), MetricsData(), ignore_unknown_fields=True)
-    except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
-        raise ValueError(str(error)) from None
+    return parse_otlp_line(line, "metrics")
 
 
 def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:

@@ -126,26 +126,49 @@ def _ids(data: Any, convert: Any) -> Any:
 # -- reading ---------------------------------------------------------------------------
 
 
-def parse_traces_line(line: str) -> Any:
-    """The ``TracesData`` protobuf of one OTLP/JSON line.
+#: signal -> (the top-level key of its OTLP/JSON lines, the other signal's key, hint)
+_SIGNALS = {
+    "traces": (
+        "resourceSpans",
+        "resourceMetrics",
+        "it holds metrics, not spans; pass the trace file",
+    ),
+    "metrics": ("resourceMetrics", "resourceSpans", "it holds spans, not metrics"),
+}
+
+
+def parse_otlp_line(line: str, signal: str) -> Any:
+    """The ``TracesData`` or ``MetricsData`` protobuf of one OTLP/JSON line.
+
+    ``signal`` is ``"traces"`` or ``"metrics"``.
 
     Raises:
-        ValueError: not JSON, not traces, or not valid OTLP.
+        ValueError: not JSON, not that signal, or not valid OTLP.
     """
     from google.protobuf.json_format import ParseDict
-    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
+    key, other, hint = _SIGNALS[signal]
     data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if "resourceSpans" not in data:
-        if "resourceMetrics" in data:
-            raise ValueError("it holds metrics, not spans; pass the trace file")
-        raise ValueError("no resourceSpans")
+    if key not in data:
+        raise ValueError(hint if other in data else f"no {key}")
+    if signal == "traces":
+        from opentelemetry.proto.trace.v1.trace_pb2 import TracesData as Message
+    else:
+        from opentelemetry.proto.metrics.v1.metrics_pb2 import (  # type: ignore[assignment]
+            MetricsData as Message,
+        )
     try:
-        return ParseDict(_ids(data, _hex_to_b64), TracesData(), ignore_unknown_fields=True)
+        # Ids (of spans, links and exemplars) are hex in OTLP/JSON, base64 in protobuf's.
+        return ParseDict(_ids(data, _hex_to_b64), Message(), ignore_unknown_fields=True)
     except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
         raise ValueError(str(error)) from None
+
+
+def parse_traces_line(line: str) -> Any:
+    """The ``TracesData`` protobuf of one OTLP/JSON line (see :func:`parse_otlp_line`)."""
+    return parse_otlp_line(line, "traces")
 
 
 def read_trace_file(path: str) -> list[SpanRecord]:
