@@ -120,3 +120,34 @@ def test_the_session_ends_with_a_contention_report(pytester: pytest.Pytester) ->
     result = pytester.runpytest_subprocess("--threadtrace", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*= threadtrace contention report =*", "*test_app.py:4*"])
+
+
+def test_an_inversion_in_a_fixture_fails_the_test_that_uses_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_app=textwrap.dedent(
+            """
+            import threading
+            import pytest
+
+            a = threading.Lock()
+            b = threading.Lock()
+
+            @pytest.fixture
+            def inverted():
+                with b:
+                    with a:
+                        pass
+
+            def test_order():
+                with a:
+                    with b:
+                        pass
+
+            def test_uses_fixture(inverted):
+                pass
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("--threadtrace", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_uses_fixture*", "*POSSIBLE DEADLOCK*"])

@@ -32,11 +32,11 @@ HERE = os.path.basename(__file__)
 
 
 @pytest.fixture
-def watch(clock: FakeClock) -> Iterator[Capture]:
-    """Patched and recording, the watchdog thread off: tests look with scan()."""
-    with capture(
-        clock=clock, watchdog=False, sample_every=1, deadlock_after=1.0, stuck_after=5.0
-    ) as recorded:
+def watch(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
+    """Patched and recording, the watchdog on but its thread never started: tests look with scan()."""
+    monkeypatch.setattr(_watch, "_start_watchdog", lambda: None)
+    monkeypatch.setattr(_watch, "manual", True)  # a watchdog thread of an earlier test
+    with capture(clock=clock, sample_every=1, deadlock_after=1.0, stuck_after=5.0) as recorded:
         yield recorded
 
 
@@ -153,6 +153,7 @@ def test_a_three_thread_cycle_is_one_deadlock(watch: Capture, clock: FakeClock) 
     ]
     for lock in locks:
         wait_for_waiters(lock, 1)
+    assert _watch.scan() == []  # a cycle is reported only when a second look finds it again
     clock.advance(2)
     (problem,) = _watch.scan()
     assert problem.text.split("\n\n")[0] == textwrap.dedent(
@@ -196,6 +197,8 @@ def test_on_deadlock_raise_ends_the_youngest_wait_and_the_rest_go_on(
 
     threads = [started(one, "one"), started(two, "two")]
     wait_for_waiters(first_lock, 1)
+    wait_for_waiters(second_lock, 1)
+    assert _watch.scan() == []
     clock.advance(2)
     assert len(_watch.scan()) == 1
     for thread in threads:
@@ -335,6 +338,8 @@ def test_an_inversion_that_never_hangs_is_reported_with_a_scenario(
             thread = started(target, name)
             thread.join(10)
             assert not thread.is_alive()
+        assert caplog.records == []  # queued inside acquire, not logged there
+        _watch.publish_pending()  # what the watchdog thread does (it is off here)
     reports = [r.getMessage() for r in caplog.records]
     assert len(reports) == 1  # once, however often the orders repeat
     t, a = base + 3, base + 8
@@ -392,6 +397,7 @@ def test_consistent_orders_rlock_recursion_and_condition_waits_add_no_inversion(
         with outer, inner:  # the same order again, from another thread
             pass
         assert not inner.acquire(blocking=False) or inner.release() is None
+        assert _watch.publish_pending() == []
     assert caplog.records == []
 
 
@@ -411,8 +417,9 @@ def test_accounts_locked_in_id_order_are_fine_and_out_of_order_is_caught(
         transfer(0, 1, True)
         transfer(1, 0, True)
         transfer(2, 1, True)
-        assert caplog.records == []
+        assert _watch.publish_pending() == []
         transfer(1, 0, False)
+        assert len(_watch.publish_pending()) == 1
     assert len(caplog.records) == 1
     assert caplog.records[0].getMessage().splitlines()[1] == (
         f"  cycle: {accounts[0].name} -> {accounts[0].name} -> {accounts[0].name}"
@@ -464,6 +471,18 @@ def test_a_lost_wakeup_on_a_condition_is_reported_stuck(watch: Capture, clock: F
     assert not consumer.is_alive()
 
 
+def test_a_permit_handed_to_another_thread_is_no_leak(watch: Capture, clock: FakeClock) -> None:
+    """A producer takes permits and a consumer gives them back: not a leak."""
+    slots = threading.BoundedSemaphore(2)
+    producer = started(lambda: (slots.acquire(), slots.acquire()), "producer")
+    producer.join(10)
+    assert _watch.scan() == []
+    slots.release()
+    slots.release()
+    clock.advance(3600)
+    assert _watch.scan() == []
+
+
 def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
     watch: Capture, clock: FakeClock
 ) -> None:
@@ -476,15 +495,6 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
 
     leaker = started(leak, "leaker")
     leaker.join(10)
-    (problem,) = _watch.scan()
-    assert problem.kind == "held_by_finished_thread"
-    assert problem.text == (
-        f"threadtrace: HELD BY A FINISHED THREAD: leaker ended holding 1 permit of "
-        f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {function_name(leak)}; "
-        f"the permit is lost for good: the semaphore has one fewer to give.\n"
-        f"  BoundedSemaphore connections made at {HERE}:{made} in "
-        f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}"
-    )
 
     def need() -> None:
         with pool:
@@ -492,8 +502,19 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
 
     needer = started(need, "needer")
     wait_for_waiters(pool, 1)
+    # Another thread might still give the permit back (producer and consumer):
+    # a finished holder's permit is a leak once stuck_after has passed.
+    assert _watch.scan() == []
     clock.advance(5)
-    (stuck,) = _watch.scan()
+    problem, stuck = _watch.scan()
+    assert problem.kind == "held_by_finished_thread"
+    assert problem.text == (
+        f"threadtrace: HELD BY A FINISHED THREAD: leaker ended holding 1 permit of "
+        f"BoundedSemaphore connections, acquired at {HERE}:{made + 3} in {function_name(leak)}; "
+        f"nobody gave it back: the semaphore has one fewer to give.\n"
+        f"  BoundedSemaphore connections made at {HERE}:{made} in "
+        f"{test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken.__name__}"
+    )
     assert stuck.text.split("\n\n")[0] == (
         "threadtrace: STUCK: needer has been blocked for 5.00 s in "
         "BoundedSemaphore.acquire on BoundedSemaphore connections, with no timeout\n"
@@ -507,8 +528,17 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
     assert not needer.is_alive()
 
 
-def test_an_rlock_held_by_a_finished_thread_is_reported_at_once(watch: Capture) -> None:
-    lock, made = threading.RLock(name="registry"), line()
+@pytest.mark.parametrize(
+    ("kind", "consequence"),
+    [
+        ("RLock", "no other thread can release it"),
+        ("Lock", "every thread that acquires it will wait forever"),
+    ],
+)
+def test_a_lock_held_by_a_finished_thread_is_reported_at_once(
+    watch: Capture, kind: str, consequence: str
+) -> None:
+    lock, made = getattr(threading, kind)(name="registry"), line()
 
     def forget() -> None:
         lock.acquire()
@@ -517,9 +547,52 @@ def test_an_rlock_held_by_a_finished_thread_is_reported_at_once(watch: Capture) 
     thread.join(10)
     (problem,) = _watch.scan()
     assert problem.text.splitlines()[0] == (
-        "threadtrace: HELD BY A FINISHED THREAD: forgetful ended holding RLock registry, "
-        f"acquired at {HERE}:{made + 3} in {function_name(forget)}; no other thread can release it."
+        f"threadtrace: HELD BY A FINISHED THREAD: forgetful ended holding {kind} registry, "
+        f"acquired at {HERE}:{made + 3} in {function_name(forget)}; {consequence}."
     )
+    if kind == "Lock":  # a new thread may get the same ident: it is not taken for the holder
+        assert _watch.owner_of(lock) != thread.ident
+        lock.release()
+
+
+def test_a_deadlock_through_a_conditions_own_lock_is_found(
+    watch: Capture, clock: FakeClock
+) -> None:
+    """A Condition() waiter taking its RLock back waits like any acquire."""
+    cond = threading.Condition(name="cond")
+    other = threading.Lock(name="other")
+
+    def waiter() -> None:
+        try:
+            with other:  # held across the wait: a wait releases only cond's lock
+                with cond:
+                    cond.wait()  # woken by notifier, then needs cond's lock back
+        except RuntimeError:  # the test released `other` for it, to end the deadlock
+            pass
+
+    def notifier() -> None:
+        with cond:
+            cond.notify()
+            with other:  # waiter holds it, and waits for cond, which this thread holds
+                pass
+
+    first = started(waiter, "waiter")
+    wait_for_waiters(cond, 1)
+    second = started(notifier, "notifier")
+    wait_for_waiters(other, 1)
+    wait_until(lambda: getattr(_watch.blocked.get(first.ident), "primitive", None) is cond._lock)
+    assert _watch.scan() == []
+    clock.advance(2)
+    (problem,) = _watch.scan()
+    assert problem.text.splitlines()[:3] == [
+        "threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed",
+        "  notifier waits for Lock other, held by waiter",
+        "  waiter waits for RLock cond, held by notifier",
+    ]
+    other.release()
+    for thread in (first, second):
+        thread.join(10)
+        assert not thread.is_alive()
 
 
 def test_idle_queue_consumers_and_joins_on_busy_threads_are_not_stuck(
@@ -546,3 +619,86 @@ def test_idle_queue_consumers_and_joins_on_busy_threads_are_not_stuck(
     for thread in (consumer, worker, joiner):
         thread.join(10)
         assert not thread.is_alive()
+
+
+def test_an_inversion_is_not_logged_inside_acquire(watch: Capture) -> None:
+    """A logging handler that takes the very lock being acquired must not deadlock."""
+    threadtrace.configure(lock_order=True)
+    first, second = threading.Lock(name="first"), threading.Lock(name="second")
+    seen: list[str] = []
+
+    class Locking(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with second:  # held by the thread whose acquire found the inversion
+                seen.append(record.getMessage().splitlines()[0])
+
+    handler = Locking()
+    logger = logging.getLogger("threadtrace")
+    logger.addHandler(handler)
+    try:
+        with first, second:
+            pass
+
+        def invert() -> None:
+            with second, first:
+                pass
+
+        thread = started(invert, "inverter")
+        thread.join(10)
+        assert not thread.is_alive()  # it did not hang in its own log handler
+        assert seen == []
+        _watch.publish_pending()  # the watchdog's thread would do this
+    finally:
+        logger.removeHandler(handler)
+    assert seen == [
+        "threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders "
+        "(this run did not hang, but it can)"
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_others_record_lock_orders_works() -> None:
+    program = textwrap.dedent(
+        """
+        import os, threading, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() in a threaded parent
+        import threadtrace
+        threadtrace.patch(exporters=(), lock_order=True)
+        stop = threading.Event()
+        def churn():
+            while not stop.is_set():
+                a, b = threading.Lock(), threading.Lock()
+                with a, b:
+                    pass
+        workers = [threading.Thread(target=churn) for _ in range(2)]
+        for w in workers:
+            w.start()
+        ok = 0
+        for _ in range(10):
+            pid = os.fork()
+            if pid == 0:
+                x, y = threading.Lock(), threading.Lock()
+                with x, y:
+                    pass
+                os._exit(0 if threadtrace._watch.blocked == {} else 1)
+            ok += os.waitpid(pid, 0)[1] == 0
+        stop.set()
+        for w in workers:
+            w.join(10)
+        print("children ok", ok)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "children ok 10\n", "")
+
+
+def test_a_semaphore_acquired_straight_from_c_still_works(watch: Capture) -> None:
+    import _thread
+
+    sem = threading.BoundedSemaphore(1)
+    _thread.start_new_thread(sem.acquire, ())  # no Python caller to name
+    wait_until(lambda: sem._value == 0)  # type: ignore[attr-defined]
+    wait_until(lambda: sem.statistics().holders != ())
+    sem.release()

@@ -87,7 +87,7 @@ def current_config() -> Config:
     return _state.config
 
 
-def shutdown(timeout: Optional[float] = None) -> None:
+def shutdown(timeout: Optional[float] = None, *, _final: bool = False) -> None:
     """Flush and stop threadtrace's own exporters.
 
     Waits at most ``timeout`` seconds (default: the ``flush_timeout``
@@ -97,7 +97,7 @@ def shutdown(timeout: Optional[float] = None) -> None:
     """
     recorder = _state.recorder
     if recorder is not None:
-        recorder.shutdown(_state.config.flush_timeout if timeout is None else timeout)
+        recorder.shutdown(_state.config.flush_timeout if timeout is None else timeout, final=_final)
 
 
 def _at_exit() -> None:
@@ -106,11 +106,14 @@ def _at_exit() -> None:
     The report comes first so it is computed from the same data as the
     exporters' last metrics export (``threadtrace report`` reads that back).
     """
+    from ._watch import publish_pending
+
+    publish_pending()  # lock-order reports still queued
     if _state.config.report:
         from ._report import log_at_exit
 
         log_at_exit()
-    shutdown()
+    shutdown(_final=True)
 
 
 def _after_fork_in_child() -> None:

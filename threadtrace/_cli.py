@@ -350,10 +350,12 @@ def _finish(summarise: bool) -> None:
     from . import _state
     from ._report import log_at_exit
     from ._summary import summary
+    from ._watch import publish_pending
 
+    publish_pending()  # lock-order reports still queued
     with _visible_on_stderr():
         log_at_exit()  # computed before the exporters' last export, from the same data
-    threadtrace.shutdown()
+    threadtrace.shutdown(_final=True)
     if summarise:
         try:
             sys.stderr.write(summary(_state.export_stats))

@@ -69,18 +69,20 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             error = exc
             raise
         finally:
-            self._acquire_restore(saved_state)  # type: ignore[attr-defined]
-            if not gotit:
-                with contextlib.suppress(ValueError):  # notify() may have removed it
-                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
-            self._tt_end(
-                start,
-                "wait",
-                ok=gotit,
-                timeout=timeout,
-                waker=self._tt_wakers.pop(waiter, None),
-                error=error,
-            )
+            try:
+                self._acquire_restore(saved_state)  # type: ignore[attr-defined]
+                if not gotit:
+                    with contextlib.suppress(ValueError):  # notify() may have removed it
+                        self._waiters.remove(waiter)  # type: ignore[attr-defined]
+            finally:
+                self._tt_end(
+                    start,
+                    "wait",
+                    ok=gotit,
+                    timeout=timeout,
+                    waker=self._tt_wakers.pop(waiter, None),
+                    error=error,
+                )
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""

@@ -96,7 +96,7 @@ class SpanQueue(SpanProcessor):
         self._wake = _originals.Event()
         self._idle = _originals.Event()
         self._idle.set()
-        self._flush_requested = False
+        self._in_flight = 0  # spans handed to the exporter and not yet back
         self._thread = _originals.Thread(
             target=self._work, name=f"threadtrace-export-{self._stats.name}", daemon=True
         )
@@ -104,6 +104,7 @@ class SpanQueue(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed:
+            self._stats.spans_dropped += 1  # ended after the exporter was shut down
             return
         if self._pid != os.getpid():  # forked: the worker thread stayed in the parent
             self._start()
@@ -132,11 +133,15 @@ class SpanQueue(SpanProcessor):
                 batch: list[ReadableSpan] = []
                 while queue and len(batch) < MAX_BATCH:
                     batch.append(queue.popleft())
+                self._in_flight = len(batch)
                 deliver(self._stats, self._exporter, batch)
+                self._in_flight = 0
         finally:
             self._idle.set()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._pid != os.getpid():  # forked: the parent exports what it queued
+            self._start()
         deadline = time.monotonic() + timeout_millis / 1000
         while True:
             self._wake.set()
@@ -155,11 +160,21 @@ class SpanQueue(SpanProcessor):
         self._wake.set()
 
     def abandon(self) -> None:
-        """Count whatever is still queued as dropped (called when time ran out)."""
-        left = len(self._queue)
-        self._queue.clear()
-        if left:
-            self._stats.spans_dropped += left
+        """Count what is still queued, or stuck in the exporter, as dropped (time ran out).
+
+        Called once the exit flush gave up.  A batch still inside the
+        exporter is counted as dropped now; should the exporter return after
+        all, before the process ends, it is counted again there.
+        """
+        self._closed = True
+        left = 0
+        while True:
+            try:
+                self._queue.popleft()
+            except IndexError:
+                break
+            left += 1
+        self._stats.spans_dropped += left + self._in_flight
 
 
 class MetricAdapter(MetricExporter):

@@ -80,14 +80,22 @@ def restored(lock: Any, site: Optional[Site]) -> None:
 
 
 def released(lock: Any) -> None:
-    """The calling thread let go of ``lock`` (its outermost hold)."""
-    stack = held.get(_originals.get_ident())
-    if not stack:
+    """``lock`` was let go (its outermost hold), usually by the thread that took it."""
+    if _drop(held.get(_originals.get_ident()), lock):
         return
-    for i in range(len(stack) - 1, -1, -1):
-        if stack[i][0] is lock:
-            del stack[i]
+    # A Lock may be released by another thread than the one that took it.
+    for stack in list(held.values()):
+        if _drop(stack, lock):
             return
+
+
+def _drop(stack: Optional[list[list[Any]]], lock: Any) -> bool:
+    if stack:
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is lock:
+                del stack[i]
+                return True
+    return False
 
 
 def acquire_site(lock: Any) -> Optional[Site]:
@@ -126,8 +134,9 @@ def _record(stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
                 continue
             order = Order(first.name, first_site, lock.name, site, thread)
             keys = [(("i", first._tt_serial), ("i", lock._tt_serial))]
-            if first.name != lock.name:
-                keys.append((("n", first.name), ("n", lock.name)))
+            first_kind, second_kind = _kind_of(first), _kind_of(lock)
+            if first_kind != second_kind:
+                keys.append((first_kind, second_kind))
             for key in keys:
                 if key not in _orders:
                     _orders[key] = order
@@ -146,6 +155,18 @@ def _record(stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
             found.append((order, [_orders[step] for step in path]))
     for order, others in found:
         _report(order, others)
+
+
+def _kind_of(lock: Any) -> tuple[Any, ...]:
+    """What stands for every lock made alike: its ``name=``, or its creation site.
+
+    The site is the file's full path and the line (two ``util.py:2`` in two
+    packages are two kinds of lock), not the short label of the report.
+    """
+    if lock._tt_name is not None:
+        return ("n", lock._tt_name)
+    site = lock._tt_site
+    return ("s", site.filename, site.lineno)
 
 
 def _path(start: Any, goal: Any) -> Optional[list[tuple[Any, Any]]]:
@@ -186,10 +207,12 @@ def _report(order: Order, others: list[Order]) -> None:
         )
     lines.append("")
     lines.extend(_scenario(order, others))
-    from ._watch import Problem, publish
+    from ._watch import Problem, publish_later
 
     threads = list(dict.fromkeys(step.thread for step in chain))
-    publish(Problem("lock_order_inversion", logging.WARNING, "\n".join(lines), threads))
+    # Not logged here: this thread is inside acquire(), holding the lock it
+    # just took, and a logging handler may want that very lock.
+    publish_later(Problem("lock_order_inversion", logging.WARNING, "\n".join(lines), threads))
 
 
 def _scenario(order: Order, others: list[Order]) -> list[str]:
@@ -214,6 +237,20 @@ def _scenario(order: Order, others: list[Order]) -> list[str]:
     lines.append("")
     lines.append("  Take these locks in one order everywhere to make this impossible.")
     return lines
+
+
+def _after_fork_in_child() -> None:
+    """Another thread may have held the lock at the fork; only this thread's holds remain."""
+    global _lock
+    _lock = _originals.allocate_lock()
+    me = _originals.get_ident()
+    for ident in list(held):
+        if ident != me:
+            held.pop(ident, None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset() -> None:

@@ -574,7 +574,13 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
 
     def _acquire_restore(self, saved: Any) -> None:
         state, depth = saved
-        self._raw._acquire_restore(state)
+        # A Condition taking its lock back may wait for it: the watchdog must
+        # see that wait, or a deadlock through a Condition() would go unseen.
+        _watch.begin(self, "acquire", None)
+        try:
+            self._raw._acquire_restore(state)
+        finally:
+            _watch.end()
         self._owner = _get_ident()
         self._depth = depth
         if _state.config.lock_order:

@@ -109,6 +109,10 @@ class Recorder:
         self._tracer_source: Optional[object] = None
         self._instrument_sets: Optional[tuple[Any, ...]] = None
         self._problem_counters: Optional[list[tuple[Any, Callable[[], bool]]]] = None
+        #: Set by the exit flush: from then on threadtrace's own providers are
+        #: never rebuilt; what is recorded later (daemon threads, other atexit
+        #: handlers) goes nowhere.
+        self.closed = False
         self.spans_enabled = True
         self.metrics_enabled = True
         self._setup_lock = _originals.RLock()
@@ -139,6 +143,8 @@ class Recorder:
             return self._fallback_unlocked()
 
     def _fallback_unlocked(self) -> Any:
+        if self.closed:  # after the exit flush: nothing new may start (and reopen files)
+            return _CLOSED
         if self._fallback is None:
             from ._providers import FallbackProviders
 
@@ -487,12 +493,15 @@ class Recorder:
             with self._setup_lock, _state.guarded():
                 self._fallback_unlocked()
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self, timeout: float = 5.0, *, final: bool = False) -> None:
         """Flush and close threadtrace's own providers (never the app's).
 
-        Idempotent.  Recording afterwards builds fresh providers on demand.
+        Idempotent.  Recording afterwards builds fresh providers on demand,
+        unless ``final`` (the exit flush) said it is over.
         """
         with self._setup_lock:
+            if final:
+                self.closed = True
             fallback, self._fallback = self._fallback, None
             self._instrument_sets = None
             self._tracer = None
@@ -500,6 +509,20 @@ class Recorder:
             with _state.guarded():
                 fallback.shutdown(timeout)
             _state.export_stats.update(fallback.stats)
+
+
+class _Closed:
+    """Stands in for threadtrace's own providers once the exit flush has run."""
+
+    def __init__(self) -> None:
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        self.tracer_provider = trace.NoOpTracerProvider()
+        self.meter_provider = NoOpMeterProvider()
+        self.stats: dict[str, Any] = {}
+
+
+_CLOSED = _Closed()
 
 
 def _epoch_offset() -> int:

@@ -6,7 +6,7 @@ import sys
 from types import CodeType
 from typing import Optional
 
-from . import _originals
+from . import _originals, _watch
 from ._base import PrimitiveType, site_for
 from ._sites import Site, first_user_frame
 from ._statistics import LockStatistics
@@ -20,7 +20,10 @@ def _is_zero(timeout: object) -> bool:
 
 def _caller() -> tuple[Optional[CodeType], int]:
     """Where the program called ``acquire`` (two frames up, past library code)."""
-    frame = first_user_frame(sys._getframe(2))
+    try:
+        frame = first_user_frame(sys._getframe(2))
+    except ValueError:  # called straight from C (a thread's target, an atexit hook)
+        return (None, 0)
     return (frame.f_code, frame.f_lineno) if frame is not None else (None, 0)
 
 
@@ -62,7 +65,10 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             if self._value > 0:
                 self._value -= 1
                 me = _originals.get_ident()
-                self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+                held = self._tt_holders.get(me, 0)
+                if not held:
+                    _watch.permits_held(me).add(self)
+                self._tt_holders[me] = held + 1
                 self._tt_sites.setdefault(me, []).append(_caller())
                 next(self._tt_fast_ops)
                 return True
@@ -108,7 +114,10 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     def _tt_took(self, site: tuple[Optional[CodeType], int]) -> None:
         me = _originals.get_ident()
         with self._cond:  # type: ignore[attr-defined]
-            self._tt_holders[me] = self._tt_holders.get(me, 0) + 1
+            held = self._tt_holders.get(me, 0)
+            if not held:
+                _watch.permits_held(me).add(self)
+            self._tt_holders[me] = held + 1
             self._tt_sites.setdefault(me, []).append(site)
 
     def _tt_gave(self, n: int) -> None:
@@ -128,13 +137,19 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 else:
                     del holders[who]
                     self._tt_sites.pop(who, None)
+                    _watch.permit_returned(who, self)
 
-    def _tt_rename_holder(self, old: int, new: int) -> None:
-        """Move ``old``'s permits to ``new`` (the watchdog's stand-in for a finished thread)."""
+    def _tt_rename_holder(self, old: int, new: int) -> bool:
+        """Move ``old``'s permits to ``new`` (the watchdog's stand-in for a finished thread).
+
+        Returns whether ``old`` held any.
+        """
         with self._cond:  # type: ignore[attr-defined]
-            if old in self._tt_holders:
-                self._tt_holders[new] = self._tt_holders.pop(old)
-                self._tt_sites[new] = self._tt_sites.pop(old, [])
+            if old not in self._tt_holders:
+                return False
+            self._tt_holders[new] = self._tt_holders.pop(old)
+            self._tt_sites[new] = self._tt_sites.pop(old, [])
+            return True
 
     def _tt_holder_sites(self) -> dict[int, list[Site]]:
         """Each thread holding permits, and where it took each (for the watchdog)."""

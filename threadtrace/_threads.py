@@ -127,7 +127,7 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
     finally:
         with _state.book:
             _state.threads_live -= 1
-        _watch.thread_ended(_originals.get_ident(), thread.name)
+        _watch.thread_ended(_originals.get_ident(), thread)
 
 
 def join_traced(

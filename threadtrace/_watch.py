@@ -36,11 +36,14 @@ import itertools
 import logging
 import os
 import sys
+import time
 import traceback
+import weakref
 from types import FrameType
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from . import _originals, _state, _units
+from ._clock import SystemClock
 from ._exceptions import DeadlockError
 from ._sites import Site, first_user_frame
 
@@ -94,14 +97,19 @@ class Blocked:
 #: only (a dict item assignment is atomic), read by the watchdog.
 blocked: dict[int, Blocked] = {}
 
-#: Traced threads that ended since the last look: (ident, name).
-ended: collections.deque[tuple[int, str]] = collections.deque()
+#: Traced threads that ended since the last look: (ident, name, thread).
+#: Bounded: a program that ends threads faster than the watchdog looks loses
+#: the oldest checks, not memory.
+ended: collections.deque[tuple[int, str, Any]] = collections.deque(maxlen=100_000)
 
 #: What was already reported, so each problem is reported once.
 _reported: set[Any] = set()
 
 _watchdog: Optional[Any] = None
 _watchdog_pid = 0
+#: Tests set this to look with scan() themselves: the thread then only sleeps
+#: (as it does while an injected clock, such as a FakeClock, is in force).
+manual = False
 _wake = _originals.Event()
 
 
@@ -138,9 +146,49 @@ def current() -> Optional[Blocked]:
     return blocked.get(_originals.get_ident())
 
 
-def thread_ended(ident: int, name: str) -> None:
-    """A traced thread finished: check at once what it left held."""
-    ended.append((ident, name))
+#: Thread ident -> the semaphores it holds permits of (kept by the semaphores).
+_permits: dict[int, set[Any]] = {}
+
+
+def permits_held(ident: int) -> set[Any]:
+    """The semaphores thread ``ident`` holds permits of (the semaphore updates it)."""
+    held = _permits.get(ident)
+    if held is None:
+        held = _permits[ident] = set()
+    return held
+
+
+def permit_returned(ident: int, semaphore: Any) -> None:
+    """Thread ``ident`` holds no permit of ``semaphore`` any more."""
+    held = _permits.get(ident)
+    if held is not None:
+        held.discard(semaphore)
+
+
+def thread_ended(ident: int, thread: Any) -> None:
+    """A traced thread finished (called in it, as it ends).
+
+    Its semaphore permits are known right here, and handed to stand-ins at
+    once, before the OS gives the ident to a new thread.  The locks it may
+    still hold are for the watchdog to find (a look at every live lock),
+    at once but at most a few times a second.
+    """
+    semaphores = _permits.pop(ident, None)
+    if not _state.config.watchdog:
+        return
+    if semaphores:
+        now = _state.clock.monotonic_ns()
+        for semaphore in list(semaphores):
+            tomb = _tombstone(thread.name)
+            if (
+                semaphore._tt_rename_holder(ident, tomb)
+                and semaphore._tt_kind == "bounded_semaphore"
+            ):
+                # A plain Semaphore's permits roam: only bounded ones leak.
+                _leaked_permits[(semaphore, tomb)] = (now, thread.name)
+    ended.append((ident, thread.name, thread))
+    if _watchdog is None or _watchdog_pid != os.getpid():
+        _start_watchdog()
     _wake.set()
 
 
@@ -169,11 +217,14 @@ def _watch() -> None:
     while True:
         _wake.wait(_interval())
         _wake.clear()
-        if not _state.config.watchdog:
-            continue
+        if manual or not isinstance(_state.clock, SystemClock):
+            continue  # under an injected clock, its owner looks with scan()
         try:
             with _state.guarded():
-                scan()
+                if _state.config.watchdog:
+                    scan()
+                else:
+                    publish_pending()
         except Exception as error:  # noqa: BLE001 - the watchdog must outlive its bugs
             _state.internal_error("watchdog", error)
 
@@ -195,14 +246,53 @@ class Problem:
 
 
 def scan(now: Optional[int] = None) -> list[Problem]:
-    """Look once; report and return what is new."""
+    """Look once; report and return what is new (problems found elsewhere first)."""
+    problems = publish_pending()
     if now is None:
         now = _state.clock.monotonic_ns()
     snapshot = dict(blocked)
-    problems = _held_by_finished() + _deadlocks(snapshot, now) + _stuck(snapshot, now)
-    for problem in problems:
-        _report(problem)
+    looks: list[Callable[[], list[Problem]]] = [
+        lambda: _held_by_finished(now),
+        lambda: _deadlocks(snapshot, now),
+        lambda: _stuck(snapshot, now),
+    ]
+    for look in looks:
+        try:  # one look failing must not lose the others' findings
+            found = look()
+        except Exception as error:  # noqa: BLE001 - the watchdog must outlive its bugs
+            _state.internal_error("watchdog", error)
+            continue
+        for problem in found:
+            _report(problem)
+        problems.extend(found)
     return problems
+
+
+#: Problems found on a program thread (lock order, found inside acquire),
+#: to be reported from the watchdog's thread: logging there could take a
+#: lock the finding thread holds.
+pending: collections.deque[Problem] = collections.deque()
+
+
+def publish_later(problem: Problem) -> None:
+    """Report ``problem`` soon, from the watchdog's thread (or at exit, without one)."""
+    pending.append(problem)
+    if _watchdog is None or _watchdog_pid != os.getpid():
+        _start_watchdog()
+    _wake.set()
+
+
+def publish_pending() -> list[Problem]:
+    """Report what :func:`publish_later` queued; returns it."""
+    done = []
+    while pending:
+        try:
+            problem = pending.popleft()
+        except IndexError:  # the watchdog took the last one
+            break
+        _report(problem)
+        done.append(problem)
+    return done
 
 
 #: Called with every problem reported (the pytest plugin listens here).
@@ -222,9 +312,6 @@ def _report(problem: Problem) -> None:
             _state.internal_error("problem listener", error)
 
 
-publish = _report
-
-
 # -- deadlocks ---------------------------------------------------------------------------
 
 
@@ -238,7 +325,7 @@ def releasers(wait: Blocked) -> Optional[tuple[int, ...]]:
         ident = getattr(primitive, "ident", None)
         return (ident,) if ident is not None and primitive.is_alive() else None
     if kind in ("lock", "rlock"):
-        owner = primitive._owner
+        owner = owner_of(primitive)
         return (owner,) if owner is not None else None
     if kind in ("semaphore", "bounded_semaphore"):
         holders = tuple(primitive._tt_holders)
@@ -260,8 +347,10 @@ def _deadlocks(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
             if any(other not in stuck for other in waits_on[ident]):
                 stuck.discard(ident)
                 changed = True
+    global _cycles_before
     problems = []
     seen: set[int] = set()
+    cycles_now: set[frozenset[Any]] = set()
     threshold = _state.config.deadlock_after * 1e9
     # The oldest wait first (then by thread name), so a report reads the same every time.
     for start in sorted(stuck, key=lambda i: (snapshot[i].since, _originals.thread_name(i))):
@@ -269,14 +358,28 @@ def _deadlocks(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
             continue
         cycle = _cycle_from(start, waits_on, stuck)
         seen.update(cycle)
+        # The same waits (the very entries) and the same owners as at the
+        # previous look: a lock changing hands between reading the table and
+        # reading its owner cannot make a cycle that is not there.
+        shape = frozenset((i, snapshot[i], waits_on[i]) for i in cycle)
+        cycles_now.add(shape)
+        if shape not in _cycles_before:
+            continue
         if any(now - snapshot[i].since < threshold for i in cycle):
             continue  # too young: a transient state, or about to resolve
+        if any(blocked.get(i) is not snapshot[i] for i in cycle):
+            continue  # one of them moved on since the snapshot
         key = ("deadlock", frozenset((i, snapshot[i].since) for i in cycle))
         if key in _reported:
             continue
         _reported.add(key)
         problems.append(_deadlock_problem(cycle, snapshot, now))
+    _cycles_before = cycles_now
     return problems
+
+
+#: The wait cycles of the previous look; a cycle is reported only when seen twice.
+_cycles_before: set[frozenset[Any]] = set()
 
 
 def _cycle_from(start: int, waits_on: dict[int, tuple[int, ...]], stuck: set[int]) -> list[int]:
@@ -327,6 +430,8 @@ def _act_on_deadlock(cycle: list[int], snapshot: dict[int, Blocked], problem: Pr
         # The youngest wait closed the cycle: ending it breaks the cycle.
         for ident in sorted(cycle, key=lambda i: -snapshot[i].since):
             wait = snapshot[ident]
+            if wait.previous is not None:
+                continue  # a Condition taking its lock back: raising there breaks the lock's state
             if wait.operation == "join" or wait.primitive._tt_kind in ("lock", "rlock"):
                 wait.doomed = problem.text
                 return
@@ -460,7 +565,7 @@ def _why(wait: Blocked, snapshot: dict[int, Blocked]) -> list[str]:
 
 
 def _why_lock(lock: Any, wait: Blocked) -> list[str]:
-    owner = lock._owner
+    owner = owner_of(lock)
     return ["nobody holds it"] if owner is None else [f"held by {_holder_text(lock, owner)}"]
 
 
@@ -532,36 +637,81 @@ def name_of(ident: int) -> str:
     return finished_names.get(ident) or _originals.thread_name(ident)
 
 
-def _held_by_finished() -> list[Problem]:
-    if not ended:
-        return []
+#: When the next look for locks left held may happen (real time, not the clock).
+_next_held_look = 0.0
+
+#: Locks whose owner finished while holding them: lock -> (ident, stand-in, thread).
+#: Kept beside the lock (``_owner`` is the lock's own business, and a C field).
+_dead_owners: weakref.WeakKeyDictionary[Any, tuple[int, int, Any]] = weakref.WeakKeyDictionary()
+#: BoundedSemaphore permits of finished threads, reported if still held after
+#: a grace period: (semaphore, stand-in) -> (ended at, name, sites).
+_leaked_permits: dict[tuple[Any, int], tuple[int, str]] = {}
+
+
+def owner_of(lock: Any) -> Optional[int]:
+    """The thread holding ``lock``: its ident, or a stand-in if that thread finished."""
+    owner: Optional[int] = lock._owner
+    dead = _dead_owners.get(lock)
+    if dead is not None and owner == dead[0]:
+        now_there = _originals._active.get(owner)
+        if now_there is None or now_there is dead[2]:
+            return dead[1]
+    return owner
+
+
+def _held_by_finished(now: Optional[int] = None) -> list[Problem]:
     from . import _lockorder
 
-    gone: dict[int, str] = {}
+    if now is None:
+        now = _state.clock.monotonic_ns()
+    global _next_held_look
+    problems = _permits_still_leaked(now)
+    if not ended or time.monotonic() < _next_held_look:
+        return problems
+    started = time.monotonic()
+    gone: dict[int, tuple[str, Any]] = {}
     while ended:
-        ident, name = ended.popleft()
-        gone[ident] = name
+        ident, name, thread = ended.popleft()
+        current = _originals._active.get(ident)
+        if current is not None and current is not thread:
+            continue  # the ident already belongs to a new thread: too late to tell
+        gone[ident] = (name, thread)
     with _state.book:
         members = list(_state.live)
-    problems = []
     for primitive in members:
         kind = getattr(primitive, "_tt_kind", "")
         if kind in ("lock", "rlock"):
             owner = primitive._owner
             if owner in gone and primitive._raw_locked():
-                problems.append(_held_problem(primitive, owner, gone[owner], None))
-                if kind == "lock":  # an RLock's owner is the real lock's business
-                    tomb = _tombstone(gone[owner])
-                    if primitive._owner == owner:
-                        primitive._owner = tomb
-        elif kind in ("semaphore", "bounded_semaphore"):
-            for holder, sites in primitive._tt_holder_sites().items():
-                if holder in gone:
-                    if kind == "bounded_semaphore":  # a plain Semaphore's permits roam
-                        problems.append(_held_problem(primitive, holder, gone[holder], sites))
-                    primitive._tt_rename_holder(holder, _tombstone(gone[holder]))
+                name, thread = gone[owner]
+                _dead_owners[primitive] = (owner, _tombstone(name), thread)
+                problems.append(_held_problem(primitive, owner, name, None))
     for ident in gone:
         _lockorder.thread_ended(ident)
+    # A look at every live lock costs time in proportion to them: keep the
+    # watchdog under a tenth of a core however fast threads come and go.
+    took = time.monotonic() - started
+    _next_held_look = time.monotonic() + max(0.05, 9 * took)
+    return problems
+
+
+def _permits_still_leaked(now: int) -> list[Problem]:
+    """Permits of finished threads nobody gave back within the grace period.
+
+    A permit taken by one thread may be released by another (a producer that
+    acquires, a consumer that releases), so a finished holder is only a leak
+    once ``stuck_after`` (or 5 s) has passed with the permit still out.
+    """
+    grace = (_state.config.stuck_after or 5.0) * 1e9
+    problems = []
+    for key, (ended_at, name) in list(_leaked_permits.items()):
+        semaphore, tomb = key
+        still = semaphore._tt_holder_sites().get(tomb)
+        if not still:
+            del _leaked_permits[key]
+        elif now - ended_at >= grace:
+            del _leaked_permits[key]
+            problems.append(_held_problem(semaphore, tomb, name, still))
     return problems
 
 
@@ -572,8 +722,6 @@ def _tombstone(name: str) -> int:
 
 
 def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Site]]) -> Problem:
-    key = ("held", id(primitive), ident)
-    _reported.add(key)
     if sites is None:
         where = _acquire_site_text(primitive)
         what = _describe(primitive)
@@ -586,7 +734,9 @@ def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Si
         where = ", ".join(_site_text(site) for site in sites) or "an unknown site"
         count = len(sites)
         what = f"{count} permit{'s' if count != 1 else ''} of {_describe(primitive)}"
-        never = "the permit is lost for good: the semaphore has one fewer to give"
+        fewer = "one fewer" if count == 1 else f"{count} fewer"
+        them = "it" if count == 1 else "them"
+        never = f"nobody gave {them} back: the semaphore has {fewer} to give"
     text = (
         f"threadtrace: HELD BY A FINISHED THREAD: {name} ended holding {what}, "
         f"acquired at {where}; {never}.\n"
@@ -705,8 +855,31 @@ def _walk(frame: Optional[FrameType]) -> Iterable[tuple[FrameType, int]]:
         frame = frame.f_back
 
 
+def _after_fork_in_child() -> None:
+    """The child has one thread: forget the others' waits, and the parent's watchdog."""
+    global _watchdog, _wake
+    _watchdog = None  # started again on the next wait
+    _wake = _originals.Event()
+    me = _originals.get_ident()
+    for ident in list(blocked):
+        if ident != me:
+            blocked.pop(ident, None)
+    ended.clear()
+    pending.clear()  # the parent reports them
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def reset() -> None:
     """Forget what was reported (tests)."""
+    global _next_held_look
+    _next_held_look = 0.0
     _reported.clear()
     ended.clear()
     finished_names.clear()
+    _dead_owners.clear()
+    _leaked_permits.clear()
+    _permits.clear()
+    _cycles_before.clear()

@@ -71,7 +71,8 @@ class _Plugin:
         self._handle.unpatch()
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item: Any) -> Generator[None, Any, None]:
+    def pytest_runtest_setup(self, item: Any) -> Generator[None, Any, None]:
+        self._watch.publish_pending()  # what earlier tests left queued is theirs
         self._problems.clear()
         yield
 
@@ -79,8 +80,7 @@ class _Plugin:
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Generator[None, Any, None]:
         outcome = yield
         report = outcome.get_result()
-        if call.when != "call":
-            return
+        self._watch.publish_pending()  # lock-order findings are queued, not logged, in acquire
         found = [p for p in self._problems if p.kind in FAILING]
         self._problems.clear()
         if found and report.outcome != "skipped":

@@ -54,6 +54,10 @@ class JsonExporter(Exporter):
         return str(self.path)
 
 
+#: Files a json exporter of this process has opened already.
+_opened: set[str] = set()
+
+
 def _open(path: str, setting: str) -> IO[str]:
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
@@ -63,8 +67,13 @@ def _open(path: str, setting: str) -> IO[str]:
             raise ConfigurationError(
                 f"{setting}: cannot create directory {directory}: {error.strerror or error}"
             ) from None
+    # A run starts its files afresh; a second exporter on the same file in
+    # the same process (after configure() or shutdown()) adds to it instead.
+    key = os.path.abspath(path)
+    mode = "a" if key in _opened else "w"
+    _opened.add(key)
     try:
-        return open(path, "w", encoding="utf-8")
+        return open(path, mode, encoding="utf-8")
     except OSError as error:
         raise ConfigurationError(
             f"{setting}: cannot write {path}: {error.strerror or error}"
