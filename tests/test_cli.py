@@ -993,3 +993,30 @@ def test_run_logs_the_contention_report_by_default(tmp_path: Path) -> None:
         ["run", "--no-summary", "--report", "false", "script.py"], tmp_path, env
     )
     assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_recording_during_the_exit_flush_leaves_the_trace_whole(tmp_path: Path) -> None:
+    """Daemon threads still contending at exit must not reopen (and truncate) the trace."""
+    write(
+        tmp_path / "script.py",
+        """
+        import threading
+        lock = threading.Lock()
+        going = threading.Barrier(4)
+        def spin():
+            going.wait(10)
+            while True:
+                with lock:
+                    pass
+        for _ in range(3):
+            threading.Thread(target=spin, daemon=True).start()
+        going.wait(10)
+        from threadtrace.testing import wait_for_waiters
+        wait_for_waiters(lock, 1)  # they contend now, and go on doing so during the exit
+        """,
+    )
+    done = threadtrace_cmd(["run", "--wait-threshold", "0", "--no-summary", "script.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    raw = (tmp_path / TRACE).read_bytes()
+    assert b"\0" not in raw
+    assert read_trace_file(str(tmp_path / TRACE))  # every line parses
