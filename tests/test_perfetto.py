@@ -11,6 +11,8 @@ the ``json`` exporter's file give the same timeline.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import hashlib
 import itertools
 import json
 import logging
@@ -19,7 +21,7 @@ import random
 import re
 import threading
 import weakref
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional, Sequence
 
 import pytest
@@ -493,6 +495,311 @@ def test_no_spans_is_an_empty_timeline() -> None:
         "threadtrace.epoch_ns": 0,
         "threadtrace.dropped_spans": 0,
     }
+
+
+# -- the same timeline as before, for many kinds of records -----------------------------------
+
+
+def random_records(  # noqa: PLR0912 - a branch for each kind of span
+    seed: int, count: int, *, fine_clock: bool, clashing: bool
+) -> list[SpanRecord]:
+    """About ``count`` records of a made-up traced program, shuffled.
+
+    With every case the layout handles: reused idents, threads without runs,
+    spans without threads (following parents, orphans, a cycle of parents),
+    nested and crossed holds, waits woken by a link (to the waker's span, to
+    another thread's, to nothing) or by attributes only, several at one
+    instant, joins, odd attribute values, errors, several services.
+
+    ``fine_clock``: times to the ns (hardly any ties) rather than to the µs (many,
+    as with a fake clock).  ``clashing``: some span ids in two traces, and some
+    records twice (the first one counts).
+    """
+    chance = random.Random(seed)
+
+    def ns(us: int) -> int:
+        return BASE + us * 1000 + (chance.randrange(1000) if fine_clock else 0)
+
+    traces = [f"{number:032x}" for number in (1, 2, 3)]
+    records: list[SpanRecord] = []
+    made = itertools.count(1)
+
+    def new_id() -> str:
+        if clashing and records and chance.random() < 0.05:
+            return chance.choice(records).span_id  # in another trace, most likely
+        return f"{next(made):016x}"
+
+    def add(
+        name: str,
+        start: int,
+        end: int,
+        attributes: dict[str, Any],
+        parent: Optional[SpanRecord],
+        service: str,
+        links: Sequence[LinkRecord] = (),
+        error: Optional[str] = None,
+        end_ns: Optional[int] = None,
+    ) -> SpanRecord:
+        record = SpanRecord(
+            parent.trace_id if parent is not None else chance.choice(traces),
+            new_id(),
+            parent.span_id if parent is not None else None,
+            name,
+            ns(start),
+            ns(end) if end_ns is None else end_ns,
+            attributes,
+            tuple(links),
+            error,
+            service,
+        )
+        records.append(record)
+        return record
+
+    # (name, ident, service, start, end): ident 11 twice, one run after the other.
+    threads = [
+        ("worker-1", 11, "bank", 0, 40_000),
+        ("worker-1", 11, "bank", 40_000, 100_000),
+        ("worker-2", 12, "bank", 100, 90_000),
+        ("", 13, "bank", 5_000, 95_000),
+        ('pool-\u00e9"},{\n', 14, "billing", 0, 100_000),
+        ("io", 15, "", 0, 100_000),
+        ("MainThread", 1, "bank", 0, 100_000),  # no run
+        ("MainThread", 1, "billing", 0, 100_000),  # no run
+    ]
+    runs = [
+        add(
+            "Thread.run",
+            start,
+            end,
+            {
+                "thread.name": name,
+                "thread.id": ident,
+                "threadtrace.thread.daemon": ident == 15,
+                "code.function.name": "work",
+                "code.file.path": "/app/bank.py",
+                "code.line.number": 7,
+            },
+            None,
+            service,
+        )
+        for name, ident, service, start, end in threads[:6]
+    ]
+    primitives = [f"lock{number}@bank.py:{10 + number}" for number in range(14)]
+    kinds = ["Lock", "RLock", "Condition", "Event", "Semaphore", "BoundedSemaphore", "Barrier"]
+    by_thread: dict[int, list[SpanRecord]] = collections.defaultdict(list)
+    waits: list[SpanRecord] = []
+    while len(records) < count:
+        which = chance.randrange(len(threads))
+        name, ident, service, start, end = threads[which]
+        run = runs[which] if which < len(runs) else None
+        mine = by_thread[ident]
+        parent = run
+        if mine and chance.random() < 0.2:
+            parent = chance.choice(mine[-20:])
+        if chance.random() < 0.03:
+            parent = chance.choice(runs)  # maybe another thread's
+        thread_id: Any = ident
+        if chance.random() < 0.03:
+            thread_id = chance.choice([str(ident), True, float(ident), "x"])
+        own = {"thread.name": name, "thread.id": thread_id}
+        at = chance.randrange(start, end)
+        length = chance.choice([0, 0, 1, 2, 5, 50, 500, 5_000, chance.randrange(20_000)])
+        if chance.random() < 0.01:
+            length = -chance.randrange(1, 50)  # ends before it starts
+        what = chance.random()
+        if what < 0.35:
+            kind = chance.choice(["Lock", "RLock"])
+            for _ in range(chance.choice([1, 1, 2, 3])):  # nested or crossed
+                attributes = {
+                    **own,
+                    "threadtrace.primitive.kind": kind.lower(),
+                    "threadtrace.primitive.name": chance.choice(primitives),
+                    "threadtrace.operation": "hold",
+                    "code.function.name": chance.choice(["pay", "audit"]),
+                    "code.file.path": chance.choice(["/app/bank.py", "", "/app/l\u00e9dger.py"]),
+                    "code.line.number": chance.choice([3, 4, True, 5.0]),
+                }
+                mine.append(add(f"{kind}.hold", at, at + length, attributes, parent, service))
+                at += chance.choice([0, 0, 1, length // 2, length])
+                length = chance.choice([0, length, length * 2, 3])
+        elif what < 0.75:
+            kind = chance.choice(kinds)
+            operation = "acquire" if "Lock" in kind or "Semaphore" in kind else "wait"
+            attributes = {
+                **own,
+                "threadtrace.primitive.kind": kind.lower(),
+                "threadtrace.primitive.name": chance.choice(primitives),
+                "threadtrace.operation": operation,
+                "threadtrace.timed_out": chance.random() < 0.1,
+                "code.file.path": "/app/bank.py",
+                "code.line.number": chance.randrange(20, 30),
+            }
+            if chance.random() < 0.5:
+                timeouts = [0.5, 30.0, 0.0, -0.0, float("inf"), float("nan")]
+                attributes["threadtrace.timeout"] = chance.choice(timeouts)
+            if chance.random() < 0.5:
+                attributes["threadtrace.holder.thread.id"] = 12
+                attributes["threadtrace.holder.thread.name"] = "worker-2"
+                attributes["threadtrace.holder.code.file.path"] = "/app/bank.py"
+                attributes["threadtrace.holder.code.line.number"] = 30
+            links: list[LinkRecord] = []
+            waker = chance.choice([1, 11, 12, 13, 14, 15, 99])
+            waker_name = chance.choice(["", "worker", "MainThread"])
+            end_ns = None
+            how = chance.random()
+            if waits and not fine_clock and chance.random() < 0.3:
+                # Woken with another, at the same instant, often by the same thread.
+                other = chance.choice(waits[-30:])
+                end_ns = other.end_ns
+                at = (end_ns - BASE) // 1000 - length
+                if chance.random() < 0.7:
+                    for key in ("threadtrace.waker.thread.id", "threadtrace.waker.thread.name"):
+                        attributes.pop(key, None)
+                        if key in other.attributes:
+                            attributes[key] = other.attributes[key]
+                    links.extend(other.links)
+                    how = 1
+            if how < 0.6:
+                attributes["threadtrace.waker.thread.id"] = waker
+                attributes["threadtrace.waker.thread.name"] = waker_name
+            if how < 0.45:
+                current = chance.choice((by_thread.get(waker) or records)[-30:])
+                trace_id, span_id = current.trace_id, current.span_id
+                if chance.random() < 0.1:
+                    trace_id, span_id = traces[0], "feed" * 4  # a span not in the records
+                link_attributes = {
+                    "threadtrace.link.type": "woken_by",
+                    "thread.id": chance.choice([waker, waker, str(waker), None]),
+                    "thread.name": waker_name,
+                }
+                links.append(LinkRecord(trace_id, span_id, link_attributes))
+            wait = add(
+                f"{kind}.{operation}",
+                at,
+                at + length,
+                attributes,
+                parent,
+                service,
+                links,
+                end_ns=end_ns,
+            )
+            mine.append(wait)
+            waits.append(wait)
+        elif what < 0.82:
+            joined_run = chance.choice(runs)
+            attributes = {
+                **own,
+                "threadtrace.primitive.kind": "thread",
+                "threadtrace.primitive.name": joined_run.attributes["thread.name"],
+                "threadtrace.operation": "join",
+                "threadtrace.timed_out": chance.random() < 0.2,
+            }
+            link_to = joined_run if chance.random() < 0.9 else chance.choice(records)
+            link = LinkRecord(
+                link_to.trace_id, link_to.span_id, {"threadtrace.link.type": "joined"}
+            )
+            joined_at = (joined_run.end_ns - BASE) // 1000 + chance.choice([-10, 0, 3])
+            mine.append(
+                add(
+                    "Thread.join",
+                    min(at, joined_at),
+                    joined_at,
+                    attributes,
+                    parent,
+                    service,
+                    [link],
+                )
+            )
+        elif what < 0.95:
+            # Other instrumentations' spans: one in the thread, then two with none.
+            outer = add(
+                chance.choice(["handle", "pay \u20ac"]),
+                at,
+                at + length,
+                {
+                    **own,
+                    "http.route": "/pay",
+                    "items": (1, 2.5, "a"),
+                    "ratio": chance.choice([0.5, float("nan"), float("-inf")]),
+                    "nested": {"a": [1, {"b": None}], 2: "two"},
+                    "path": PurePosixPath("/app/x.py"),
+                },
+                parent,
+                service,
+                error=chance.choice([None, None, "boom", '\u00e9"},{']),
+            )
+            mine.append(outer)
+            inner = add(
+                "db", at, at + max(length, 0) // 2, {"db.statement": "select 1"}, outer, service
+            )
+            add("db.row", at, at, {}, inner, service)
+        else:
+            # No thread: a parent that is not there, or a cycle of parents.
+            add("orphan", at + 2, at + length, {"k": 1}, None, service)
+            records[-1] = dataclasses.replace(records[-1], parent_span_id="dead" * 4)
+            first, second = new_id(), new_id()
+            trace = chance.choice(traces)
+            for span_id, parent_id in ((first, second), (second, first)):
+                records.append(
+                    SpanRecord(
+                        trace,
+                        span_id,
+                        parent_id,
+                        "loop",
+                        ns(at),
+                        ns(at + 1),
+                        {},
+                        (),
+                        None,
+                        chance.choice(["bank", "zoo"]),
+                    )
+                )
+    if clashing:
+        for record in records[:3] + records[-3:]:
+            # The same span again, different: ignored, the first one counts.
+            at = ns(chance.randrange(100_000))
+            records.append(SpanRecord(record.trace_id, record.span_id, None, "again", at, at, {}))
+    chance.shuffle(records)
+    return records
+
+
+#: For each case of test_the_timeline_is_the_same_as_before: the sha256 of repr() of
+#: timeline() and of the file write_timeline() writes, as made by the implementation
+#: before the fast one (the straightforward one, an object per slice).
+BEFORE = {
+    (1, True, False, 10): (
+        "fd62525b3d0a84c77264f104f3b415df47706053b98f2ed808449870eb826473",
+        "739d49be3c0264b9a2329aed3e4b51de8e78ed602ebd87f7be82f676a54dce8f",
+    ),
+    (2, True, True, 0): (
+        "0f7288af241541a762293082af83243b7f03fbe4b0dcf7e95bb45d50c2242a99",
+        "016b0cccd8a8cca9c7c13eef3ba5f9679bc5ab6f3c84acac12fa36b908671fb9",
+    ),
+    (3, False, False, 3): (
+        "c5a2a7a229bb3820fff7803cc1d46f17750565d71413f4aa1059017739bc2a34",
+        "a3dc046e6f49dd334cc356cd17dda35961ac9fa716644988240aa969b0940f7a",
+    ),
+    (4, False, True, 10): (
+        "e65f153a4ac8700b64d6179ca919eb7146dd04b1b66c8915497c17ec20c02ecd",
+        "d1c49e8da4ddf6a0e97aa712e9ae31ea9274f0bf5ac0b781917f43615df41c5d",
+    ),
+}
+
+
+@pytest.mark.parametrize(("seed", "fine_clock", "clashing", "hot"), sorted(BEFORE))
+def test_the_timeline_is_the_same_as_before(
+    tmp_path: Path, seed: int, fine_clock: bool, clashing: bool, hot: int
+) -> None:
+    """Thousands of random-ish records: exactly the timeline and file there were before."""
+    records = random_records(seed, 3000, fine_clock=fine_clock, clashing=clashing)
+    data = timeline(records, hot=hot, dropped_spans=seed)
+    path = tmp_path / "t.json"
+    write_timeline(records, str(path), hot=hot, dropped_spans=seed)
+    assert json.loads(path.read_text()) == data
+    assert (
+        hashlib.sha256(repr(data).encode()).hexdigest(),
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+    ) == BEFORE[seed, fine_clock, clashing, hot]
 
 
 # -- write_timeline() ------------------------------------------------------------------------
