@@ -15,7 +15,7 @@ from typing import Any
 from helpers import line
 from opentelemetry.sdk.trace import ReadableSpan
 
-from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters
+from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
 FILE = "test_spans.py"
 
@@ -151,7 +151,9 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="pool"
         ) as pool:
-            pool.submit(lambda: tracer.start_span("task").end()).result(timeout=10)
+            future = pool.submit(lambda: tracer.start_span("task").end())
+            wait_until(future.done)  # so result() does not block (that would be a wait too)
+            future.result(timeout=10)
 
     spans = cap.spans()
     app_ctx = app.get_span_context()
