@@ -386,23 +386,11 @@ def read_metrics_file(path: str) -> Points:
         MetricsFileError: the file cannot be opened, a line is not OTLP JSON
             metrics (the message gives its number), or it holds no metrics.
     """
-    try:
-        with open(path, encoding="utf-8") as file:
-            lines = list(file)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise MetricsFileError(f"cannot read {path}: {reason}") from None
+    from ._traceio import read_otlp_file
+
     points: Points = {name: {} for name in REPORT_METRICS}
     seen = False
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = _parse_metrics_line(line)
-        except ValueError as error:
-            raise MetricsFileError(
-                f"{path}, line {number}: not an OTLP JSON metrics line ({error})"
-            ) from None
+    for data in read_otlp_file(path, "metrics", MetricsFileError):
         seen = True
         for name, attributes, value in _points_of(data):
             if name in points:
@@ -410,12 +398,6 @@ def read_metrics_file(path: str) -> Points:
     if not seen:
         raise MetricsFileError(f"{path} holds no metrics")
     return points
-
-
-def _parse_metrics_line(line: str) -> Any:
-    from ._traceio import parse_otlp_line
-
-    return parse_otlp_line(line, "metrics")
 
 
 def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:

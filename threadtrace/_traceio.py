@@ -171,6 +171,32 @@ def parse_traces_line(line: str) -> Any:
     return parse_otlp_line(line, "traces")
 
 
+def read_otlp_file(path: str, signal: str, error: type[Exception]) -> Iterator[Any]:
+    """The ``TracesData`` or ``MetricsData`` of each line of an OTLP JSON Lines file.
+
+    Blank lines are skipped.  ``signal`` is ``"traces"`` or ``"metrics"``.
+
+    Raises:
+        error: the file cannot be opened, or a line is not OTLP JSON of that
+            signal (the message names the file and gives the line's number).
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = list(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"cannot read {path}: {reason}") from None
+    what = "trace" if signal == "traces" else signal
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = parse_otlp_line(line, signal)
+        except ValueError as exc:
+            raise error(f"{path}, line {number}: not an OTLP JSON {what} line ({exc})") from None
+        yield data
+
+
 def read_trace_file(path: str) -> list[SpanRecord]:
     """Every span in an OTLP JSON Lines trace file, in file order.
 
@@ -178,22 +204,8 @@ def read_trace_file(path: str) -> list[SpanRecord]:
         TraceFileError: the file cannot be opened, a line is not OTLP JSON
             traces (the message gives its number), or it holds no spans.
     """
-    try:
-        with open(path, encoding="utf-8") as file:
-            lines = list(file)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise TraceFileError(f"cannot read {path}: {reason}") from None
     spans: list[SpanRecord] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = parse_traces_line(line)
-        except ValueError as error:
-            raise TraceFileError(
-                f"{path}, line {number}: not an OTLP JSON trace line ({error})"
-            ) from None
+    for data in read_otlp_file(path, "traces", TraceFileError):
         spans.extend(records_of(data))
     if not spans:
         raise TraceFileError(f"{path} holds no spans")
