@@ -24,6 +24,7 @@ import pytest
 import threadtrace
 from threadtrace._cli import _main_help
 from threadtrace._config import env_var, setting_names
+from threadtrace._locks import SPEEDUPS
 from threadtrace._traceio import SpanRecord, read_trace_file
 from threadtrace.exporters import installed_exporters
 
@@ -459,6 +460,43 @@ def test_a_keyboard_interrupt_traceback_shows_the_scripts_frames_only(tmp_path: 
         + console_summary(0)
         + "  hottest   no lock or semaphore was contended\n"
     )
+
+
+@pytest.mark.skipif(not POSIX, reason="death by a signal is POSIX")
+def test_a_keyboard_interrupt_runs_every_atexit_handler_before_dying_of_sigint(
+    tmp_path: Path,
+) -> None:
+    """As under python, including handlers registered before threadtrace's own
+    (here by ``sitecustomize``, as coverage.py registers its own)."""
+    site = write(
+        tmp_path / "site" / "sitecustomize.py",
+        """\
+        import atexit, sys
+        atexit.register(lambda: sys.stderr.write("registered before threadtrace\\n"))
+        """,
+    )
+    write(
+        tmp_path / "script.py",
+        """\
+        import atexit, sys
+        atexit.register(lambda: sys.stderr.write("registered by the program\\n"))
+        raise KeyboardInterrupt
+        """,
+    )
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site.parent), env["PYTHONPATH"]])
+    done = threadtrace_cmd(["run", "--exporters", "json", "script.py"], tmp_path, env)
+    assert done.returncode == -signal.SIGINT, done.stderr
+    lines = done.stderr.splitlines()
+    # Last registered, first run: the program's, then threadtrace's (the
+    # flush and the summary), then the earlier ones.
+    assert lines[lines.index("KeyboardInterrupt") + 1] == "registered by the program"
+    assert lines[lines.index("KeyboardInterrupt") + 2] == "threadtrace summary:"
+    if SPEEDUPS:
+        assert lines[-1] == "registered before threadtrace", done.stderr
+        assert lines.count("registered before threadtrace") == 1
+    else:  # the pure-Python fallback dies after the summary (docs/limitations.md)
+        assert "registered before threadtrace" not in lines, done.stderr
 
 
 def interrupt_while_waiting(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:

@@ -234,14 +234,37 @@ def _check_target(parser: _Parser, target: list[str]) -> Optional[str]:
     return None
 
 
-#: Set when the program ended with KeyboardInterrupt: after the flush and the
-#: summary, the process ends by SIGINT, as python's does.
+#: Set when the program ended with KeyboardInterrupt and the process must be
+#: killed by SIGINT at the end of :func:`_finish` (see :func:`_die_of_sigint`).
 _interrupted = False
+
+
+def _die_of_sigint() -> None:
+    """End the process by SIGINT once it is done, as python does after an
+    uncaught KeyboardInterrupt.
+
+    python's own decision to do so is forgotten whenever code compiled from a
+    string runs at exit (``exec``, ``eval``, a new dataclass or namedtuple),
+    which the exporters' flush does.  With the C extension, a low-level exit
+    function kills the process after the interpreter has finalized, so every
+    atexit handler runs first, as under python.  Without it, :func:`_finish`
+    kills the process after the summary, and atexit handlers registered before
+    threadtrace's (by ``sitecustomize``, say) do not run.
+    """
+    global _interrupted
+    from . import _locks
+
+    if _locks.SPEEDUPS:
+        from . import _speedups
+
+        die_at_exit = getattr(_speedups, "die_of_sigint_at_exit", None)  # a stale build
+        if die_at_exit is not None and die_at_exit():
+            return
+    _interrupted = True
 
 
 def _execute(module: Optional[str], script: Optional[str]) -> int:
     """Run the target as ``python`` would; return its exit status, or raise SystemExit."""
-    global _interrupted
     safe_path = getattr(sys.flags, "safe_path", False)  # -P / PYTHONSAFEPATH: no path entry
     try:
         if module is not None:
@@ -261,7 +284,7 @@ def _execute(module: Optional[str], script: Optional[str]) -> int:
         error = error.with_traceback(_trim(error.__traceback__))  # the hook reads it there
         sys.excepthook(type(error), error, error.__traceback__)
         if isinstance(error, KeyboardInterrupt):
-            _interrupted = True
+            _die_of_sigint()
         return 1
     return 0
 
@@ -344,7 +367,7 @@ def _visible_on_stderr() -> Any:
 
 
 def _finish(summarise: bool) -> None:
-    """At exit: flush the exporters, then print the summary (and die by SIGINT if due)."""
+    """At exit: flush the exporters, then print the summary (and die of SIGINT if due)."""
     import threadtrace
 
     from . import _state

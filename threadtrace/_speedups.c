@@ -14,6 +14,9 @@
  * Python methods of threadtrace._locks by name, so the semantics live in one
  * place.  _core.py holds the same hot path in pure Python; it is used when
  * this extension is not built, and the test suite runs against both.
+ *
+ * It also holds the one thing `threadtrace run` cannot do from Python: end
+ * the process by SIGINT after the interpreter has finalized (at the end).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -296,6 +299,50 @@ static PyType_Spec core_spec = {
     .slots = core_slots,
 };
 
+/* -- dying of SIGINT once the interpreter is done ---------------------------- */
+
+/* `threadtrace run` ends a program that raised KeyboardInterrupt as python
+ * ends it: by SIGINT, after every atexit handler has run and the interpreter
+ * has been finalized.  python decides that itself after Py_FinalizeEx
+ * (Modules/main.c, exit_sigint), but its flag is cleared whenever code
+ * compiled from a string runs in between (run_eval_code_obj resets it:
+ * exec(), eval(), any import that makes a dataclass or a namedtuple), and the
+ * exporters' flush at exit does run such code.  A low-level exit function
+ * runs after all of that, the last thing before the process exits. */
+#ifndef MS_WINDOWS
+#include <signal.h>
+#include <unistd.h>
+
+static void
+die_of_sigint(void)
+{
+    fflush(NULL);
+    signal(SIGINT, SIG_DFL);
+    kill(getpid(), SIGINT);
+    /* Still here (SIGINT blocked): the process exits with the status it had. */
+}
+#endif
+
+static PyObject *
+speedups_die_of_sigint_at_exit(PyObject *module, PyObject *unused)
+{
+#ifdef MS_WINDOWS
+    Py_RETURN_FALSE;
+#else
+    if (Py_AtExit(die_of_sigint) < 0) {
+        Py_RETURN_FALSE;  /* the table of 32 is full */
+    }
+    Py_RETURN_TRUE;
+#endif
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"die_of_sigint_at_exit", speedups_die_of_sigint_at_exit, METH_NOARGS,
+     "After the interpreter has finalized, end the process by SIGINT.\n\n"
+     "Returns False where that cannot be arranged (Windows, or no room left)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int
 speedups_exec(PyObject *module)
 {
@@ -325,8 +372,10 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "threadtrace._speedups",
-    .m_doc = "C hot path for threadtrace's locks (optional; _core.py is the fallback).",
+    .m_doc = "C hot path for threadtrace's locks, and the SIGINT exit of threadtrace run "
+             "(optional; _core.py and _cli.py are the fallbacks).",
     .m_size = 0,
+    .m_methods = speedups_methods,
     .m_slots = speedups_slots,
 };
 
