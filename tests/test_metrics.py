@@ -90,3 +90,24 @@ def test_providers_given_earlier_survive_a_later_configure() -> None:
         threadtrace.configure(exporters=("memory",))  # must not forget the capture's providers
         contend(threadtrace.Lock())
         assert [s.name for s in cap.spans() if s.name != "Thread.run"] == ["Lock.acquire"]
+
+
+def test_locks_collected_by_gc_keep_their_measured_holds(clock: FakeClock) -> None:
+    """The hold count and the longest hold outlive the locks, in the metrics and the report."""
+    import gc
+
+    with capture(clock=clock, sample_every=1, hold_threshold=3600) as cap:
+        for seconds in (2, 5, 1):  # three locks of one series (one line)
+            lock, lock_line = threadtrace.Lock(), line()
+            contend(lock)  # two holds of no time, and a wait: the lock is in the report
+            with lock:
+                clock.advance(seconds)
+            del lock
+        gc.collect()
+        assert len(_state.live) == 0
+        name = f"{FILE}:{lock_line}"
+        assert point(cap, "threadtrace.hold.count", "lock", name) == 9
+        assert point(cap, "threadtrace.hold.max", "lock", name) == 5.0
+        assert point(cap, "threadtrace.hold.time", "lock", name) == 8.0
+        (block,) = [p for p in threadtrace.report().primitives if p.name == name]
+        assert (block.holds_measured, block.total_hold, block.max_hold) == (9, 8.0, 5.0)

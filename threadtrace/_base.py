@@ -42,8 +42,12 @@ class Traced:
         explicit = self._tt_name
         return explicit if explicit is not None else self._tt_site.label
 
-    def _tt_counters(self) -> tuple[int, int, int, int]:
-        """(operations, contentions, wait ns, hold ns) for the metrics."""
+    def _tt_counters(self) -> tuple[int, ...]:
+        """(operations, contentions, wait ns, hold ns) for the metrics.
+
+        Locks add (measured holds, longest hold ns), so that a collected
+        lock's holds stay counted (:func:`threadtrace._metrics.snapshot_holds`).
+        """
         raise NotImplementedError
 
     def _tt_retire(self) -> None:

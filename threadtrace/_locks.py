@@ -191,8 +191,16 @@ class _LockBase(Traced):
     def __repr__(self) -> str:
         return self._repr_from_raw()
 
-    def _tt_counters(self) -> tuple[int, int, int, int]:
-        return (self._acquisitions, self._contended, self._wait_total, self._hold_total)
+    def _tt_counters(self) -> tuple[int, ...]:
+        # Six fields: a collected lock's measured holds stay in the report.
+        return (
+            self._acquisitions,
+            self._contended,
+            self._wait_total,
+            self._hold_total,
+            self._holds,
+            self._hold_max,
+        )
 
     # -- slow paths ------------------------------------------------------------------
 

@@ -120,9 +120,8 @@ def snapshot_counters() -> dict[Key, tuple[int, ...]]:
 def snapshot_holds() -> dict[Key, tuple[int, int]]:
     """``(measured holds, longest hold ns)`` of the locks, by (kind, name).
 
-    Live locks are read from their fields.  A collected lock counts only if
-    its retired counters carry those two fields (``_tt_counters()`` returning
-    six values); otherwise its holds are gone with it.
+    Live locks are read from their fields; a collected lock's two fields
+    were retired with its counters (the fifth and sixth ``_tt_counters()``).
     """
     totals: dict[Key, list[int]] = {}
     members = _members()
