@@ -163,6 +163,19 @@ def write_program(directory: Path) -> Path:
     return path
 
 
+def run_to_the_end(program: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``program`` in its folder, letting it exit at once after its work."""
+    return subprocess.run(
+        [sys.executable, str(program)],
+        cwd=program.parent,
+        env=env,
+        input="exit\n",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
 def by_name(spans: list[ReceivedSpan], name: str, thread: str) -> ReceivedSpan:
     found = [s for s in spans if s.name == name and s.attributes.get("thread.name") == thread]
     assert len(found) == 1, f"{len(found)} {name} spans in {thread}"
@@ -398,15 +411,7 @@ def test_an_unreachable_endpoint_costs_one_warning_and_at_most_the_flush_timeout
         THREADTRACE_FLUSH_TIMEOUT="1",
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=env,
-        input="exit\n",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    result = run_to_the_end(program, env)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert result.stdout == "traced work done\n"
@@ -435,15 +440,7 @@ def test_otel_metrics_exporter_none_sends_spans_only(
     env = environment(
         http_otlp_server.endpoint, http_otlp_server.protocol, OTEL_METRICS_EXPORTER="none"
     )
-    result = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=env,
-        input="exit\n",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    result = run_to_the_end(program, env)
     assert (result.returncode, result.stderr) == (0, "")
     assert http_otlp_server.received.spans()
     assert http_otlp_server.received.metrics() == []

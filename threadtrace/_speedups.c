@@ -22,6 +22,10 @@
 #include <Python.h>
 #include <structmember.h>
 #include "pythread.h"
+#ifndef MS_WINDOWS
+#include <signal.h>
+#include <unistd.h>
+#endif
 
 typedef struct {
     PyObject_HEAD
@@ -310,9 +314,6 @@ static PyType_Spec core_spec = {
  * exporters' flush at exit does run such code.  A low-level exit function
  * runs after all of that, the last thing before the process exits. */
 #ifndef MS_WINDOWS
-#include <signal.h>
-#include <unistd.h>
-
 static void
 die_of_sigint(void)
 {
