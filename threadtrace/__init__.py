@@ -51,10 +51,13 @@ __all__ = [
     "unpatch",
 ]
 
-# Public classes say where users import them from.
-for _cls in (
-    Barrier, BoundedSemaphore, Condition, ContentionReport, Event, Lock, RLock, Semaphore, Thread,
-    Timer,
+# Public names say where users import them from (in reprs, tracebacks and
+# pickles), not which private module defines them.
+for _public in (
+    Barrier, BoundedSemaphore, Condition, ConditionStatistics, Config, ConfigurationError,
+    ContentionReport, DeadlockError, Event, Lock, LockStatistics, PatchHandle, RLock, Semaphore,
+    Thread, Timer, WaitStatistics, configure, current_config, is_patched, patch, report,
+    shutdown, unpatch,
 ):  # fmt: skip
-    _cls.__module__ = __name__
-del _cls
+    _public.__module__ = __name__
+del _public
