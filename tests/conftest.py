@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 import threadtrace
-from threadtrace import _originals
+from threadtrace._support import originals as _originals
 from threadtrace.testing import Capture, FakeClock, capture
 
 

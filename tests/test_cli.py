@@ -22,10 +22,11 @@ from typing import Any, Optional, Sequence
 import pytest
 
 import threadtrace
-from threadtrace._cli import _main_help
-from threadtrace._config import env_var, setting_names
-from threadtrace._locks import SPEEDUPS
-from threadtrace._traceio import SpanRecord, read_trace_file
+from threadtrace._cli.main import _main_help
+from threadtrace._formats.otlp_jsonl import read_trace_file
+from threadtrace._formats.records import SpanRecord
+from threadtrace._primitives.core import SPEEDUPS
+from threadtrace._support.config import env_var, setting_names
 from threadtrace.exporters import installed_exporters
 
 POSIX = os.name == "posix"
@@ -974,9 +975,9 @@ def test_convert_writes_a_perfetto_timeline(
     contention_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     try:
-        import threadtrace._perfetto  # noqa: F401
+        import threadtrace._formats.perfetto  # noqa: F401
     except ImportError as error:
-        pytest.skip(f"threadtrace._perfetto is not importable yet ({error})")
+        pytest.skip(f"threadtrace._formats.perfetto is not importable yet ({error})")
     cwd, _ = contention_run
     out = cwd.parent / f"{cwd.name}-timeline.json"
     done = threadtrace_cmd(["convert", TRACE, "--to", "perfetto", "-o", str(out)], cwd)

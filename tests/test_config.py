@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import threadtrace
-from threadtrace._config import Config, env_var, from_environment, setting_names
+from threadtrace._support.config import Config, env_var, from_environment, setting_names
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 

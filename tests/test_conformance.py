@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 import threadtrace
-from threadtrace import _originals
+from threadtrace._support import originals as _originals
 from threadtrace.testing import wait_for_waiters, wait_until
 
 NAMES = (

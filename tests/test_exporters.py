@@ -8,7 +8,6 @@ servers; the perfetto exporter is in test_perfetto.py.
 
 from __future__ import annotations
 
-import collections
 import gc
 import json
 import logging
@@ -18,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -27,9 +25,11 @@ from helpers import line
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 import threadtrace
-from threadtrace import _export, _state, exporters
-from threadtrace._traceio import parse_traces_line, read_trace_file, to_otlp_json
-from threadtrace.testing import _CAPTURED_STATE, wait_for_waiters, wait_until
+from threadtrace import exporters
+from threadtrace._export import queue as _export
+from threadtrace._formats.otlp_jsonl import parse_traces_line, read_trace_file, to_otlp_json
+from threadtrace._runtime import runtime as _state
+from threadtrace.testing import wait_for_waiters, wait_until
 
 BUILT_INS = ("console", "json", "memory", "otlp", "perfetto")
 
@@ -37,19 +37,14 @@ BUILT_INS = ("console", "json", "memory", "otlp", "perfetto")
 @pytest.fixture
 def own_providers() -> Iterator[None]:
     """threadtrace's own exporters for the test, and everything put back after."""
-    saved = {name: getattr(_state, name) for name in (*_CAPTURED_STATE, "export_stats")}
+    saved = _state.snapshot()
     gc.collect()  # locks of earlier tests, made on the same lines, must not retire into this one
-    _state.export_stats = {}
-    _state.live = weakref.WeakSet()
-    _state.retired = collections.deque()
-    _state.retired_totals = {}
-    _state.threads_started = _state.threads_live = 0
+    _state.start_afresh()
     try:
         yield
     finally:
         threadtrace.shutdown(5)
-        for name, value in saved.items():
-            setattr(_state, name, value)
+        _state.restore(saved)
 
 
 def contended_program() -> tuple[Any, int, int]:

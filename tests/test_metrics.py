@@ -8,7 +8,7 @@ from typing import Any
 from helpers import contend, line
 
 import threadtrace
-from threadtrace import _state
+from threadtrace._runtime import runtime as _state
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters
 
 FILE = "test_metrics.py"

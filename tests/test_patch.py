@@ -10,7 +10,7 @@ import pytest
 from helpers import line
 
 import threadtrace
-from threadtrace import _originals
+from threadtrace._support import originals as _originals
 from threadtrace.testing import Capture, capture, wait_for_waiters
 
 FILE = "test_patch.py"

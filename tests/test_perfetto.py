@@ -20,7 +20,6 @@ import os
 import random
 import re
 import threading
-import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional, Sequence
 
@@ -30,12 +29,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import threadtrace
-from threadtrace import _perfetto, _state, exporters
-from threadtrace._perfetto import timeline, write_timeline
-from threadtrace._traceio import LinkRecord, SpanRecord, read_trace_file
+from threadtrace import exporters
+from threadtrace._formats import perfetto as _perfetto
+from threadtrace._formats.otlp_jsonl import read_trace_file
+from threadtrace._formats.perfetto import timeline, write_timeline
+from threadtrace._formats.records import LinkRecord, SpanRecord
+from threadtrace._runtime import runtime as _state
 from threadtrace.exporters import perfetto as perfetto_exporter
 from threadtrace.exporters.perfetto import PerfettoExporter
-from threadtrace.testing import _CAPTURED_STATE, FakeClock, wait_for_waiters, wait_until
+from threadtrace.testing import FakeClock, wait_for_waiters, wait_until
 
 TRACE = "ab" * 16
 BASE = 1_700_000_000 * 10**9  # the epoch ns that times below count from, in µs
@@ -957,20 +959,14 @@ def test_a_timeline_path_that_cannot_be_made_is_a_configuration_error(tmp_path: 
 @pytest.fixture
 def own_providers(clock: FakeClock) -> Iterator[None]:
     """threadtrace's own exporters and a fake clock for the test; everything put back after."""
-    saved = {name: getattr(_state, name) for name in (*_CAPTURED_STATE, "export_stats")}
-    _state.export_stats = {}
-    _state.live = weakref.WeakSet()
-    _state.retired = collections.deque()
-    _state.retired_totals = {}
-    _state.threads_started = _state.threads_live = 0
-    _state.clock = clock
+    saved = _state.snapshot()
+    _state.start_afresh(clock)
     try:
         yield
     finally:
         threadtrace.shutdown(5)
         threadtrace.configure(exporters=())
-        for name, value in saved.items():
-            setattr(_state, name, value)
+        _state.restore(saved)
 
 
 def finish(*threads: threading.Thread) -> None:

@@ -21,11 +21,11 @@ import pytest
 from helpers import line
 
 import threadtrace
-from threadtrace import _profile
-from threadtrace._cli import COMMANDS, main
-from threadtrace._metrics import HistogramPoint
-from threadtrace._report import quantile
-from threadtrace._traceio import read_trace_file
+from threadtrace._cli.main import COMMANDS, main
+from threadtrace._formats.otlp_jsonl import read_trace_file
+from threadtrace._recording import profile as _profile
+from threadtrace._report.model import quantile
+from threadtrace._support.points import HistogramPoint
 from threadtrace.testing import FakeClock, capture, wait_for_waiters, wait_until
 
 FILE = "test_report.py"

@@ -16,7 +16,8 @@ from helpers import contend
 from opentelemetry.sdk.trace import TracerProvider
 
 import threadtrace
-from threadtrace import _originals, _state
+from threadtrace._runtime import runtime as _state
+from threadtrace._support import originals as _originals
 from threadtrace.testing import capture, wait_for_waiters
 
 
@@ -223,15 +224,16 @@ def test_the_lock_core_in_use_is_the_one_asked_for() -> None:
     """THREADTRACE_PURE_PYTHON=1 selects the pure-Python core; otherwise C when built."""
     import os
 
-    from threadtrace import _core, _locks
+    from threadtrace._primitives import core as _locks
+    from threadtrace._primitives import pycore as _core
 
     pure = bool(os.environ.get("THREADTRACE_PURE_PYTHON"))
-    assert _locks.SPEEDUPS is (not pure and _locks._CLockCore is not None)
+    assert _locks.SPEEDUPS is (not pure and _locks.lockcore is not None)
     if pure:
         assert threadtrace.Lock.__mro__[-2] is _core.LockCore
         assert threadtrace.RLock.__mro__[-2] is _core.RLockCore
     elif _locks.SPEEDUPS:
-        assert threadtrace.Lock.__mro__[-2].__module__ == "threadtrace._speedups"
+        assert threadtrace.Lock.__mro__[-2].__module__ == "threadtrace._primitives._lockcore"
 
 
 def test_a_failing_recorder_never_breaks_a_lock(caplog: pytest.LogCaptureFixture) -> None:

@@ -25,7 +25,10 @@ import pytest
 from helpers import function_name, line
 
 import threadtrace
-from threadtrace import _watch
+from threadtrace._detect import watchdog as _watch
+from threadtrace._detect.problems import publish_pending
+from threadtrace._detect.state import owner_of
+from threadtrace._runtime import runtime
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
 HERE = os.path.basename(__file__)
@@ -34,8 +37,8 @@ HERE = os.path.basename(__file__)
 @pytest.fixture
 def watch(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
     """Patched and recording, the watchdog on but its thread never started: tests look with scan()."""
-    monkeypatch.setattr(_watch, "_start_watchdog", lambda: None)
-    monkeypatch.setattr(_watch, "manual", True)  # a watchdog thread of an earlier test
+    monkeypatch.setattr(_watch, "ensure_started", lambda: None)
+    monkeypatch.setattr(runtime.detect, "manual", True)  # a watchdog thread of an earlier test
     with capture(clock=clock, sample_every=1, deadlock_after=1.0, stuck_after=5.0) as recorded:
         yield recorded
 
@@ -253,7 +256,7 @@ def test_with_defaults_a_deadlock_is_reported_by_the_watchdog_within_5_seconds()
         both.wait()
         start = time.monotonic()
         while time.monotonic() - start < 5:
-            if threadtrace._watch._reported:
+            if threadtrace._runtime.runtime.detect.reported:
                 print("reported after", round(time.monotonic() - start, 1))
                 break
             time.sleep(0.01)
@@ -339,7 +342,7 @@ def test_an_inversion_that_never_hangs_is_reported_with_a_scenario(
             thread.join(10)
             assert not thread.is_alive()
         assert caplog.records == []  # queued inside acquire, not logged there
-        _watch.publish_pending()  # what the watchdog thread does (it is off here)
+        publish_pending()  # what the watchdog thread does (it is off here)
     reports = [r.getMessage() for r in caplog.records]
     assert len(reports) == 1  # once, however often the orders repeat
     t, a = base + 3, base + 8
@@ -397,7 +400,7 @@ def test_consistent_orders_rlock_recursion_and_condition_waits_add_no_inversion(
         with outer, inner:  # the same order again, from another thread
             pass
         assert not inner.acquire(blocking=False) or inner.release() is None
-        assert _watch.publish_pending() == []
+        assert publish_pending() == []
     assert caplog.records == []
 
 
@@ -417,9 +420,9 @@ def test_accounts_locked_in_id_order_are_fine_and_out_of_order_is_caught(
         transfer(0, 1, True)
         transfer(1, 0, True)
         transfer(2, 1, True)
-        assert _watch.publish_pending() == []
+        assert publish_pending() == []
         transfer(1, 0, False)
-        assert len(_watch.publish_pending()) == 1
+        assert len(publish_pending()) == 1
     assert len(caplog.records) == 1
     assert caplog.records[0].getMessage().splitlines()[1] == (
         f"  cycle: {accounts[0].name} -> {accounts[0].name} -> {accounts[0].name}"
@@ -551,7 +554,7 @@ def test_a_lock_held_by_a_finished_thread_is_reported_at_once(
         f"acquired at {HERE}:{made + 3} in {function_name(forget)}; {consequence}."
     )
     if kind == "Lock":  # a new thread may get the same ident: it is not taken for the holder
-        assert _watch.owner_of(lock) != thread.ident
+        assert owner_of(lock) != thread.ident
         lock.release()
 
 
@@ -580,7 +583,9 @@ def test_a_deadlock_through_a_conditions_own_lock_is_found(
     wait_for_waiters(cond, 1)
     second = started(notifier, "notifier")
     wait_for_waiters(other, 1)
-    wait_until(lambda: getattr(_watch.blocked.get(first.ident), "primitive", None) is cond._lock)
+    wait_until(
+        lambda: getattr(runtime.detect.blocked.get(first.ident), "primitive", None) is cond._lock
+    )
     assert _watch.scan() == []
     clock.advance(2)
     (problem,) = _watch.scan()
@@ -611,7 +616,7 @@ def test_idle_queue_consumers_and_joins_on_busy_threads_are_not_stuck(
     consumer = started(consume, "consumer")
     worker = started(run_busy, "busy")
     joiner = started(lambda: worker.join(), "joiner")
-    wait_until(lambda: len(_watch.blocked) >= 3)
+    wait_until(lambda: len(runtime.detect.blocked) >= 3)
     clock.advance(3600)
     assert _watch.scan() == []
     work.put(-1)
@@ -647,7 +652,7 @@ def test_an_inversion_is_not_logged_inside_acquire(watch: Capture) -> None:
         thread.join(10)
         assert not thread.is_alive()  # it did not hang in its own log handler
         assert seen == []
-        _watch.publish_pending()  # the watchdog's thread would do this
+        publish_pending()  # the watchdog's thread would do this
     finally:
         logger.removeHandler(handler)
     assert seen == [
@@ -680,7 +685,7 @@ def test_a_child_forked_while_others_record_lock_orders_works() -> None:
                 x, y = threading.Lock(), threading.Lock()
                 with x, y:
                     pass
-                os._exit(0 if threadtrace._watch.blocked == {} else 1)
+                os._exit(0 if threadtrace._runtime.runtime.detect.blocked == {} else 1)
             ok += os.waitpid(pid, 0)[1] == 0
         stop.set()
         for w in workers:

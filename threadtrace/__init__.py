@@ -7,20 +7,20 @@ waits, contention and thread lifetimes into OpenTelemetry spans and metrics;
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
-from ._api import configure, current_config, shutdown
-from ._condition import Condition
-from ._config import Config
-from ._event import Barrier, Event
-from ._exceptions import ConfigurationError, DeadlockError
-from ._locks import Lock, RLock
-from ._originals import local
-from ._patch import PatchHandle, is_patched, patch, unpatch
-from ._report import ContentionReport, report
-from ._semaphore import BoundedSemaphore, Semaphore
-from ._statistics import ConditionStatistics, LockStatistics, WaitStatistics
-from ._threads import Thread, Timer
+from ._control import exit as _exit  # registers the exit flush
+from ._control.configure import configure, current_config, shutdown
+from ._control.patch import PatchHandle, is_patched, patch, unpatch
+from ._primitives.condition import Condition
+from ._primitives.event import Barrier, Event
+from ._primitives.locks import Lock, RLock
+from ._primitives.semaphore import BoundedSemaphore, Semaphore
+from ._primitives.threads import Thread, Timer
+from ._report.model import ContentionReport, report
+from ._support.config import Config
+from ._support.errors import ConfigurationError, DeadlockError
+from ._support.originals import local
+from ._support.statistics import ConditionStatistics, LockStatistics, WaitStatistics
+from ._support.version import __version__
 
 __all__ = [
     "Barrier",
@@ -60,4 +60,4 @@ for _public in (
     shutdown, unpatch,
 ):  # fmt: skip
     _public.__module__ = __name__
-del _public
+del _public, _exit

@@ -24,6 +24,10 @@ from typing import Any, Generator, Optional
 
 import pytest
 
+import threadtrace
+from threadtrace._detect.problems import publish_pending
+from threadtrace._runtime import runtime
+
 #: Problems that fail the test they happened in.
 FAILING = ("deadlock", "lock_order_inversion")
 
@@ -51,28 +55,26 @@ def pytest_addoption(parser: Any) -> None:
 
 class _Plugin:
     def __init__(self, config: Any) -> None:
-        import threadtrace
-        from threadtrace import _watch
-
         self._config = config
         self._problems: list[Any] = []
-        self._watch = _watch
+        self._listeners = runtime.detect.listeners
+        self._publish_pending = publish_pending
         settings = {
             name: value
             for name, value in PLUGIN_DEFAULTS.items()
             if f"THREADTRACE_{name.upper()}" not in os.environ
         }
         self._handle = threadtrace.patch(**settings)
-        _watch.listeners.append(self._problems.append)
+        self._listeners.append(self._problems.append)
 
     def close(self) -> None:
-        if self._problems.append in self._watch.listeners:
-            self._watch.listeners.remove(self._problems.append)
+        if self._problems.append in self._listeners:
+            self._listeners.remove(self._problems.append)
         self._handle.unpatch()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: Any) -> Generator[None, Any, None]:
-        self._watch.publish_pending()  # what earlier tests left queued is theirs
+        self._publish_pending()  # what earlier tests left queued is theirs
         self._problems.clear()
         yield
 
@@ -80,7 +82,7 @@ class _Plugin:
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Generator[None, Any, None]:
         outcome = yield
         report = outcome.get_result()
-        self._watch.publish_pending()  # lock-order findings are queued, not logged, in acquire
+        self._publish_pending()  # lock-order findings are queued, not logged, in acquire
         found = [p for p in self._problems if p.kind in FAILING]
         self._problems.clear()
         if found and report.outcome != "skipped":
@@ -101,11 +103,7 @@ class _Plugin:
 
 
 def _contention_text(top: int) -> Optional[str]:
-    try:
-        from threadtrace import report
-    except ImportError:  # pragma: no cover - a release without the report
-        return None
-    return str(report(top=top))
+    return str(threadtrace.report(top=top))
 
 
 def pytest_configure(config: Any) -> None:

@@ -17,7 +17,6 @@ import collections
 import contextlib
 import dataclasses
 import time
-import weakref
 from typing import Any, Callable, Iterator, Optional
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,10 +25,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import _lockorder, _originals, _profile, _state, _watch
-from ._api import configure
-from ._patch import patch as _patch
-from ._threads import thread_statistics
+from ._control.configure import configure
+from ._control.patch import patch as _patch
+from ._primitives.threads import thread_statistics
+from ._runtime import runtime
+from ._support import originals as _originals
 
 __all__ = ["Capture", "FakeClock", "capture", "wait_for_waiters", "wait_until"]
 
@@ -129,19 +129,6 @@ class Capture:
         return dict(out)
 
 
-#: What capture() swaps out of threadtrace._state, and puts back.
-_CAPTURED_STATE = (
-    "config",
-    "recorder",
-    "clock",
-    "live",
-    "retired",
-    "retired_totals",
-    "threads_started",
-    "threads_live",
-)
-
-
 @contextlib.contextmanager
 def capture(
     *, patch: bool = True, clock: Optional[Any] = None, **settings: Any
@@ -157,32 +144,22 @@ def capture(
         A :class:`Capture`.  On exit threading is unpatched and threadtrace's
         configuration, clock and registries are what they were before.
     """
-    saved = {name: getattr(_state, name) for name in _CAPTURED_STATE}
-    saved_profile = _profile.swap(_profile.ContentionAggregator())
-    _watch.reset()
-    _lockorder.reset()
+    saved = runtime.snapshot()
+    runtime.start_afresh(clock)
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    _state.live = weakref.WeakSet()
-    _state.retired = collections.deque()
-    _state.retired_totals = {}
-    _state.threads_started = _state.threads_live = 0
-    if clock is not None:
-        _state.clock = clock
     handle = None
     try:
         configure(tracer_provider=tracer_provider, meter_provider=meter_provider, **settings)
         if patch:
             handle = _patch()
-        yield Capture(exporter, reader, tracer_provider, meter_provider, _state.clock)
+        yield Capture(exporter, reader, tracer_provider, meter_provider, runtime.clock)
     finally:
         if handle is not None:
             handle.unpatch()
-        for name, value in saved.items():
-            setattr(_state, name, value)
-        _profile.swap(saved_profile)
+        runtime.restore(saved)
         tracer_provider.shutdown()
         meter_provider.shutdown()

@@ -19,18 +19,22 @@ returns ``False`` loses that batch; the loss is counted and reported once.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from .._support.errors import ConfigurationError
+from .._support.plugins import ENTRY_POINT_GROUP, installed_exporters
+from .._support.plugins import _cache as _cache  # the registry's cache: tests add fakes
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
     from opentelemetry.sdk.trace import ReadableSpan
 
-    from .._config import Config
+    from .._support.config import Config
 
 __all__ = ["ENTRY_POINT_GROUP", "Exporter", "installed_exporters", "load_exporter"]
 
-ENTRY_POINT_GROUP = "threadtrace.exporters"
+# Public where users import it from: the registry itself is read in _support.
+installed_exporters.__module__ = __name__
 
 
 class Exporter:
@@ -80,37 +84,12 @@ class Exporter:
         return type(self).export_metrics is not Exporter.export_metrics
 
 
-def _entry_points() -> dict[str, object]:
-    from importlib import metadata
-
-    if sys.version_info >= (3, 10):
-        found = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    else:  # pragma: no cover - Python 3.9's entry_points() is a dict
-        found = metadata.entry_points().get(ENTRY_POINT_GROUP, ())
-    points: dict[str, object] = {}
-    for point in found:
-        points.setdefault(point.name, point)
-    return points
-
-
-_cache: dict[str, object] = {}
-
-
-def installed_exporters() -> dict[str, object]:
-    """Every registered exporter name, mapped to its entry point."""
-    if not _cache:
-        _cache.update(_entry_points())
-    return dict(_cache)
-
-
 def load_exporter(name: str) -> type[Exporter]:
     """The exporter class registered as ``name``.
 
     Raises:
         ConfigurationError: no exporter has that name, or it does not load.
     """
-    from .._exceptions import ConfigurationError
-
     installed = installed_exporters()
     point = installed.get(name)
     if point is None:

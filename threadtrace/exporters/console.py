@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any, Mapping, Sequence
 
-from .. import _units
+from .._support import units as _units
 from . import Exporter
 
 _PREFIX = "[threadtrace]"

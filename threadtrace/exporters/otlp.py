@@ -22,7 +22,10 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from .._exceptions import ConfigurationError
+from opentelemetry.sdk.metrics.export import MetricExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from .._support.errors import ConfigurationError
 from . import Exporter
 
 PROTOCOLS = ("http/protobuf", "grpc")
@@ -65,21 +68,23 @@ class OtlpExporter(Exporter):
         self.protocol = _protocol("TRACES")
         metrics_protocol = _protocol("METRICS")
         self.endpoint = _endpoint("TRACES", self.protocol)
+        # Lazy: the otlp extra may not be installed, which is an error only
+        # for a program that asks for this exporter (said here, at configure()).
         try:
             if self.protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415 - see above
                     OTLPSpanExporter,
                 )
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]  # noqa: PLC0415 - see above
                     OTLPSpanExporter,
                 )
             if metrics_protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415 - see above
                     OTLPMetricExporter,
                 )
             else:
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]  # noqa: PLC0415 - see above
                     OTLPMetricExporter,
                 )
         except ImportError as error:
@@ -90,13 +95,9 @@ class OtlpExporter(Exporter):
         self._metrics = None if wanted == "none" else OTLPMetricExporter()
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         return bool(self._spans.export(spans) is SpanExportResult.SUCCESS)
 
     def export_metrics(self, metrics: Any) -> bool:
-        from opentelemetry.sdk.metrics.export import MetricExportResult
-
         assert self._metrics is not None  # not called when handles_metrics() is false
         return bool(self._metrics.export(metrics) is MetricExportResult.SUCCESS)
 

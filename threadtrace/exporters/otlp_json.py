@@ -16,8 +16,12 @@ from __future__ import annotations
 import os
 from typing import IO, Any, Optional, Sequence
 
-from .._exceptions import ConfigurationError
-from .._traceio import to_otlp_json
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from .._formats.otlp_jsonl import to_otlp_json
+from .._runtime import runtime
+from .._support.errors import ConfigurationError
 from . import Exporter
 
 
@@ -30,15 +34,11 @@ class JsonExporter(Exporter):
         self._metrics: Optional[IO[str]] = None
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
         self._spans.write(to_otlp_json(encode_spans(spans)) + "\n")
         self._spans.flush()
         return True
 
     def export_metrics(self, metrics: Any) -> bool:
-        from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-
         if self._metrics is None:
             self._metrics = _open(self.metrics_path, "json_metrics_path")
         self._metrics.write(to_otlp_json(encode_metrics(metrics)) + "\n")
@@ -54,10 +54,6 @@ class JsonExporter(Exporter):
         return str(self.path)
 
 
-#: Files a json exporter of this process has opened already.
-_opened: set[str] = set()
-
-
 def _open(path: str, setting: str) -> IO[str]:
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
@@ -70,8 +66,8 @@ def _open(path: str, setting: str) -> IO[str]:
     # A run starts its files afresh; a second exporter on the same file in
     # the same process (after configure() or shutdown()) adds to it instead.
     key = os.path.abspath(path)
-    mode = "a" if key in _opened else "w"
-    _opened.add(key)
+    mode = "a" if key in runtime.files_opened else "w"
+    runtime.files_opened.add(key)
     try:
         return open(path, mode, encoding="utf-8")
     except OSError as error:

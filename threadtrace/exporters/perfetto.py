@@ -23,10 +23,10 @@ import logging
 import os
 from typing import Any, Optional, Sequence
 
-from .. import _originals
-from .._exceptions import ConfigurationError
-from .._perfetto import write_timeline
-from .._traceio import SpanRecord, from_readable
+from .._formats.perfetto import write_timeline
+from .._formats.records import SpanRecord, from_readable
+from .._support import originals as _originals
+from .._support.errors import ConfigurationError
 from . import Exporter
 
 logger = logging.getLogger("threadtrace")

@@ -1,0 +1,132 @@
+"""``threadtrace report``: the contention report of a run saved by the json exporter."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from typing import Sequence
+
+from .._control.configure import current_config
+from .._formats.otlp_jsonl import MetricsFileError, parse_traces_line, read_metrics_file
+from .._report.model import build, options
+from .._support.config import REPORT_SORTS, Config
+from .usage import PROG, Parser, UsageError
+
+
+def _top_option(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def command(argv: Sequence[str]) -> int:
+    """``threadtrace report TRACE [--metrics PATH] [--sort S] [--top N] [--json]``.
+
+    Raises:
+        UsageError: a bad option, or a file that cannot be read (one line,
+            naming the file and the problem).
+    """
+    config = current_config()
+    parser = Parser(
+        prog=f"{PROG} report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Print the contention report of a run saved by the json exporter: the
+            primitives that cost the most waiting, where threads blocked, and where
+            the holders they waited behind had acquired them.  It is the report the
+            program would have logged at exit (or returned from threadtrace.report()),
+            computed from the metrics file the json exporter writes next to the trace.
+            """
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              threadtrace report threadtrace-trace.jsonl
+              threadtrace report out/trace.jsonl --metrics out/metrics.jsonl --sort max --top 5
+              threadtrace report threadtrace-trace.jsonl --json > report.json
+            """
+        ),
+    )
+    parser.add_argument(
+        "trace",
+        help="a trace file the json exporter wrote (OTLP JSON Lines), e.g. threadtrace-trace.jsonl",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="PATH",
+        help="the metrics file of the same run. Default: the trace's path with "
+        "'.metrics.jsonl' for its suffix, where the json exporter puts it unless "
+        "json_metrics_path says otherwise. Example: --metrics out/metrics.jsonl",
+    )
+    parser.add_argument(
+        "--sort",
+        choices=REPORT_SORTS,
+        help="order: wait (total wait), max (longest single wait) or count (number "
+        f"of waits). Default: {config.report_sort} (THREADTRACE_REPORT_SORT). "
+        "Example: --sort max",
+    )
+    parser.add_argument(
+        "--top",
+        type=_top_option,
+        metavar="N",
+        help=f"list at most N primitives. Default: {config.report_top} "
+        "(THREADTRACE_REPORT_TOP). Example: --top 5",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON (what ContentionReport.to_dict() gives) "
+        "instead of text. Example: --json > report.json",
+    )
+    given = parser.parse_args(argv)
+    try:
+        _check_trace(given.trace)
+    except ValueError as error:
+        raise UsageError(f"{parser.prog}: error: {error}") from None
+    metrics = given.metrics or _metrics_beside(given.trace)
+    try:
+        points = read_metrics_file(metrics)
+    except MetricsFileError as error:
+        hint = ""
+        if given.metrics is None and not os.path.exists(metrics):
+            hint = " (the json exporter writes it at exit; give its path with --metrics)"
+        raise UsageError(f"{parser.prog}: error: {error}{hint}") from None
+    sort, top = options(given.sort, given.top)
+    result = build(points, sort, top)
+    sys.stdout.write((result.to_json(indent=2) if given.json else result.text()) + "\n")
+    return 0
+
+
+def _check_trace(path: str) -> None:
+    """Make sure ``path`` is a trace the json exporter wrote (its first line is).
+
+    Raises:
+        ValueError: naming the file and the problem.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    parse_traces_line(line)
+                except ValueError as error:
+                    raise ValueError(
+                        f"{path}, line {number}: not an OTLP JSON trace line ({error})"
+                    ) from None
+                return
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ValueError(f"cannot read {path}: {reason}") from None
+
+
+def _metrics_beside(trace: str) -> str:
+    """Where the json exporter put the metrics of a run whose trace is ``trace``."""
+    return Config(json_path=trace).json_metrics_file

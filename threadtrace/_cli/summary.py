@@ -1,0 +1,57 @@
+"""The few lines ``threadtrace run`` prints to stderr at exit."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .._recording.metrics import snapshot_counters
+from .._runtime import runtime
+from .._support import units as _units
+from .._support.names import ACQUIRED, DISPLAY
+
+#: How many primitives the summary names.
+HOTTEST = 3
+
+
+def summary(export_stats: Mapping[str, Any]) -> str:
+    """Threads seen, where the spans went, and the hottest primitives."""
+    lines = ["threadtrace summary:"]
+    lines.append(f"  threads   {runtime.threads_started} started")
+    if not export_stats:
+        lines.append("  exported  nothing (no exporters, or the program set its own providers)")
+    for name, stats in export_stats.items():
+        spans = stats.spans_exported
+        text = f"{spans} span{'' if spans == 1 else 's'} to {name} ({stats.destination})"
+        if stats.spans_lost:
+            text += f", {stats.spans_lost} lost"
+        if stats.metric_failures:
+            text += f", {stats.metric_failures} metric exports failed"
+        lines.append(f"  exported  {text}")
+    # Locks and semaphores only: a wait on a Condition, an Event or a queue is
+    # often a thread idling for work by design; the contention report has them.
+    hottest = sorted(
+        (
+            (counts[2], kind, name, counts)
+            for (kind, name), counts in snapshot_counters().items()
+            if kind in ACQUIRED
+        ),
+        reverse=True,
+    )[:HOTTEST]
+    hottest = [row for row in hottest if row[0] > 0]
+    if not hottest:
+        lines.append("  hottest   no lock or semaphore was contended")
+    for i, (wait_ns, kind, name, counts) in enumerate(hottest):
+        operations, contentions = counts[0], counts[1]
+        label = "hottest" if i == 0 else ""
+        lines.append(
+            f"  {label:<9} {DISPLAY.get(kind, kind)} {name}: waited "
+            f"{_units.duration(wait_ns / 1e9)} in total, {contentions} of {operations} "
+            f"acquisitions blocked"
+        )
+    for name, stats in export_stats.items():
+        if name == "json":
+            lines.append(
+                f"  timeline  threadtrace convert {stats.destination} --to perfetto "
+                "-o timeline.json"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Switching threadtrace on and steering it: ``configure()``, ``patch()``, and the exit."""

@@ -1,0 +1,219 @@
+"""``patch()`` and ``unpatch()``: instrument the ``threading`` module in place.
+
+What changes while patched:
+
+* ``threading.Lock``, ``RLock``, ``Condition``, ``Semaphore``,
+  ``BoundedSemaphore``, ``Event`` and ``Barrier`` become threadtrace's
+  classes.  Code that looks them up at call time (``queue``,
+  ``concurrent.futures``, the app) gets traced primitives; callers that are
+  telemetry plumbing, or ``threading`` composing its own primitives, get the
+  stdlib objects (see :mod:`threadtrace._sites`).
+* ``Thread`` and ``Timer`` stay the stdlib classes (so ``isinstance`` and
+  ``Timer`` keep working, and subclasses made before ``patch()`` are covered);
+  three hooks are installed instead: threading's ``_start_new_thread`` (or
+  ``_start_joinable_thread``), and, with wrapt, ``Thread._bootstrap_inner``
+  and ``Thread.join``.
+* ``concurrent.futures.thread._WorkItem`` carries the submitter's
+  OpenTelemetry context into the worker.
+
+None of these attributes is touched by OpenTelemetry's ThreadingInstrumentor,
+so the two coexist in either order.  A wrapper of ours that somebody else has
+wrapped again is not torn out by ``unpatch()``; it is switched off and left as
+a pass-through, so their instrumentation keeps working.
+"""
+
+from __future__ import annotations
+
+# Imported with threadtrace, not lazily in patch(): its fork handler, which
+# re-inits concurrent.futures' global lock in a forked child, must be
+# registered before any OpenTelemetry TracerProvider's.  The SDK's child
+# handler re-detects resources on a ThreadPoolExecutor and would otherwise
+# block on that lock, still held from before the fork
+# (tests/test_safety.py::test_a_forked_child_keeps_working hangs).
+import concurrent.futures.thread as futures_thread
+import threading
+from types import TracebackType
+from typing import Any, Callable, Optional
+
+import wrapt
+from opentelemetry import context as otel_context
+
+from .._primitives.condition import Condition
+from .._primitives.event import Barrier, Event
+from .._primitives.locks import Lock, RLock
+from .._primitives.semaphore import BoundedSemaphore, Semaphore
+from .._primitives.threads import join_traced, prepare_start, run_traced
+from .._runtime import runtime
+from .._support import originals as _originals
+from .configure import configure
+
+PRIMITIVES: dict[str, Any] = {
+    "Lock": Lock,
+    "RLock": RLock,
+    "Condition": Condition,
+    "Semaphore": Semaphore,
+    "BoundedSemaphore": BoundedSemaphore,
+    "Event": Event,
+    "Barrier": Barrier,
+}
+
+_START_NAME = (
+    "_start_joinable_thread"
+    if hasattr(threading, "_start_joinable_thread")
+    else "_start_new_thread"
+)
+
+
+class _Switch:
+    """Whether our wrappers do anything; shared by every wrapper of one patch."""
+
+    on = True
+
+
+def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., Any]:
+    def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+        thread = getattr(function, "__self__", None)
+        if switch.on and isinstance(thread, _originals.Thread):
+            try:
+                prepare_start(thread, 2)
+            except Exception:  # noqa: BLE001 - tracing must never stop a thread from starting
+                thread._tt_traced = False  # type: ignore[attr-defined]
+        return original(function, *args, **kwargs)
+
+    start_thread.__wrapped__ = original  # type: ignore[attr-defined]
+    start_thread._tt_wrapper = True  # type: ignore[attr-defined]
+    return start_thread
+
+
+class PatchHandle:
+    """The result of :func:`patch`; undoes it with :meth:`unpatch` or ``with``.
+
+    Thread-safe: patching and unpatching are serialised.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self._switch = _Switch()
+        self._saved: list[tuple[Any, str, Any, Any]] = []
+
+    def _replace(self, owner: Any, name: str, new: Any) -> None:
+        self._saved.append((owner, name, owner.__dict__[name], new))
+        setattr(owner, name, new)
+
+    def _apply(self) -> None:
+        switch = self._switch
+        for name, cls in PRIMITIVES.items():
+            self._replace(threading, name, cls)
+        self._replace(threading, _START_NAME, _wrap_start(getattr(threading, _START_NAME), switch))
+
+        def bootstrap_inner(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not switch.on:
+                return wrapped(*args, **kwargs)
+            return run_traced(instance, lambda: wrapped(*args, **kwargs))
+
+        def join(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not switch.on:
+                return wrapped(*args, **kwargs)
+            timeout = kwargs["timeout"] if "timeout" in kwargs else (args[0] if args else None)
+            return join_traced(instance, lambda _timeout: wrapped(*args, **kwargs), timeout)
+
+        def work_item_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if switch.on:
+                instance._tt_context = otel_context.get_current()
+            return wrapped(*args, **kwargs)
+
+        def work_item_run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            ctx = getattr(instance, "_tt_context", None)
+            if not switch.on or ctx is None:
+                return wrapped(*args, **kwargs)
+            token = otel_context.attach(ctx)
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        thread_cls = _originals.Thread
+        for owner, name, wrapper in (
+            (thread_cls, "_bootstrap_inner", bootstrap_inner),
+            (thread_cls, "join", join),
+            (futures_thread._WorkItem, "__init__", work_item_init),
+            (futures_thread._WorkItem, "run", work_item_run),
+        ):
+            proxy = wrapt.FunctionWrapper(owner.__dict__[name], wrapper)
+            self._replace(owner, name, proxy)
+        self.active = True
+
+    def unpatch(self) -> None:
+        """Restore ``threading`` exactly as it was; harmless when already undone."""
+        with runtime.patch_lock:
+            if not self.active:
+                return
+            self._switch.on = False
+            for owner, name, original, ours in reversed(self._saved):
+                if owner.__dict__.get(name) is ours:
+                    setattr(owner, name, original)
+                # else: somebody wrapped ours since; it stays, switched off.
+            self._saved.clear()
+            self.active = False
+            if runtime.patch_handle is self:
+                runtime.patch_handle = None
+
+    def __enter__(self) -> PatchHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.unpatch()
+
+    def __repr__(self) -> str:
+        return f"<threadtrace.PatchHandle {'active' if self.active else 'undone'}>"
+
+
+def patch(**settings: Any) -> PatchHandle:
+    """Instrument the ``threading`` module in place.
+
+    Afterwards every primitive and thread the program creates is traced,
+    including those made inside ``queue`` and ``concurrent.futures``.
+    Calling it again while patched changes the settings given and returns
+    the same handle.
+
+    Args:
+        **settings: any setting :func:`threadtrace.configure` takes.
+
+    Returns:
+        A handle whose :meth:`~PatchHandle.unpatch` (or ``with`` block end)
+        restores ``threading``.
+
+    Raises:
+        ConfigurationError: a setting or ``THREADTRACE_*`` variable is
+            invalid; nothing was patched.
+    """
+    with runtime.patch_lock:
+        configure(**settings)  # also refuses an invalid THREADTRACE_* variable
+        handle = runtime.patch_handle
+        if handle is not None and handle.active:
+            return handle
+        handle = PatchHandle()
+        handle._apply()
+        runtime.patch_handle = handle
+    recorder = runtime.recorder
+    if recorder is not None:
+        recorder.ensure_ready()
+    return handle
+
+
+def unpatch() -> None:
+    """Undo :func:`patch`; harmless when not patched."""
+    handle = runtime.patch_handle
+    if handle is not None:
+        handle.unpatch()
+
+
+def is_patched() -> bool:
+    """Whether ``threading`` is currently patched by threadtrace."""
+    handle = runtime.patch_handle
+    return handle is not None and handle.active

@@ -1,0 +1,127 @@
+"""Held by the dead: locks and permits that a finished thread still holds.
+
+When a traced thread ends, the locks and ``BoundedSemaphore`` permits it
+still holds are reported: nobody can release an ``RLock`` for it, and a
+permit it took is a leak (once nobody gave it back within a grace period:
+a producer may acquire what a consumer releases).  Each finished holder
+gets a stand-in ident, so a new thread given the same ident by the OS is
+never taken for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional
+
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.sites import Site
+from .describe import acquire_site_text, describe, made, site_text
+from .problems import Problem
+
+
+def record_end(ident: int, thread: Any) -> bool:
+    """A traced thread finished (called in it, as it ends); returns whether to look.
+
+    Its semaphore permits are known right here, and handed to stand-ins at
+    once, before the OS gives the ident to a new thread.  The locks it may
+    still hold are for the watchdog to find (a look at every live lock),
+    at once but at most a few times a second.
+    """
+    state = runtime.detect
+    semaphores = state.permits.pop(ident, None)
+    if not runtime.config.watchdog:
+        return False
+    if semaphores:
+        now = runtime.clock.monotonic_ns()
+        for semaphore in list(semaphores):
+            tomb = state.tombstone(thread.name)
+            if (
+                semaphore._tt_rename_holder(ident, tomb)
+                and semaphore._tt_kind == "bounded_semaphore"
+            ):
+                # A plain Semaphore's permits roam: only bounded ones leak.
+                state.leaked_permits[(semaphore, tomb)] = (now, thread.name)
+    state.ended.append((ident, thread.name, thread))
+    return True
+
+
+def look(now: Optional[int] = None) -> list[Problem]:
+    if now is None:
+        now = runtime.clock.monotonic_ns()
+    state = runtime.detect
+    problems = _permits_still_leaked(now)
+    ended = state.ended
+    if not ended or time.monotonic() < state.next_held_look:
+        return problems
+    started = time.monotonic()
+    gone: dict[int, tuple[str, Any]] = {}
+    while ended:
+        ident, name, thread = ended.popleft()
+        current = _originals._active.get(ident)
+        if current is not None and current is not thread:
+            continue  # the ident already belongs to a new thread: too late to tell
+        gone[ident] = (name, thread)
+    with runtime.book:
+        members = list(runtime.live)
+    for primitive in members:
+        kind = getattr(primitive, "_tt_kind", "")
+        if kind in ("lock", "rlock"):
+            owner = primitive._owner
+            if owner in gone and primitive._raw_locked():
+                name, thread = gone[owner]
+                state.dead_owners[primitive] = (owner, state.tombstone(name), thread)
+                problems.append(_held_problem(primitive, owner, name, None))
+    for ident in gone:
+        runtime.lock_order.thread_ended(ident)
+    # A look at every live lock costs time in proportion to them: keep the
+    # watchdog under a tenth of a core however fast threads come and go.
+    took = time.monotonic() - started
+    state.next_held_look = time.monotonic() + max(0.05, 9 * took)
+    return problems
+
+
+def _permits_still_leaked(now: int) -> list[Problem]:
+    """Permits of finished threads nobody gave back within the grace period.
+
+    A permit taken by one thread may be released by another (a producer that
+    acquires, a consumer that releases), so a finished holder is only a leak
+    once ``stuck_after`` (or 5 s) has passed with the permit still out.
+    """
+    grace = (runtime.config.stuck_after or 5.0) * 1e9
+    leaked = runtime.detect.leaked_permits
+    problems = []
+    for key, (ended_at, name) in list(leaked.items()):
+        semaphore, tomb = key
+        still = semaphore._tt_holder_sites().get(tomb)
+        if not still:
+            del leaked[key]
+        elif now - ended_at >= grace:
+            del leaked[key]
+            problems.append(_held_problem(semaphore, tomb, name, still))
+    return problems
+
+
+def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Site]]) -> Problem:
+    if sites is None:
+        where = acquire_site_text(primitive)
+        what = describe(primitive)
+        never = (
+            "no other thread can release it"
+            if primitive._tt_kind == "rlock"
+            else ("every thread that acquires it will wait forever")
+        )
+    else:
+        where = ", ".join(site_text(site) for site in sites) or "an unknown site"
+        count = len(sites)
+        what = f"{count} permit{'s' if count != 1 else ''} of {describe(primitive)}"
+        fewer = "one fewer" if count == 1 else f"{count} fewer"
+        them = "it" if count == 1 else "them"
+        never = f"nobody gave {them} back: the semaphore has {fewer} to give"
+    text = (
+        f"threadtrace: HELD BY A FINISHED THREAD: {name} ended holding {what}, "
+        f"acquired at {where}; {never}.\n"
+        f"  {made(primitive)}"
+    )
+    return Problem("held_by_finished_thread", logging.ERROR, text, [name])

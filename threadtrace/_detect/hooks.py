@@ -1,0 +1,86 @@
+"""What the program's threads call: the detectors' entry points, on slow paths only.
+
+A primitive about to block calls :func:`begin` and, when done, :func:`end`;
+a thread that ends calls :func:`thread_ended`; semaphores keep the table of
+who holds permits; a finding made inside ``acquire`` is queued with
+:func:`publish_later`.  None of these raises into the program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.errors import DeadlockError
+from . import finished, watchdog
+from .problems import Problem
+from .state import Blocked
+
+
+def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[Blocked]:
+    """The calling thread is about to block; every call is paired with :func:`end`.
+
+    ``timeout`` is ``None`` for a wait that can last forever.  Returns the
+    entry (``None`` if it could not be made).  Never raises.
+    """
+    me = _originals.get_ident()
+    blocked = runtime.detect.blocked
+    try:
+        wait = Blocked(primitive, operation, runtime.clock.monotonic_ns(), timeout, blocked.get(me))
+        blocked[me] = wait
+        watchdog.ensure_started()
+    except Exception as error:  # noqa: BLE001 - never raise into the host
+        runtime.internal_error("watchdog", error)
+        return None
+    return wait
+
+
+def end() -> None:
+    """The calling thread stopped blocking in its latest :func:`begin`."""
+    me = _originals.get_ident()
+    blocked = runtime.detect.blocked
+    wait = blocked.get(me)
+    if wait is None or wait.previous is None:
+        blocked.pop(me, None)
+    else:
+        blocked[me] = wait.previous
+
+
+def current() -> Optional[Blocked]:
+    """What the calling thread is blocked in, seen from inside the wait."""
+    return runtime.detect.blocked.get(_originals.get_ident())
+
+
+def raise_if_doomed(wait: Optional[Blocked]) -> None:
+    """In a waiting thread: raise DeadlockError if the watchdog chose this wait to end."""
+    if wait is not None and wait.doomed is not None:
+        raise DeadlockError(wait.doomed)
+
+
+def permits_held(ident: int) -> set[Any]:
+    """The semaphores thread ``ident`` holds permits of (the semaphore updates it)."""
+    permits = runtime.detect.permits
+    held = permits.get(ident)
+    if held is None:
+        held = permits[ident] = set()
+    return held
+
+
+def permit_returned(ident: int, semaphore: Any) -> None:
+    """Thread ``ident`` holds no permit of ``semaphore`` any more."""
+    held = runtime.detect.permits.get(ident)
+    if held is not None:
+        held.discard(semaphore)
+
+
+def thread_ended(ident: int, thread: Any) -> None:
+    """A traced thread finished (called in it, as it ends): the watchdog looks soon."""
+    if finished.record_end(ident, thread):
+        watchdog.wake()
+
+
+def publish_later(problem: Problem) -> None:
+    """Report ``problem`` soon, from the watchdog's thread (or at exit, without one)."""
+    runtime.detect.pending.append(problem)
+    watchdog.wake()

@@ -1,0 +1,259 @@
+"""Lock order: possible deadlocks found before they happen (lockdep's idea).
+
+With ``lock_order=True`` every acquisition of a traced ``Lock``/``RLock``
+takes the slow path, which keeps, per thread, the stack of locks it holds
+and where it took each.  Taking B while holding A records the order A → B
+with both sites, twice: between the two lock *instances*, and between their
+*names* (the creation site, or ``name=``), which stands for every lock made
+there.  The first time an order closes a cycle (B → … → A already seen), a
+possible deadlock is reported once, with both orders, their sites and a
+two-column scenario of how two threads deadlock, even though this run did
+not hang.  Orders between locks of one name are checked per instance only
+(``Account`` locks taken in id order are fine).
+
+RLock recursion adds no order (it cannot deadlock), nor does a ``Condition``
+re-acquiring its lock after a wait.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from typing import Any, NamedTuple, Optional
+
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.sites import Site
+from .hooks import publish_later
+from .problems import Problem
+
+#: Orders kept before the table starts afresh (go-deadlock does the same).
+MAX_ORDERS = 65536
+
+
+class Order(NamedTuple):
+    """``second`` was taken at ``second_site`` while holding ``first`` (taken at ``first_site``)."""
+
+    first: str
+    first_site: Optional[Site]
+    second: str
+    second_site: Optional[Site]
+    thread: str
+
+
+class LockOrder:
+    """The order graph, and the locks each thread holds (a runtime component).
+
+    Thread-safe: each thread writes only its own held stack; the graph is
+    changed under a raw lock of its own, taken only when a nesting is new.
+
+    Attributes:
+        held: thread ident -> the locks it holds, oldest first: [lock, site].
+        orders: (from, to) key -> the first Order seen.  Keys are lock
+            serials or names.
+        seen: (first serial, second serial) pairs already recorded: the
+            common case, a nesting seen before, is one set lookup per held
+            lock, without the lock.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[int, list[list[Any]]] = {}
+        self.orders: dict[tuple[Any, Any], Order] = {}
+        self.successors: dict[Any, set[Any]] = {}
+        self.reported: set[frozenset[Any]] = set()
+        self.seen: set[tuple[int, int]] = set()
+        self.lock = _originals.allocate_lock()
+        # Never reset (not even by fresh()): a serial is never reused.
+        self.serials = itertools.count(1)
+
+    def fresh(self) -> LockOrder:
+        """No orders and no holds; serials go on counting."""
+        fresh = LockOrder()
+        fresh.serials = self.serials
+        return fresh
+
+    def after_fork_in_child(self) -> None:
+        """Another thread may have held the lock at the fork; only this thread's holds remain."""
+        self.lock = _originals.allocate_lock()
+        me = _originals.get_ident()
+        for ident in list(self.held):
+            if ident != me:
+                self.held.pop(ident, None)
+
+    def serial(self) -> int:
+        """A number for a new lock, never reused (``id()`` is, after collection)."""
+        return next(self.serials)
+
+    def acquired(self, lock: Any, site: Optional[Site], reentered: bool = False) -> None:
+        """The calling thread now holds ``lock``, taken at ``site``."""
+        me = _originals.get_ident()
+        stack = self.held.get(me)
+        if stack is None:
+            stack = self.held[me] = []
+        if reentered:
+            return
+        if stack:
+            self._record(stack, lock, site)
+        stack.append([lock, site])
+
+    def restored(self, lock: Any, site: Optional[Site]) -> None:
+        """``lock`` is held again after a ``Condition`` wait: held, but no new order."""
+        self.held.setdefault(_originals.get_ident(), []).append([lock, site])
+
+    def released(self, lock: Any) -> None:
+        """``lock`` was let go (its outermost hold), usually by the thread that took it."""
+        if _drop(self.held.get(_originals.get_ident()), lock):
+            return
+        # A Lock may be released by another thread than the one that took it.
+        for stack in list(self.held.values()):
+            if _drop(stack, lock):
+                return
+
+    def acquire_site(self, lock: Any) -> Optional[Site]:
+        """Where its current holder took ``lock``, if lock order tracking saw it."""
+        owner = getattr(lock, "_owner", None)
+        for entry in self.held.get(owner, ()) if owner is not None else ():
+            if entry[0] is lock:
+                site: Optional[Site] = entry[1]
+                return site
+        return None
+
+    def thread_ended(self, ident: int) -> None:
+        self.held.pop(ident, None)
+
+    def _record(self, stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
+        serial = lock._tt_serial
+        seen = self.seen
+        if all(first is lock or (first._tt_serial, serial) in seen for first, _ in stack):
+            return
+        thread = _originals.current_thread_name()
+        new: list[tuple[Any, Any, Order]] = []
+        with self.lock:
+            seen.update((first._tt_serial, serial) for first, _ in stack if first is not lock)
+            if len(self.orders) > MAX_ORDERS:
+                self.orders.clear()
+                self.successors.clear()
+                seen.clear()
+            for first, first_site in stack:
+                if first is lock:
+                    continue
+                order = Order(first.name, first_site, lock.name, site, thread)
+                keys = [(("i", first._tt_serial), ("i", lock._tt_serial))]
+                first_kind, second_kind = _kind_of(first), _kind_of(lock)
+                if first_kind != second_kind:
+                    keys.append((first_kind, second_kind))
+                for key in keys:
+                    if key not in self.orders:
+                        self.orders[key] = order
+                        self.successors.setdefault(key[0], set()).add(key[1])
+                        new.append((key[0], key[1], order))
+            found = []
+            for a, b, order in new:
+                path = _path(self.successors, b, a)
+                if path is None:
+                    continue
+                cycle = frozenset(
+                    ("n", self.orders[step].first, self.orders[step].second) for step in path
+                )
+                cycle |= {("n", order.first, order.second)}
+                if cycle in self.reported:
+                    continue
+                self.reported.add(cycle)
+                found.append((order, [self.orders[step] for step in path]))
+        for order, others in found:
+            _report(order, others)
+
+
+def _drop(stack: Optional[list[list[Any]]], lock: Any) -> bool:
+    if stack:
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is lock:
+                del stack[i]
+                return True
+    return False
+
+
+def _kind_of(lock: Any) -> tuple[Any, ...]:
+    """What stands for every lock made alike: its ``name=``, or its creation site.
+
+    The site is the file's full path and the line (two ``util.py:2`` in two
+    packages are two kinds of lock), not the short label of the report.
+    """
+    if lock._tt_name is not None:
+        return ("n", lock._tt_name)
+    site = lock._tt_site
+    return ("s", site.filename, site.lineno)
+
+
+def _path(
+    successors: dict[Any, set[Any]], start: Any, goal: Any
+) -> Optional[list[tuple[Any, Any]]]:
+    """Orders leading from ``start`` to ``goal``, if any (depth first)."""
+    stack: list[tuple[Any, list[tuple[Any, Any]]]] = [(start, [])]
+    seen = {start}
+    while stack:
+        node, path = stack.pop()
+        for nxt in successors.get(node, ()):
+            step = [*path, (node, nxt)]
+            if nxt == goal:
+                return step
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, step))
+    return None
+
+
+def _where(site: Optional[Site]) -> str:
+    if site is None or site.code is None:
+        return "an unknown site"
+    return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
+
+
+def _report(order: Order, others: list[Order]) -> None:
+    """Report the cycle closed by ``order``; ``others`` lead back round it."""
+    chain = [*others, order]
+    names = " -> ".join([chain[0].first, *(step.second for step in chain)])
+    lines = [
+        "threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders "
+        "(this run did not hang, but it can)",
+        f"  cycle: {names}",
+    ]
+    for step in chain:
+        lines.append(
+            f"  {step.thread} took {step.second} at {_where(step.second_site)}\n"
+            f"      while holding {step.first}, taken at {_where(step.first_site)}"
+        )
+    lines.append("")
+    lines.extend(_scenario(order, others))
+    threads = list(dict.fromkeys(step.thread for step in chain))
+    # Not logged here: this thread is inside acquire(), holding the lock it
+    # just took, and a logging handler may want that very lock.
+    publish_later(Problem("lock_order_inversion", logging.WARNING, "\n".join(lines), threads))
+
+
+def _scenario(order: Order, others: list[Order]) -> list[str]:
+    """lockdep's "possible unsafe locking scenario", one column per thread."""
+    chain = [*others, order]
+    columns = [step.thread for step in chain]
+    if len({*columns}) < len(columns):  # same thread name twice: number them
+        columns = [f"{name} ({i + 1})" for i, name in enumerate(columns)]
+    width = max(28, *(len(f"lock({step.first})") + 4 for step in chain))
+    rows = [["" for _ in chain] for _ in range(2 * len(chain))]
+    for i, step in enumerate(chain):  # each thread takes its first lock...
+        rows[i][i] = f"lock({step.first})"
+    for i, step in enumerate(chain):  # ...then each waits for the next one's
+        rows[len(chain) + i][i] = f"lock({step.second})"
+    lines = ["  Possible unsafe scenario:", ""]
+    lines.append("    " + "".join(name.ljust(width) for name in columns).rstrip())
+    lines.append("    " + "".join(("-" * len(name)).ljust(width) for name in columns).rstrip())
+    for row in rows:
+        lines.append("    " + "".join(cell.ljust(width) for cell in row).rstrip())
+    lines.append("")
+    lines.append("    *** DEADLOCK ***")
+    lines.append("")
+    lines.append("  Take these locks in one order everywhere to make this impossible.")
+    return lines
+
+
+runtime.install("lock_order", LockOrder())

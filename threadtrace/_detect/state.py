@@ -1,0 +1,161 @@
+"""The detectors' state: the waits in progress, what was reported, the finished holders.
+
+One :class:`DetectorState` lives in the runtime (``runtime.detect``).  The
+program's threads write their own entries of :attr:`~DetectorState.blocked`
+(a dict item assignment is atomic); the watchdog reads a copy.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import weakref
+from typing import Any, Callable, Optional
+
+from .._runtime import runtime
+from .._support import originals as _originals
+
+
+class Blocked:
+    """One thread, blocked in one operation on one primitive."""
+
+    __slots__ = (
+        "doomed",
+        "notifies",
+        "operation",
+        "previous",
+        "primitive",
+        "since",
+        "timeout",
+        "unheard",
+    )
+
+    def __init__(
+        self,
+        primitive: Any,
+        operation: str,
+        since: int,
+        timeout: Optional[float],
+        previous: Optional[Blocked],
+    ) -> None:
+        self.previous = previous  # a wait this one interrupts (a Condition re-taking its lock)
+        self.primitive = primitive
+        self.operation = operation
+        self.since = since
+        self.timeout = timeout
+        self.notifies = getattr(primitive, "_tt_notifies", 0)
+        self.unheard = getattr(primitive, "_tt_unheard", 0)
+        #: The report of the deadlock this wait must end with (on_deadlock="raise").
+        self.doomed: Optional[str] = None
+
+    @property
+    def timed(self) -> bool:
+        return self.timeout is not None
+
+
+class DetectorState:
+    """Everything the watchdog and the checks keep.
+
+    Attributes:
+        blocked: thread ident -> what it is blocked in now.  Written by the
+            blocked thread only, read by the watchdog.
+        ended: traced threads that ended since the last look: (ident, name,
+            thread).  Bounded: a program that ends threads faster than the
+            watchdog looks loses the oldest checks, not memory.
+        reported: what was already reported, so each problem is reported once.
+        pending: problems found on a program thread (lock order, found inside
+            acquire), to be reported from the watchdog's thread: logging
+            there could take a lock the finding thread holds.
+        listeners: called with every problem reported (the pytest plugin).
+        manual: tests set this to look with ``scan()`` themselves: the thread
+            then only sleeps (as it does while an injected clock is in force).
+        watchdog: the watchdog thread, and the pid it was started in.
+        cycles_before: the wait cycles of the previous look; a cycle is
+            reported only when seen twice.
+        finished_names: stand-in ident -> the finished thread's name.
+        next_held_look: when the next look for locks left held may happen
+            (real time, not the clock).
+        dead_owners: locks whose owner finished while holding them: lock ->
+            (ident, stand-in, thread).  Kept beside the lock (``_owner`` is
+            the lock's own business, and a C field).
+        leaked_permits: BoundedSemaphore permits of finished threads,
+            reported if still held after a grace period: (semaphore,
+            stand-in) -> (ended at, name).
+        permits: thread ident -> the semaphores it holds permits of (kept by
+            the semaphores).
+    """
+
+    def __init__(self) -> None:
+        self.blocked: dict[int, Blocked] = {}
+        self.pending: collections.deque[Any] = collections.deque()
+        self.listeners: list[Callable[[Any], None]] = []
+        self.manual = False
+        self.watchdog: Optional[Any] = None
+        self.watchdog_pid = 0
+        self.wake = _originals.Event()
+        self._findings_afresh()
+
+    def _findings_afresh(self) -> None:
+        self.ended: collections.deque[tuple[int, str, Any]] = collections.deque(maxlen=100_000)
+        self.reported: set[Any] = set()
+        self.cycles_before: set[frozenset[Any]] = set()
+        #: Stand-in idents for finished threads that still hold something, so
+        #: that a new thread given the same ident by the OS is not taken for
+        #: the holder.
+        self.tombstones = itertools.count(-1, -1)
+        self.finished_names: dict[int, str] = {}
+        self.next_held_look = 0.0
+        self.dead_owners: weakref.WeakKeyDictionary[Any, tuple[int, int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.leaked_permits: dict[tuple[Any, int], tuple[int, str]] = {}
+        self.permits: dict[int, set[Any]] = {}
+
+    def fresh(self) -> DetectorState:
+        """No findings; the waits in progress, the queue, the listeners and the thread stay."""
+        state = DetectorState.__new__(DetectorState)
+        state.blocked = self.blocked
+        state.pending = self.pending
+        state.listeners = self.listeners
+        state.manual = self.manual
+        state.watchdog = self.watchdog
+        state.watchdog_pid = self.watchdog_pid
+        state.wake = self.wake
+        state._findings_afresh()
+        return state
+
+    def after_fork_in_child(self) -> None:
+        """The child has one thread: forget the others' waits, and the parent's watchdog."""
+        self.watchdog = None  # started again on the next wait
+        self.wake = _originals.Event()
+        me = _originals.get_ident()
+        for ident in list(self.blocked):
+            if ident != me:
+                self.blocked.pop(ident, None)
+        self.ended.clear()
+        self.pending.clear()  # the parent reports them
+
+    def tombstone(self, name: str) -> int:
+        """A stand-in ident for a finished thread called ``name``."""
+        tomb = next(self.tombstones)
+        self.finished_names[tomb] = name
+        return tomb
+
+
+def name_of(ident: int) -> str:
+    """A thread's name, finished ones included."""
+    return runtime.detect.finished_names.get(ident) or _originals.thread_name(ident)
+
+
+def owner_of(lock: Any) -> Optional[int]:
+    """The thread holding ``lock``: its ident, or a stand-in if that thread finished."""
+    owner: Optional[int] = lock._owner
+    dead = runtime.detect.dead_owners.get(lock)
+    if dead is not None and owner == dead[0]:
+        now_there = _originals._active.get(owner)
+        if now_there is None or now_there is dead[2]:
+            return dead[1]
+    return owner
+
+
+runtime.install("detect", DetectorState())

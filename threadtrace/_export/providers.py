@@ -1,0 +1,142 @@
+"""threadtrace's own OpenTelemetry SDK providers, for apps that set none.
+
+When the application has configured global providers, threadtrace records
+into those and none of this is built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.version import __version__ as sdk_version
+
+from .._support import originals as _originals
+from .._support.config import Config
+from ..exporters import Exporter, load_exporter
+from .queue import (
+    ExportStats,
+    MetricAdapter,
+    SpanQueue,
+    deliver,
+    exporting,
+    install_log_filter,
+    logger,
+)
+
+
+class FallbackProviders:
+    """A tracer and a meter provider wired to the configured exporters.
+
+    Attributes:
+        exporters: the exporter instances, by name.
+        stats: what happened to the data sent to each, by name.
+    """
+
+    def __init__(self, config: Config) -> None:
+        resource = _resource()
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        readers: list[MetricReader] = []
+        self.exporters: dict[str, Exporter] = {}
+        self.stats: dict[str, ExportStats] = {}
+        self._queues: list[SpanQueue] = []
+        for name in config.exporters:
+            exporter = load_exporter(name)(config)
+            stats = ExportStats(name, exporter.destination())
+            self.exporters[name] = exporter
+            self.stats[name] = stats
+            if exporter.handles_spans():
+                if exporter.synchronous:
+                    self.tracer_provider.add_span_processor(_Synchronous(exporter, stats))
+                else:
+                    queue = SpanQueue(exporter, stats)
+                    self._queues.append(queue)
+                    self.tracer_provider.add_span_processor(queue)
+            if exporter.handles_metrics():
+                readers.append(PeriodicExportingMetricReader(MetricAdapter(exporter, stats)))
+        install_log_filter()
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, shutdown_on_exit=False
+        )
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush everything and close the exporters, waiting at most ``timeout`` seconds.
+
+        An exporter stuck on a dead endpoint cannot hold up the exit: the work
+        runs on a daemon thread, and what is still queued when time runs out
+        is counted as dropped.
+        """
+        done = _originals.Event()
+        flushed: list[bool] = []
+
+        def close() -> None:
+            try:
+                millis = int(timeout * 1000)
+                flushed.append(self.tracer_provider.force_flush(millis))
+                self.tracer_provider.shutdown()
+                self.meter_provider.shutdown(timeout_millis=millis)
+                with exporting():
+                    for exporter in self.exporters.values():
+                        exporter.shutdown(timeout)
+            except Exception as error:  # noqa: BLE001 - exit goes on regardless
+                logger.warning("threadtrace: error while flushing exporters", exc_info=error)
+            finally:
+                done.set()
+
+        _originals.Thread(target=close, name="threadtrace-flush", daemon=True).start()
+        if not done.wait(timeout) or flushed != [True]:
+            for queue in self._queues:
+                queue.abandon()
+            logger.warning(
+                "threadtrace: exporters did not finish flushing within %.1f s; "
+                "unsent data was dropped",
+                timeout,
+            )
+
+
+class _Synchronous(SpanProcessor):
+    """Hands each span over as it ends, for exporters that only keep them in memory."""
+
+    def __init__(self, exporter: Exporter, stats: ExportStats) -> None:
+        self._exporter = exporter
+        self._stats = stats
+
+    def on_end(self, span: ReadableSpan) -> None:
+        deliver(self._stats, self._exporter, (span,))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _resource() -> Resource:
+    """The SDK's default resource, built without ``Resource.create()``.
+
+    ``Resource.create()`` runs its detectors on a thread pool of its own.
+    Providers may be built lazily, in whatever thread first records, and
+    that thread may hold ``concurrent.futures``' global lock (inside
+    ``ThreadPoolExecutor.submit``): a pool submit there would deadlock.
+    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` are honoured.
+    """
+    return (
+        Resource(
+            {
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry",
+                "telemetry.sdk.version": sdk_version,
+            }
+        )
+        .merge(OTELResourceDetector().detect())
+        .merge(Resource({"service.name": _service_name()}))
+    )
+
+
+def _service_name() -> str:
+    name = os.environ.get("OTEL_SERVICE_NAME")
+    if name:
+        return name
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    return f"threadtrace:{os.path.basename(argv0)}"

@@ -1,0 +1,70 @@
+"""What every traced primitive shares: its type, its name, its registration."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._runtime import runtime
+from .._support.sites import UNKNOWN, Site
+
+
+class PrimitiveType(type):
+    """Metaclass of the traced primitives.
+
+    ``isinstance(obj, threadtrace.Event)`` (and, under :func:`threadtrace.patch`,
+    ``isinstance(obj, threading.Event)``) is also true for the stdlib objects the
+    factories hand out to excluded callers and for those made before patching,
+    so swapping the classes in ``threading`` never turns an ``isinstance``
+    check false.  Subclasses of the traced classes behave as usual.
+    """
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        if type.__instancecheck__(cls, instance):
+            return True
+        original = cls.__dict__.get("_tt_original")
+        return original is not None and isinstance(instance, original)
+
+
+class Traced:
+    """Mixin with the naming and bookkeeping every traced primitive has.
+
+    Subclasses set ``_tt_kind`` and define ``_tt_counters()``.
+    """
+
+    __slots__ = ()
+    _tt_kind: str = ""
+    _tt_site: Site
+    _tt_name: Optional[str]
+
+    @property
+    def name(self) -> str:
+        """The name given with ``name=``, or the site that created this primitive."""
+        explicit = self._tt_name
+        return explicit if explicit is not None else self._tt_site.label
+
+    def _tt_counters(self) -> tuple[int, ...]:
+        """(operations, contentions, wait ns, hold ns) for the metrics.
+
+        Locks add (measured holds, longest hold ns), so that a collected
+        lock's holds stay counted (:func:`threadtrace._recording.metrics.snapshot_holds`).
+        """
+        raise NotImplementedError
+
+    def _tt_retire(self) -> None:
+        try:
+            counts = self._tt_counters()
+            if any(counts):
+                runtime.retired.append((self._tt_kind, self.name, counts))
+        except Exception:  # noqa: BLE001 - a finaliser must never raise; counts are lost
+            return
+
+
+def site_for(name: Optional[str], depth: int) -> Optional[Site]:
+    """The creation site for a new primitive, or ``None`` when it must stay untraced.
+
+    A primitive given an explicit ``name`` is always traced.
+    """
+    site = runtime.creation_site(depth + 1)
+    if site is None and name is not None:
+        return UNKNOWN
+    return site

@@ -1,0 +1,117 @@
+"""Traced ``Condition``."""
+
+from __future__ import annotations
+
+import contextlib
+from itertools import islice
+from typing import Any, Optional
+
+from .._recording.recorder import current_waker
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.statistics import ConditionStatistics
+from .base import PrimitiveType, site_for
+from .locks import RLock, _LockBase
+from .wait_counters import WaitCounters
+
+
+class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Condition`.
+
+    Thread-safe.  Without a ``lock`` it makes a traced :class:`RLock` of the
+    same name, so contention on ``with cond:`` is reported too.  Each ``wait``
+    that blocks is a span; a waiter woken by ``notify``/``notify_all`` links to
+    the thread that notified it.
+
+    .. note::
+        ``wait`` is threading's own algorithm, restated here so that the
+        waiter knows which ``notify`` woke it.
+    """
+
+    _tt_kind = "condition"
+    _tt_original = _originals.Condition
+
+    def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
+        site = site_for(name, 1)
+        if site is None and cls is Condition:
+            return _originals.Condition(lock)  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(self, lock: Any = None, *, name: Optional[str] = None) -> None:
+        if lock is None:
+            lock = RLock._tt_traced(self._tt_site, name)
+        super().__init__(lock)
+        self._tt_wakers: dict[Any, Any] = {}
+        self._tt_notifies = 0
+        self._tt_unheard = 0  # notify() calls that found no waiter
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until notified or until ``timeout`` seconds pass, as threading does."""
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _originals.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)  # type: ignore[attr-defined]
+        saved_state = self._release_save()  # type: ignore[attr-defined]
+        gotit = False
+        error: Optional[BaseException] = None
+        start = self._tt_begin("wait", timeout)
+        try:  # restore state no matter what (e.g., KeyboardInterrupt)
+            if timeout is None:
+                waiter.acquire()
+                gotit = True
+            elif timeout > 0:
+                gotit = waiter.acquire(True, timeout)
+            else:
+                gotit = waiter.acquire(False)
+            return gotit
+        except BaseException as exc:  # an error, not a timeout
+            error = exc
+            raise
+        finally:
+            try:
+                self._acquire_restore(saved_state)  # type: ignore[attr-defined]
+                if not gotit:
+                    with contextlib.suppress(ValueError):  # notify() may have removed it
+                        self._waiters.remove(waiter)  # type: ignore[attr-defined]
+            finally:
+                self._tt_end(
+                    start,
+                    "wait",
+                    ok=gotit,
+                    timeout=timeout,
+                    waker=self._tt_wakers.pop(waiter, None),
+                    error=error,
+                )
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters, as threading does."""
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot notify on un-acquired lock")
+        if not self._waiters:  # type: ignore[attr-defined]
+            # Nobody to wake: all threading would have done is the check above.
+            # Counted (under the lock we hold) for the lost wake-up diagnosis.
+            self._tt_unheard += 1
+            return
+        woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
+        if woken:
+            self._tt_notifies += 1
+            if not runtime.recording():
+                try:
+                    waker = current_waker()
+                except Exception:  # noqa: BLE001 - a missing link must never break notify()
+                    waker = None
+                for waiter in woken:
+                    self._tt_wakers[waiter] = waker
+        super().notify(n)
+
+    def statistics(self) -> ConditionStatistics:
+        """A snapshot of this condition's waits, notifies and lock."""
+        lock = self._lock  # type: ignore[attr-defined]
+        return ConditionStatistics(
+            **self._tt_wait_fields(),
+            notifies=self._tt_notifies,
+            lock=lock.statistics() if isinstance(lock, _LockBase) else None,
+        )

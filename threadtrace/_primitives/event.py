@@ -1,0 +1,143 @@
+"""Traced ``Event`` and ``Barrier``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .._support import originals as _originals
+from .._support.statistics import WaitStatistics
+from .base import PrimitiveType, site_for
+from .semaphore import _is_zero
+from .wait_counters import WaitCounters
+
+
+class _WaitStatisticsMixin(WaitCounters):
+    def statistics(self) -> WaitStatistics:
+        """A snapshot of this primitive's waits."""
+        return WaitStatistics(**self._tt_wait_fields())
+
+
+class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Event`.
+
+    Thread-safe.  A ``wait`` on a set event returns at once and is only
+    counted; one that blocks is timed, and when ``set`` woke it, linked to the
+    thread that set it.
+    """
+
+    _tt_kind = "event"
+    _tt_original = _originals.Event
+
+    def __new__(cls, *, name: Optional[str] = None) -> Event:
+        site = site_for(name, 1)
+        if site is None and cls is Event:
+            return _originals.Event()  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(self, *, name: Optional[str] = None) -> None:
+        super().__init__()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the flag is set or ``timeout`` seconds pass, as threading does."""
+        if self._flag:  # type: ignore[attr-defined]
+            next(self._tt_fast_ops)
+            return True  # what threading returns for a set flag, without taking its lock
+        if _is_zero(timeout):
+            next(self._tt_fast_ops)
+            return bool(super().wait(timeout))
+        start = self._tt_begin("wait", timeout)
+        ok = False
+        error: Optional[BaseException] = None
+        try:
+            ok = bool(super().wait(timeout))
+            return ok
+        except BaseException as exc:  # KeyboardInterrupt: an error, not a timeout
+            error = exc
+            raise
+        finally:
+            self._tt_end(
+                start,
+                "wait",
+                ok=ok,
+                timeout=timeout,
+                waker=self._tt_waker if ok else None,
+                error=error,
+            )
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._tt_note_waker()
+        super().set()
+
+    def clear(self) -> None:
+        """Reset the flag."""
+        super().clear()
+        self._tt_waker = None
+
+
+class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Barrier`.
+
+    Thread-safe.  Each ``wait`` but the last arrival's is timed; the waiters
+    link to the thread whose arrival released them.  A broken barrier marks
+    the span as an error.
+    """
+
+    _tt_kind = "barrier"
+    _tt_original = _originals.Barrier
+
+    def __new__(
+        cls,
+        parties: int,
+        action: Optional[Callable[[], Any]] = None,
+        timeout: Optional[float] = None,
+        *,
+        name: Optional[str] = None,
+    ) -> Barrier:
+        site = site_for(name, 1)
+        if site is None and cls is Barrier:
+            return _originals.Barrier(parties, action, timeout)  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        return self
+
+    def __init__(
+        self,
+        parties: int,
+        action: Optional[Callable[[], Any]] = None,
+        timeout: Optional[float] = None,
+        *,
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__(parties, action, timeout)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Wait for every party, exactly as :meth:`threading.Barrier.wait` does."""
+        start = self._tt_begin("wait", timeout if timeout is not None else self._timeout)  # type: ignore[attr-defined]
+        index = -1
+        error: Optional[BaseException] = None
+        try:
+            index = super().wait(timeout)
+            return index
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            released_others = index == self.parties - 1
+            self._tt_end(
+                start,
+                "wait",
+                ok=error is None,
+                timeout=timeout,
+                waker=None if released_others else self._tt_waker,
+                error=error,
+                blocked=not released_others,
+            )
+
+    def _release(self) -> None:
+        # Called by the last thread to arrive, under the barrier's lock.
+        self._tt_waker = None
+        self._tt_note_waker()
+        super()._release()  # type: ignore[misc]

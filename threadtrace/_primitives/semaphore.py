@@ -1,0 +1,211 @@
+"""Traced ``Semaphore`` and ``BoundedSemaphore``."""
+
+from __future__ import annotations
+
+import sys
+from types import CodeType
+from typing import Optional
+
+from .._detect import hooks
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.sites import Site
+from .._support.statistics import LockStatistics
+from .base import PrimitiveType, site_for
+from .locks import _thread_name
+from .wait_counters import WaitCounters
+
+
+def _is_zero(timeout: object) -> bool:
+    """Whether ``timeout`` is a number <= 0 (so waiting with it cannot block)."""
+    return isinstance(timeout, (int, float)) and timeout <= 0
+
+
+def _caller() -> tuple[Optional[CodeType], int]:
+    """Where the program called ``acquire`` (two frames up, past library code)."""
+    try:
+        frame = runtime.modules.first_user_frame(sys._getframe(2))
+    except ValueError:  # called straight from C (a thread's target, an atexit hook)
+        return (None, 0)
+    return (frame.f_code, frame.f_lineno) if frame is not None else (None, 0)
+
+
+class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.Semaphore`.
+
+    Thread-safe.  An ``acquire`` that has to wait for a permit is a
+    contention: timed, counted, and linked to the thread whose ``release``
+    woke it.  The threads holding permits are tracked (a permit released by
+    another thread than the one that took it is taken off the oldest holder).
+    """
+
+    _tt_kind = "semaphore"
+    _tt_original = _originals.Semaphore
+    _tt_holders: dict[int, int]
+    #: Where each holder took its permits, oldest first: (code, line) pairs,
+    #: made into Sites only when a report needs them.
+    _tt_sites: dict[int, list[tuple[Optional[CodeType], int]]]
+
+    def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
+        site = site_for(name, 1)
+        if site is None and (cls is Semaphore or cls is BoundedSemaphore):
+            return cls._tt_original(value)  # type: ignore[return-value]
+        self = super().__new__(cls)
+        self._tt_setup(site, name)
+        self._tt_holders = {}
+        self._tt_sites = {}
+        return self
+
+    def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
+        super().__init__(value)
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take a permit, exactly as :meth:`threading.Semaphore.acquire` does."""
+        if not blocking and timeout is not None:
+            return bool(super().acquire(blocking, timeout))  # raises ValueError, as threading does
+        with self._cond:  # type: ignore[attr-defined]
+            # threading's own non-blocking path, plus the holder, under the same lock.
+            if self._value > 0:
+                self._value -= 1
+                me = _originals.get_ident()
+                held = self._tt_holders.get(me, 0)
+                if not held:
+                    hooks.permits_held(me).add(self)
+                self._tt_holders[me] = held + 1
+                self._tt_sites.setdefault(me, []).append(_caller())
+                next(self._tt_fast_ops)
+                return True
+        if not blocking:
+            return False
+        if _is_zero(timeout):  # a try in disguise (ThreadPoolExecutor does this): nothing waits
+            ok = bool(super().acquire(True, timeout))
+            if ok:
+                next(self._tt_fast_ops)
+                self._tt_took(_caller())
+            return ok
+        start = self._tt_begin("acquire", timeout)
+        ok = False
+        error: Optional[BaseException] = None
+        try:
+            ok = bool(super().acquire(True, timeout))
+            return ok
+        except BaseException as exc:  # KeyboardInterrupt: an error, not a timeout
+            error = exc
+            raise
+        finally:
+            if ok:
+                self._tt_took(_caller())
+            self._tt_end(
+                start,
+                "acquire",
+                ok=ok,
+                timeout=timeout,
+                waker=self._tt_take_waker(),
+                error=error,
+            )
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n`` permits, exactly as :meth:`threading.Semaphore.release` does."""
+        if self._tt_waiters:
+            self._tt_note_waker()
+        super().release(n)
+        self._tt_gave(n)
+
+    # The holders are guarded by the semaphore's own (untraced) lock.
+    def _tt_took(self, site: tuple[Optional[CodeType], int]) -> None:
+        me = _originals.get_ident()
+        with self._cond:  # type: ignore[attr-defined]
+            held = self._tt_holders.get(me, 0)
+            if not held:
+                hooks.permits_held(me).add(self)
+            self._tt_holders[me] = held + 1
+            self._tt_sites.setdefault(me, []).append(site)
+
+    def _tt_gave(self, n: int) -> None:
+        me = _originals.get_ident()
+        with self._cond:  # type: ignore[attr-defined]
+            holders = self._tt_holders
+            for _ in range(n):
+                who = me if me in holders else next(iter(holders), None)
+                if who is None:
+                    break
+                left = holders[who] - 1
+                sites = self._tt_sites.get(who)
+                if sites:
+                    sites.pop()
+                if left:
+                    holders[who] = left
+                else:
+                    del holders[who]
+                    self._tt_sites.pop(who, None)
+                    hooks.permit_returned(who, self)
+
+    def _tt_rename_holder(self, old: int, new: int) -> bool:
+        """Move ``old``'s permits to ``new`` (the watchdog's stand-in for a finished thread).
+
+        Returns whether ``old`` held any.
+        """
+        with self._cond:  # type: ignore[attr-defined]
+            if old not in self._tt_holders:
+                return False
+            self._tt_holders[new] = self._tt_holders.pop(old)
+            self._tt_sites[new] = self._tt_sites.pop(old, [])
+            return True
+
+    def _tt_holder_sites(self) -> dict[int, list[Site]]:
+        """Each thread holding permits, and where it took each (for the watchdog)."""
+        with self._cond:  # type: ignore[attr-defined]
+            return {
+                who: [Site(code, line) for code, line in self._tt_sites.get(who, ())]
+                for who in self._tt_holders
+            }
+
+    def _tt_counters(self) -> tuple[int, int, int, int]:
+        # As for locks: operations are acquisitions, contentions the waits that got one.
+        timeouts = self._tt_timeouts
+        return (
+            self._tt_operations - timeouts,
+            self._tt_blocked - timeouts,
+            self._tt_wait_total,
+            0,
+        )
+
+    def statistics(self) -> LockStatistics:
+        """A snapshot of what this semaphore has seen (holds are not measured)."""
+        with self._cond:  # type: ignore[attr-defined]
+            holders = tuple(self._tt_holders)
+        return LockStatistics(
+            kind=self._tt_kind,
+            name=self.name,
+            acquisitions=self._tt_operations - self._tt_timeouts,
+            contended=self._tt_blocked - self._tt_timeouts,
+            timeouts=self._tt_timeouts,
+            total_wait=self._tt_wait_total / 1e9,
+            max_wait=self._tt_wait_max / 1e9,
+            holds_measured=0,
+            total_hold=0.0,
+            max_hold=0.0,
+            holders=holders,
+            holder_names=tuple(_thread_name(h) or "" for h in holders),
+            waiters=self._tt_waiters,
+        )
+
+
+class BoundedSemaphore(Semaphore, _originals.BoundedSemaphore, metaclass=PrimitiveType):
+    """A traced drop-in for :class:`threading.BoundedSemaphore`.
+
+    ``release`` past the initial value raises ``ValueError("Semaphore released
+    too many times")``, exactly as threading does, and records nothing.
+    """
+
+    _tt_kind = "bounded_semaphore"
+    _tt_original = _originals.BoundedSemaphore
+
+    def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
+        # Not super().__init__: on 3.9-3.12 threading's own BoundedSemaphore.__init__
+        # calls the module-global ``Semaphore``, which is this module's class while
+        # patched, and would recurse.
+        _originals.Semaphore.__init__(self, value)
+        self._initial_value = value

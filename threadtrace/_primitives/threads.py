@@ -1,0 +1,246 @@
+"""Tracing threads: a span per run, context across ``start()``, timed joins.
+
+Threads are traced through hooks rather than a replacement class, because
+replacing ``threading.Thread`` breaks ``threading.Timer`` and ``isinstance``
+(see the research notes on opentelemetry-python-contrib#1877).  The hooks
+sit where no other instrumentation does, so they never stack on top of
+OpenTelemetry's own ``ThreadingInstrumentor`` (which wraps ``start`` and
+``run``):
+
+* ``prepare_start`` runs in the starting thread, from threading's
+  module-level ``_start_new_thread`` (``_start_joinable_thread`` on 3.13).
+  It captures the current OpenTelemetry context and decides whether the
+  thread is traced (threads started by telemetry plumbing are not).
+* ``run_traced`` wraps ``Thread._bootstrap_inner`` in the new thread, which
+  calls ``self.run()`` whatever subclass overrides it; for that one call an
+  instance attribute ``run`` opens the span around the real ``run``, and an
+  exception escaping it is recorded before threading's excepthook sees it.
+* ``join_traced`` wraps ``Thread.join``.
+
+:class:`Thread` and :class:`Timer` apply the same hooks by overriding those
+methods, so they are traced with or without :func:`threadtrace.patch`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from .._detect import hooks
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.statistics import WaitStatistics
+
+_ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
+_ORIGINAL_JOIN = _originals.Thread.join
+
+
+def prepare_start(thread: Any, depth: int) -> None:
+    """In the starting thread: decide whether to trace, and capture the context."""
+    if getattr(thread, "_tt_prepared", False):
+        return
+    thread._tt_prepared = True
+    thread._tt_traced = runtime.creation_site(depth + 1, composed=False) is not None
+    if thread._tt_traced:
+        thread._tt_context = otel_context.get_current()
+        # run() deletes _target when it ends; joins are named after it later.
+        thread._tt_function = _run_function_name(thread)
+
+
+def _run_function(thread: Any) -> Any:
+    """What the thread runs: its target, a Timer's function, or its class's run."""
+    target = getattr(thread, "_target", None) or getattr(thread, "function", None)
+    return target if callable(target) else type(thread).run
+
+
+def _run_function_name(thread: Any) -> str:
+    """A low-cardinality name for a thread's metric series: what it runs."""
+    function = _run_function(thread)
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None) or type(function).__name__
+    return f"{module}.{qualname}" if module else qualname
+
+
+def _run_attributes(thread: Any) -> dict[str, Any]:
+    function = _run_function(thread)
+    code = getattr(function, "__code__", None)
+    attributes: dict[str, Any] = {
+        "thread.id": _originals.get_ident(),
+        "thread.name": thread.name,
+        "threadtrace.thread.daemon": bool(thread.daemon),
+    }
+    if code is not None:
+        module = getattr(function, "__module__", None)
+        qualname = getattr(function, "__qualname__", code.co_name)
+        attributes["code.function.name"] = f"{module}.{qualname}" if module else qualname
+        attributes["code.file.path"] = code.co_filename
+        attributes["code.line.number"] = code.co_firstlineno
+    return attributes
+
+
+def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
+    """In the new thread: run ``bootstrap_inner`` with ``run()`` inside the thread's span.
+
+    The span is opened by a ``run`` installed on the instance for the
+    duration, not here: ``bootstrap_inner`` first tells ``start()`` that the
+    thread is up, and nothing threadtrace does may delay that (the starting
+    thread may hold locks that recording needs, as ``ThreadPoolExecutor.submit``
+    does).
+    """
+    recorder = runtime.recorder
+    if recorder is None or not getattr(thread, "_tt_traced", False):
+        bootstrap_inner()
+        return
+    run = thread.run
+    traced = functools.partial(_run_in_span, recorder, thread, run)
+    thread.run = traced
+    try:
+        bootstrap_inner()
+    finally:
+        if thread.__dict__.get("run") is traced:
+            del thread.run
+
+
+def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
+    with runtime.book:
+        runtime.threads_started += 1
+        runtime.threads_live += 1
+    try:
+        parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
+        span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
+        if span is None:
+            run()
+            return
+        thread._tt_span_context = span.get_span_context()
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        error: Optional[BaseException] = None
+        try:
+            run()
+        except BaseException as exc:  # recorded, then threading's excepthook sees it as usual
+            error = exc
+            raise
+        finally:
+            otel_context.detach(token)
+            recorder.end_thread_span(span, error)
+    finally:
+        with runtime.book:
+            runtime.threads_live -= 1
+        hooks.thread_ended(_originals.get_ident(), thread)
+
+
+def join_traced(
+    thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]
+) -> None:
+    """Join, timing the wait when the thread was still running."""
+    # Not started, self-join, already finished: no wait to report, and
+    # threading raises its own errors for the first two.  Threads threadtrace
+    # does not trace (telemetry plumbing's, those started before patch())
+    # are joined untimed.
+    if (
+        not getattr(thread, "_tt_traced", False)
+        or not getattr(thread, "_started", None)
+        or not thread._started.is_set()
+        or thread.ident == _originals.get_ident()
+        or not thread.is_alive()
+        or runtime.recording()
+    ):
+        if getattr(thread, "_started", None) is not None and thread._started.is_set():
+            _count_join(thread, blocked=False)
+        join(timeout)
+        return
+    clock = runtime.clock
+    wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
+    start = clock.monotonic_ns()
+    with runtime.book:
+        thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
+    try:
+        if timeout is None and wait is not None and runtime.config.on_deadlock == "raise":
+            while thread.is_alive():  # in slices, so a deadlock can end the wait
+                join(0.05)
+                hooks.raise_if_doomed(wait)
+        else:
+            join(timeout)
+    finally:
+        hooks.end()
+        end = clock.monotonic_ns()
+        ok = not thread.is_alive()
+        with runtime.book:
+            thread._tt_join_waiters -= 1
+        _count_join(thread, blocked=True, wait=end - start, ok=ok)
+        recorder = runtime.recorder
+        if recorder is not None:
+            recorder.blocked(
+                "thread",
+                thread.name,
+                "join",
+                start,
+                end,
+                ok=ok,
+                timeout=timeout,
+                link_to=getattr(thread, "_tt_span_context", None),
+                metric_name=getattr(thread, "_tt_function", None),
+            )
+
+
+def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -> None:
+    with runtime.book:
+        stats = getattr(thread, "_tt_join_stats", None)
+        if stats is None:
+            stats = thread._tt_join_stats = [0, 0, 0, 0, 0]
+        stats[0] += 1
+        if blocked:
+            stats[1] += 1
+            stats[2] += 0 if ok else 1
+            stats[3] += wait
+            stats[4] = max(stats[4], wait)
+
+
+def thread_statistics(thread: Any) -> WaitStatistics:
+    """The join statistics of any thread, traced or not."""
+    waits, blocked, timeouts, total, longest = getattr(thread, "_tt_join_stats", None) or [0] * 5
+    return WaitStatistics(
+        kind="thread",
+        name=thread.name,
+        waits=waits,
+        blocked=blocked,
+        timeouts=timeouts,
+        total_wait=total / 1e9,
+        max_wait=longest / 1e9,
+        waiters=getattr(thread, "_tt_join_waiters", 0),
+    )
+
+
+class _TracedThreadMixin:
+    """The hooks applied by overriding, for :class:`Thread` and :class:`Timer`."""
+
+    def start(self) -> None:
+        """Start the thread; it runs inside a span whose parent is the current one."""
+        prepare_start(self, 1)
+        super().start()  # type: ignore[misc]
+
+    def _bootstrap_inner(self) -> None:
+        run_traced(self, functools.partial(_ORIGINAL_BOOTSTRAP_INNER, self))
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait for the thread to end, as threading does; a wait that blocks is timed."""
+        join_traced(self, functools.partial(_ORIGINAL_JOIN, self), timeout)  # type: ignore[arg-type]
+
+    def statistics(self) -> WaitStatistics:
+        """A snapshot of the joins this thread has seen."""
+        return thread_statistics(self)
+
+
+class Thread(_TracedThreadMixin, _originals.Thread):
+    """A traced drop-in for :class:`threading.Thread`.
+
+    Subclass it exactly as you would ``threading.Thread``.  Its run is a span
+    (``Thread.run``) whose parent is the span current where ``start()`` was
+    called; a ``join`` that blocks is a span linked to it.
+    """
+
+
+class Timer(Thread, _originals.Timer):
+    """A traced drop-in for :class:`threading.Timer`."""

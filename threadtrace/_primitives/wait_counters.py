@@ -1,0 +1,167 @@
+"""Bookkeeping shared by the primitives whose operation is a wait.
+
+``Condition``, ``Semaphore``, ``BoundedSemaphore``, ``Event`` and ``Barrier``
+subclass the stdlib classes, so the stdlib code *is* their implementation and
+their semantics are threading's by construction.  The subclasses only add
+the counting and timing below around the calls that can block.
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import FrameType
+from typing import Any, Optional
+
+from .._detect import hooks
+from .._recording.recorder import current_waker
+from .._runtime import runtime
+from .._support.sites import UNKNOWN, Site
+from .base import Traced
+
+
+class WaitCounters(Traced):
+    """Counters of waits, kept in instance attributes of a stdlib subclass."""
+
+    _tt_ops: int
+    _tt_fast_ops: itertools.count[int]
+    _tt_blocked: int
+    _tt_timeouts: int
+    _tt_wait_total: int
+    _tt_wait_max: int
+    _tt_waiters: int
+    _tt_waker: Any
+
+    def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
+        self._tt_site = site if site is not None else UNKNOWN
+        self._tt_name = name
+        self._tt_ops = 0
+        # Fast paths count with next() on this: atomic, lock-free and cheap.
+        self._tt_fast_ops = itertools.count()
+        self._tt_blocked = 0
+        self._tt_timeouts = 0
+        self._tt_wait_total = 0
+        self._tt_wait_max = 0
+        self._tt_waiters = 0
+        self._tt_waker: Any = None
+        runtime.register(self)
+
+    def __del__(self) -> None:
+        self._tt_retire()
+
+    @property
+    def _tt_operations(self) -> int:
+        """All operations: those counted under the lock and the fast ones."""
+        # repr(count(5)) == "count(5)": the only way to read a count without advancing it.
+        return self._tt_ops + int(repr(self._tt_fast_ops)[6:-1])
+
+    def _tt_counters(self) -> tuple[int, int, int, int]:
+        return (self._tt_operations, self._tt_blocked, self._tt_wait_total, 0)
+
+    def _tt_begin(self, operation: str = "wait", timeout: Optional[float] = None) -> int:
+        """About to block: count the waiter and read the clock.  Never raises.
+
+        Every call is paired with :meth:`_tt_end`.  ``timeout`` is ``None``
+        for a wait that can last forever (the watchdog watches those).
+        """
+        hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
+        try:
+            start = runtime.clock.monotonic_ns()  # before it counts as a waiter (see Lock)
+        except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
+            runtime.internal_error(f"{type(self).__name__} wait", error)
+            start = 0
+        with runtime.book:
+            self._tt_waiters += 1
+        return start
+
+    def _tt_end(
+        self,
+        start_ns: int,
+        operation: str,
+        *,
+        ok: bool,
+        timeout: Optional[float],
+        waker: Any = None,
+        error: Optional[BaseException] = None,
+        frame: Optional[FrameType] = None,
+        holder: Optional[int] = None,
+        blocked: bool = True,
+    ) -> None:
+        """Done blocking: account for the wait and report it.  Never raises.
+
+        ``blocked=False`` says the call turned out not to wait after all (the
+        last thread to reach a barrier): it is counted, not timed.
+        """
+        hooks.end()
+        try:
+            self._tt_account(start_ns, operation, ok, timeout, waker, error, frame, holder, blocked)
+        except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
+            runtime.internal_error(f"{type(self).__name__}.{operation}", exc)
+
+    def _tt_account(
+        self,
+        start_ns: int,
+        operation: str,
+        ok: bool,
+        timeout: Optional[float],
+        waker: Any,
+        error: Optional[BaseException],
+        frame: Optional[FrameType],
+        holder: Optional[int],
+        blocked: bool,
+    ) -> None:
+        if not blocked:
+            with runtime.book:
+                self._tt_waiters -= 1
+                self._tt_ops += 1
+            return
+        end_ns = runtime.clock.monotonic_ns()
+        wait = end_ns - start_ns
+        with runtime.book:
+            self._tt_waiters -= 1
+            self._tt_ops += 1
+            self._tt_blocked += 1
+            if not ok and error is None:  # an interrupted wait did not time out
+                self._tt_timeouts += 1
+            self._tt_wait_total += wait
+            if wait > self._tt_wait_max:
+                self._tt_wait_max = wait
+        recorder = runtime.recorder
+        if recorder is not None and not runtime.recording():
+            recorder.blocked(
+                self._tt_kind,
+                self.name,
+                operation,
+                start_ns,
+                end_ns,
+                ok=ok,
+                timeout=timeout,
+                waker=waker,
+                error=error,
+                frame=frame if frame is not None else runtime.modules.user_frame(3),
+                holder=holder,
+            )
+
+    def _tt_wait_fields(self) -> dict[str, Any]:
+        """The fields every wait-type statistics snapshot shares."""
+        return {
+            "kind": self._tt_kind,
+            "name": self.name,
+            "waits": self._tt_operations,
+            "blocked": self._tt_blocked,
+            "timeouts": self._tt_timeouts,
+            "total_wait": self._tt_wait_total / 1e9,
+            "max_wait": self._tt_wait_max / 1e9,
+            "waiters": self._tt_waiters,
+        }
+
+    def _tt_note_waker(self) -> None:
+        """Remember who is waking the waiters, for their span links."""
+        if self._tt_waiters and not runtime.recording():
+            try:
+                self._tt_waker = current_waker()
+            except Exception:  # noqa: BLE001 - a missing link must never break set()/release()
+                self._tt_waker = None
+
+    def _tt_take_waker(self) -> Any:
+        waker, self._tt_waker = self._tt_waker, None
+        return waker

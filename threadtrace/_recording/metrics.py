@@ -1,0 +1,313 @@
+"""The metric instruments, all under the ``threadtrace.`` namespace.
+
+Counts that change on every operation (acquisitions, contentions, wait and
+hold time) are *observable* instruments: the primitives keep them in their
+own fields and the callbacks here read them when a metric reader collects, so
+an uncontended acquire never calls the SDK.  Only contended waits are
+recorded synchronously, into a histogram with a 1-2-5 series of buckets.
+
+The contention profile (:mod:`threadtrace._recording.profile`: who waited
+where, behind whom) is exported the same way, as observable counters with
+site and thread attributes; its cardinality is bounded there.
+
+:func:`live_points` reads the report's metrics now, by calling the very
+functions the callbacks call, so the live report and the offline one
+(``threadtrace report``, from the file a collection wrote) are the same
+computation on the same numbers.
+
+Per-primitive attributes are the primitive's kind and name; never a thread id.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from .._runtime import runtime
+from .._support.points import (
+    REPORT_METRICS,
+    WAIT_BUCKETS,
+    WAIT_DURATION,
+    HistogramPoint,
+    Number,
+    Points,
+    primitive_attributes,
+)
+from .._support.points import key as points_key
+from . import profile as _profile
+
+Key = tuple[str, str]
+#: One observation: a value and its attributes.
+Observed = list[tuple[Number, dict[str, Any]]]
+
+
+def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]:
+    """Add a collected primitive's counters to its series' retired totals.
+
+    The first five fields are sums; a sixth, the longest hold, is a maximum.
+    """
+    width = max(len(previous), len(counts))
+    previous = previous + (0,) * (width - len(previous))
+    counts = counts + (0,) * (width - len(counts))
+    folded = [a + b for a, b in zip(previous[:5], counts[:5])]
+    if width > 5:
+        folded.append(max(previous[5], counts[5]))
+    return tuple(folded)
+
+
+def _retired_totals() -> dict[Key, tuple[int, ...]]:
+    """The counters of collected primitives, by (kind, name), after draining the queue."""
+    retired_totals = runtime.retired_totals
+    while runtime.retired:
+        kind, name, counts = runtime.retired.popleft()
+        retired_totals[(kind, name)] = _fold(retired_totals.get((kind, name), ()), counts)
+    return retired_totals
+
+
+def _members() -> list[Any]:
+    with runtime.book:
+        return list(runtime.live)
+
+
+def snapshot_counters() -> dict[Key, tuple[int, ...]]:
+    """Sum the counters of every traced primitive, alive or collected, by (kind, name).
+
+    The tuple is ``(operations, contentions, wait_ns, hold_ns)``.
+    """
+    totals: dict[Key, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+    members = _members()
+    for key, counts in _retired_totals().items():
+        totals[key] = [*counts[:4], *(0,) * (4 - len(counts[:4]))]
+    for primitive in members:
+        counts = primitive._tt_counters()
+        row = totals[(primitive._tt_kind, primitive.name)]
+        for i in range(4):
+            row[i] += counts[i]
+    return {key: tuple(row) for key, row in totals.items()}
+
+
+def snapshot_holds() -> dict[Key, tuple[int, int]]:
+    """``(measured holds, longest hold ns)`` of the locks, by (kind, name).
+
+    Live locks are read from their fields; a collected lock's two fields
+    were retired with its counters (the fifth and sixth ``_tt_counters()``).
+    """
+    totals: dict[Key, list[int]] = {}
+    members = _members()
+    for key, counts in _retired_totals().items():
+        if len(counts) >= 6 and counts[4]:
+            totals[key] = [counts[4], counts[5]]
+    for primitive in members:
+        holds = getattr(primitive, "_holds", 0)
+        if not holds:
+            continue
+        row = totals.setdefault((primitive._tt_kind, primitive.name), [0, 0])
+        row[0] += holds
+        row[1] = max(row[1], primitive._hold_max)
+    return {key: (row[0], row[1]) for key, row in totals.items()}
+
+
+def _counter(index: int, seconds: bool = False) -> Callable[[], Observed]:
+    def read() -> Observed:
+        return [
+            (counts[index] / 1e9 if seconds else counts[index], primitive_attributes(kind, name))
+            for (kind, name), counts in sorted(snapshot_counters().items())
+        ]
+
+    return read
+
+
+def _holds(index: int, seconds: bool = False) -> Callable[[], Observed]:
+    def read() -> Observed:
+        return [
+            (row[index] / 1e9 if seconds else row[index], primitive_attributes(kind, name))
+            for (kind, name), row in sorted(snapshot_holds().items())
+        ]
+
+    return read
+
+
+def _contention(field: int) -> Callable[[], Observed]:
+    """Observations of one field of the contention profile's series.
+
+    ``field`` 0 is the count of waits, 1 their total, 2 the longest.
+    """
+
+    def read() -> Observed:
+        out: Observed = []
+        for attributes, count, total_ns, max_ns in _profile.series():
+            value = (count, total_ns / 1e9, max_ns / 1e9)[field]
+            out.append((value, attributes))
+        return out
+
+    return read
+
+
+def _timeouts() -> Observed:
+    return [(n, primitive_attributes(kind, name)) for (kind, name), n in _profile.timeouts()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Observable:
+    """An observable instrument: what it is, and the function that reads it."""
+
+    name: str
+    instrument: str  # "counter", "up_down_counter" or "gauge"
+    unit: str
+    description: str
+    read: Callable[[], Observed]
+
+
+#: Every observable instrument, in the order they are created.
+OBSERVABLES = (
+    Observable(
+        "threadtrace.operations",
+        "counter",
+        "{operation}",
+        "Acquisitions of locks and semaphores; waits on conditions, events and barriers; "
+        "joins of threads.",
+        _counter(0),
+    ),
+    Observable(
+        "threadtrace.contentions", "counter", "{contention}", "Operations that had to block.",
+        _counter(1),
+    ),
+    Observable(
+        "threadtrace.wait.time", "counter", "s", "Total time spent blocked.", _counter(2, True)
+    ),
+    Observable(
+        "threadtrace.wait.timeouts",
+        "counter",
+        "{timeout}",
+        "Operations that blocked and gave up when their timeout expired.",
+        _timeouts,
+    ),
+    Observable(
+        "threadtrace.hold.time",
+        "counter",
+        "s",
+        "Total measured time locks were held (sampled and contended holds).",
+        _counter(3, True),
+    ),
+    Observable(
+        "threadtrace.hold.count",
+        "counter",
+        "{hold}",
+        "Holds of locks whose length was measured (sampled and contended acquisitions).",
+        _holds(0),
+    ),
+    Observable(
+        "threadtrace.hold.max", "gauge", "s", "The longest measured hold of a lock.",
+        _holds(1, True),
+    ),
+    Observable(
+        "threadtrace.contention.count",
+        "counter",
+        "{wait}",
+        "Operations that blocked, by where and in which thread they waited, and where "
+        "and in which thread the holder was.",
+        _contention(0),
+    ),
+    Observable(
+        "threadtrace.contention.time",
+        "counter",
+        "s",
+        "Time blocked, with the attributes of threadtrace.contention.count.",
+        _contention(1),
+    ),
+    Observable(
+        "threadtrace.contention.max",
+        "gauge",
+        "s",
+        "The longest single wait, with the attributes of threadtrace.contention.count.",
+        _contention(2),
+    ),
+)  # fmt: skip
+
+
+class Instruments:
+    """threadtrace's instruments on one meter."""
+
+    def __init__(self, meter: Meter, active: Callable[[], bool]) -> None:
+        self.active = active
+        try:
+            self.wait_duration = meter.create_histogram(
+                WAIT_DURATION,
+                unit="s",
+                description="How long operations that blocked waited.",
+                explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
+            )
+        except TypeError:  # SDKs before 1.23 take no advisory buckets
+            self.wait_duration = meter.create_histogram(
+                WAIT_DURATION,
+                unit="s",
+                description="How long operations that blocked waited.",
+            )
+        create = {
+            "counter": meter.create_observable_counter,
+            "up_down_counter": meter.create_observable_up_down_counter,
+            "gauge": meter.create_observable_gauge,
+        }
+        for observable in OBSERVABLES:
+            create[observable.instrument](
+                observable.name,
+                callbacks=[self._observe(observable.read)],
+                unit=observable.unit,
+                description=observable.description,
+            )
+        meter.create_observable_up_down_counter(
+            "threadtrace.thread.count",
+            callbacks=[self._observe_threads(lambda: runtime.threads_live)],
+            unit="{thread}",
+            description="Traced threads currently running.",
+        )
+        meter.create_observable_counter(
+            "threadtrace.thread.started",
+            callbacks=[self._observe_threads(lambda: runtime.threads_started)],
+            unit="{thread}",
+            description="Traced threads started.",
+        )
+
+    def _observe_threads(self, read: Callable[[], int]) -> Any:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(read())] if self.active() else []
+
+        return callback
+
+    def _observe(self, read: Callable[[], Observed]) -> Any:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            if not self.active():
+                return []
+            return [Observation(value, attributes) for value, attributes in read()]
+
+        return callback
+
+    def record_wait(self, kind: str, name: str, duration_ns: int) -> None:
+        self.wait_duration.record(duration_ns / 1e9, primitive_attributes(kind, name))
+
+
+# -- what the report reads -------------------------------------------------------------
+
+
+def live_points() -> Points:
+    """The report's metrics as a collection would export them now.
+
+    Thread-safe; read without stopping other threads, so points taken while
+    threads block may mix two moments.
+    """
+    readers = {observable.name: observable.read for observable in OBSERVABLES}
+    points: Points = {}
+    for name in REPORT_METRICS:
+        if name == WAIT_DURATION:
+            points[name] = {
+                points_key(primitive_attributes(kind, primitive)): HistogramPoint(
+                    WAIT_BUCKETS, counts, min_ns / 1e9, max_ns / 1e9
+                )
+                for (kind, primitive), counts, min_ns, max_ns in _profile.histograms()
+            }
+        else:
+            points[name] = {points_key(attributes): value for value, attributes in readers[name]()}
+    return points

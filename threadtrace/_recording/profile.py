@@ -1,0 +1,301 @@
+"""The contention profile: every blocked operation, aggregated for the report.
+
+What it provides
+    For each primitive (kind and name), how many operations blocked and for
+    how long, split by four things: where the waiter blocked, which thread
+    it was, where the holder was (its acquire site when that was measured,
+    else where it stood when the wait began) and which thread held.  Plus a
+    histogram of the waits, for quantiles, and how many gave up on a timeout.
+
+Prior art
+    Go keeps two profiles of the same events: the block profile, keyed by
+    the waiter's stack, and the mutex profile, keyed by the holder's, charged
+    with the time others spent waiting behind it.  Linux's lockstat keeps
+    both sides per lock class: "contention points" (waiters' sites) and
+    "contended points" (the holder's).  This keeps both sides in one series
+    per (waiter site, holder site, waiter thread, holder thread), so each
+    wait is counted once and any side is a sum over the others.
+
+Cost
+    Only :func:`record_wait` writes here, and only an operation that really
+    blocked calls it (from ``Recorder.blocked``), whatever ``wait_threshold``
+    is: a dict lookup or two under a lock of its own, a few hundred
+    nanoseconds next to a wait that cost a context switch.  Uncontended
+    operations never come here.
+
+Bounds
+    Memory is bounded per primitive: at most :data:`MAX_VALUES` distinct
+    sites and thread names on each side (later ones are counted under
+    ``(other)``), and at most :data:`MAX_SERIES` series.  Past
+    :data:`THREAD_DETAIL_SERIES` series a new combination keeps its sites but
+    lumps its threads into ``(other)``; past :data:`MAX_SERIES` it goes to
+    the primitive's all-``(other)`` series (one each for waits with and
+    without a known holder).  A process-wide cap,
+    :data:`MAX_TOTAL_SERIES`, keeps the exported series under the SDK's
+    default cardinality limit (2000 per metric), past which the SDK would
+    fold series into an overflow series and the offline report would differ
+    from the live one.
+
+The profile is exported as the ``threadtrace.contention.*`` metrics
+(:mod:`threadtrace._recording.metrics`), which is how ``threadtrace report`` gets it
+back from the ``json`` exporter's file.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any, Iterator, Optional
+
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.points import WAIT_BUCKETS
+from .._support.sites import Site
+
+#: Distinct values kept on each side (waiter site, holder site, waiter thread,
+#: holder thread) of one primitive; later ones are counted as ``(other)``.
+MAX_VALUES = 32
+#: Series one primitive may have with full thread detail.
+THREAD_DETAIL_SERIES = 128
+#: Series one primitive may have at all (plus its all-``(other)`` ones).
+MAX_SERIES = 256
+#: Series of all primitives together, past which new combinations are lumped.
+MAX_TOTAL_SERIES = 1500
+
+#: The value that stands for everything past a cap.
+OTHER = "(other)"
+#: A site as (file, line, function); ``OTHER_SITE`` stands for the sites past the cap.
+SiteKey = tuple[str, int, str]
+OTHER_SITE: SiteKey = (OTHER, 0, OTHER)
+
+#: (waiter site, holder site, waiter thread, holder thread); None = not known.
+SeriesKey = tuple[Optional[SiteKey], Optional[SiteKey], str, Optional[str]]
+
+
+class _Primitive:
+    """What one primitive's blocked operations added up to."""
+
+    __slots__ = ("buckets", "max", "min", "series", "timeouts", "values")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(WAIT_BUCKETS) + 1)
+        self.min: Optional[int] = None
+        self.max = 0
+        self.timeouts = 0
+        #: series key -> [count, total ns, max ns]
+        self.series: dict[SeriesKey, list[int]] = {}
+        #: the values seen on each of the four sides, up to MAX_VALUES each
+        self.values: tuple[set[Any], ...] = (set(), set(), set(), set())
+
+
+def _bounded(seen: set[Any], value: Any, other: Any) -> Any:
+    if value is None or value in seen:
+        return value
+    if len(seen) < MAX_VALUES:
+        seen.add(value)
+        return value
+    return other
+
+
+def _site_key(site: Optional[Site]) -> Optional[SiteKey]:
+    if site is None or site.code is None:
+        return None
+    return (site.filename, site.lineno, site.function)
+
+
+class ContentionAggregator:
+    """The contention profile of one process (or of one ``testing.capture()``).
+
+    Thread-safe: every thread that blocked records into it concurrently.
+    Its lock is a raw ``_thread`` lock, never a traced primitive, and is
+    held only for dict updates, never while calling out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = _originals.allocate_lock()
+        self._primitives: dict[tuple[str, str], _Primitive] = {}
+        self._series = 0
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        wait_ns: int,
+        ok: bool,
+        waiter_thread: str,
+        waiter_site: Optional[SiteKey],
+        holder_thread: Optional[str],
+        holder_site: Optional[SiteKey],
+    ) -> None:
+        """Add one blocked operation."""
+        wait_ns = max(0, wait_ns)
+        # The bucket the SDK's histogram puts the same wait in: the same
+        # float, the same comparison (bisect_left on the boundaries).
+        bucket = bisect_left(WAIT_BUCKETS, wait_ns / 1e9)
+        with self._lock:
+            primitive = self._primitives.get((kind, name))
+            if primitive is None:
+                primitive = self._primitives[(kind, name)] = _Primitive()
+            primitive.buckets[bucket] += 1
+            if primitive.min is None or wait_ns < primitive.min:
+                primitive.min = wait_ns
+            if wait_ns > primitive.max:
+                primitive.max = wait_ns
+            if not ok:
+                primitive.timeouts += 1
+            ws, hs, wt, ht = primitive.values
+            key: SeriesKey = (
+                _bounded(ws, waiter_site, OTHER_SITE),
+                _bounded(hs, holder_site, OTHER_SITE),
+                _bounded(wt, waiter_thread, OTHER),
+                _bounded(ht, holder_thread, OTHER),
+            )
+            row = primitive.series.get(key)
+            if row is None:
+                key = self._admit(primitive, key)
+                row = primitive.series.get(key)
+                if row is None:
+                    row = primitive.series[key] = [0, 0, 0]
+                    self._series += 1
+            row[0] += 1
+            row[1] += wait_ns
+            if wait_ns > row[2]:
+                row[2] = wait_ns
+
+    def _admit(self, primitive: _Primitive, key: SeriesKey) -> SeriesKey:
+        """The key a new combination is counted under, within the caps (lock held)."""
+        count = len(primitive.series)
+        full = self._series >= MAX_TOTAL_SERIES
+        if count < THREAD_DETAIL_SERIES and not full:
+            return key
+        waiter_site, holder_site, _, holder_thread = key
+        lumped: SeriesKey = (
+            waiter_site,
+            holder_site,
+            OTHER,
+            None if holder_thread is None else OTHER,
+        )
+        if lumped in primitive.series or (count < MAX_SERIES and not full):
+            return lumped
+        # Everything lumped, but a side that was not known (no holder) stays so.
+        return (
+            None if waiter_site is None else OTHER_SITE,
+            None if holder_site is None else OTHER_SITE,
+            OTHER,
+            None if holder_thread is None else OTHER,
+        )
+
+    def series(self) -> list[tuple[str, str, SeriesKey, int, int, int]]:
+        """``(kind, name, key, count, total ns, max ns)`` of every series, sorted."""
+        with self._lock:
+            rows = [
+                (kind, name, key, row[0], row[1], row[2])
+                for (kind, name), primitive in self._primitives.items()
+                for key, row in primitive.series.items()
+            ]
+        return sorted(rows, key=_sort_key)
+
+    def histograms(self) -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
+        """``((kind, name), bucket counts, min ns, max ns)`` of every primitive, sorted."""
+        with self._lock:
+            rows = [
+                (key, tuple(p.buckets), p.min or 0, p.max) for key, p in self._primitives.items()
+            ]
+        return sorted(rows)
+
+    def timeouts(self) -> list[tuple[tuple[str, str], int]]:
+        """``((kind, name), waits that timed out)`` of every primitive, sorted."""
+        with self._lock:
+            return sorted((key, p.timeouts) for key, p in self._primitives.items())
+
+    def fresh(self) -> ContentionAggregator:
+        """An empty profile (for a captured block)."""
+        return ContentionAggregator()
+
+    def after_fork_in_child(self) -> None:
+        # Another thread may have held the lock at the fork; the child has only this one.
+        self._lock = _originals.allocate_lock()
+
+
+def _sort_key(row: tuple[str, str, SeriesKey, int, int, int]) -> tuple[Any, ...]:
+    kind, name, (ws, hs, wt, ht), *_ = row
+    return (kind, name, ws or ("", 0, ""), hs or ("", 0, ""), wt, ht or "")
+
+
+runtime.install("profile", ContentionAggregator())
+
+
+def swap(aggregator: ContentionAggregator) -> ContentionAggregator:
+    """Put ``aggregator`` in force and return the one it replaces (for tests)."""
+    previous, runtime.profile = runtime.profile, aggregator
+    return previous
+
+
+def current() -> ContentionAggregator:
+    """The profile in force."""
+    return runtime.profile
+
+
+def record_wait(
+    kind: str,
+    name: str,
+    operation: str,
+    wait_ns: int,
+    *,
+    ok: bool,
+    waiter_thread: str,
+    waiter_site: Optional[Site],
+    holder_thread: Optional[str],
+    holder_site: Optional[Site],
+) -> None:
+    """One operation on primitive ``(kind, name)`` blocked for ``wait_ns``.
+
+    Called by ``Recorder.blocked`` for every operation that blocked, and
+    only for those.  Thread-safe.
+    """
+    runtime.profile.record(
+        kind,
+        name,
+        wait_ns,
+        ok,
+        waiter_thread,
+        _site_key(waiter_site),
+        holder_thread,
+        _site_key(holder_site),
+    )
+
+
+def series_attributes(kind: str, name: str, key: SeriesKey) -> dict[str, Any]:
+    """The metric attributes of one series: primitive, both sites, both threads."""
+    waiter_site, holder_site, waiter_thread, holder_thread = key
+    attributes: dict[str, Any] = {
+        "threadtrace.primitive.kind": kind,
+        "threadtrace.primitive.name": name,
+        "thread.name": waiter_thread,
+    }
+    if waiter_site is not None:
+        attributes["code.file.path"] = waiter_site[0]
+        attributes["code.line.number"] = waiter_site[1]
+        attributes["code.function.name"] = waiter_site[2]
+    if holder_site is not None:
+        attributes["threadtrace.holder.code.file.path"] = holder_site[0]
+        attributes["threadtrace.holder.code.line.number"] = holder_site[1]
+        attributes["threadtrace.holder.code.function.name"] = holder_site[2]
+    if holder_thread is not None:
+        attributes["threadtrace.holder.thread.name"] = holder_thread
+    return attributes
+
+
+def series() -> Iterator[tuple[dict[str, Any], int, int, int]]:
+    """``(attributes, count, total ns, max ns)`` of every series of the profile in force."""
+    for kind, name, key, count, total, longest in runtime.profile.series():
+        yield series_attributes(kind, name, key), count, total, longest
+
+
+def histograms() -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
+    """See :meth:`ContentionAggregator.histograms`, for the profile in force."""
+    return runtime.profile.histograms()
+
+
+def timeouts() -> list[tuple[tuple[str, str], int]]:
+    """See :meth:`ContentionAggregator.timeouts`, for the profile in force."""
+    return runtime.profile.timeouts()

@@ -1,0 +1,528 @@
+"""Turns what the primitives observed into OpenTelemetry spans and metrics.
+
+Only slow paths call in here: an operation that really blocked, a sampled or
+contended hold, a thread starting or ending.  Uncontended operations never
+do; their counts sit in the primitives' own fields and are published by the
+observable instruments in :mod:`threadtrace._recording.metrics` when a reader collects.
+
+Two rules keep the host safe:
+
+* Recording runs under :meth:`threadtrace._runtime.Runtime.guarded`, and skips itself
+  while the OpenTelemetry context says instrumentation is suppressed (the SDK
+  sets that around exports).  Primitives used by the SDK while recording are
+  therefore never recorded, and nothing re-enters.
+* Recording never raises into the caller.  The first failure of spans or of
+  metrics is logged once on the ``threadtrace`` logger and that part is
+  disabled; the program goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import FrameType
+from typing import Any, Callable, Optional, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
+
+from .._runtime import runtime
+from .._support import originals as _originals
+from .._support.names import DISPLAY
+from .._support.sites import Site
+from .._support.version import __version__
+from . import profile as _profile
+from .metrics import Instruments
+
+logger = logging.getLogger("threadtrace")
+
+try:  # the key moved between releases; both spellings are honoured
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+except ImportError:  # pragma: no cover - very old API
+    _SUPPRESS_KEY = "suppress_instrumentation"
+
+_INSTRUMENTATION_SCOPE = "threadtrace"
+
+#: (thread id, thread name, span context) of a thread that woke others.
+Waker = tuple[int, str, Optional[SpanContext]]
+
+
+def current_waker() -> Waker:
+    """Who is running now, for the waiter it is about to wake."""
+    ctx = trace.get_current_span().get_span_context()
+    return (
+        _originals.get_ident(),
+        _originals.current_thread_name(),
+        ctx if ctx.is_valid else None,
+    )
+
+
+def _frame_attributes(
+    prefix: str, frame: Optional[FrameType], site: Optional[Site]
+) -> dict[str, Any]:
+    if site is None and frame is not None:
+        site = Site.of_frame(frame)
+    if site is None or site.code is None:
+        return {}
+    return {
+        f"{prefix}code.function.name": site.function,
+        f"{prefix}code.file.path": site.filename,
+        f"{prefix}code.line.number": site.lineno,
+    }
+
+
+def holder_site_now(holder: int) -> Optional[Site]:
+    """Where the holder is now: the best we know when its acquire was not measured."""
+    frame = runtime.modules.first_user_frame(sys._current_frames().get(holder))
+    return Site.of_frame(frame) if frame is not None else None
+
+
+def _mark_error(span: trace.Span, error: Optional[BaseException]) -> None:
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+class Recorder:
+    """Records spans and metric points for threadtrace.
+
+    Thread-safe: called concurrently from every thread that blocked.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: Optional[trace.TracerProvider] = None,
+        meter_provider: Optional[Any] = None,
+    ) -> None:
+        self._explicit_tracer_provider = tracer_provider
+        self._explicit_meter_provider = meter_provider
+        self._fallback: Optional[Any] = None  # threadtrace's own providers, made on demand
+        self._tracer: Optional[trace.Tracer] = None
+        self._tracer_source: Optional[object] = None
+        self._instrument_sets: Optional[tuple[Any, ...]] = None
+        self._problem_counters: Optional[list[tuple[Any, Callable[[], bool]]]] = None
+        #: Set by the exit flush: from then on threadtrace's own providers are
+        #: never rebuilt; what is recorded later (daemon threads, other atexit
+        #: handlers) goes nowhere.
+        self.closed = False
+        self.spans_enabled = True
+        self.metrics_enabled = True
+        self._setup_lock = _originals.RLock()
+
+    # -- providers -----------------------------------------------------------------
+
+    def _app_tracer_provider(self) -> Optional[trace.TracerProvider]:
+        if self._explicit_tracer_provider is not None:
+            return self._explicit_tracer_provider
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+            return None
+        return provider
+
+    def _app_meter_provider(self) -> Optional[Any]:
+        if self._explicit_meter_provider is not None:
+            return self._explicit_meter_provider
+        provider = metrics.get_meter_provider()
+        if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+            return None
+        return provider
+
+    def fallback(self) -> Any:
+        """threadtrace's own SDK providers, used while the app has set none."""
+        with self._setup_lock:
+            return self._fallback_unlocked()
+
+    def _fallback_unlocked(self) -> Any:
+        if self.closed:  # after the exit flush: nothing new may start (and reopen files)
+            return _CLOSED
+        if self._fallback is None:
+            # Lazy: the OpenTelemetry SDK takes ~50 ms to import, and a program
+            # with providers of its own never needs threadtrace's.
+            from .._export.providers import FallbackProviders  # noqa: PLC0415 - see above
+
+            if runtime.environment_error is not None:
+                logger.warning("threadtrace: %s; using the defaults", runtime.environment_error)
+
+            self._fallback = FallbackProviders(runtime.config)
+        return self._fallback
+
+    def tracer(self) -> trace.Tracer:
+        """The tracer for threadtrace's spans: the app's provider if it set one."""
+        provider = self._app_tracer_provider()
+        if provider is None:
+            provider = self.fallback().tracer_provider
+        if provider is not self._tracer_source or self._tracer is None:
+            self._tracer = provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__)
+            self._tracer_source = provider
+        return self._tracer
+
+    def instruments(self) -> tuple[Any, ...]:
+        """The instrument sets that should receive data now.
+
+        Instruments are made once, on first need: on the app's meter provider
+        (the global one, which OpenTelemetry's proxy binds to the real provider
+        whenever the app sets it, before or after this), and, while the app has
+        set none, also on threadtrace's own provider so its exporters get data.
+        The fallback set goes quiet as soon as the app's provider appears.
+        """
+        sets = self._instrument_sets
+        if sets is None:
+            with self._setup_lock:
+                sets = self._instrument_sets
+                if sets is None:
+                    sets = self._instrument_sets = self._make_instruments()
+        return tuple(s for s in sets if s.active())
+
+    def _make_instruments(self) -> tuple[Any, ...]:
+        version = __version__
+        explicit = self._explicit_meter_provider
+        app = explicit if explicit is not None else metrics.get_meter_provider()
+        sets = [Instruments(app.get_meter(_INSTRUMENTATION_SCOPE, version), lambda: True)]
+        if explicit is None and self._app_meter_provider() is None and runtime.config.exporters:
+            fallback = self._fallback_unlocked().meter_provider
+            sets.append(
+                Instruments(
+                    fallback.get_meter(_INSTRUMENTATION_SCOPE, version),
+                    lambda: self._app_meter_provider() is None,
+                )
+            )
+        return tuple(sets)
+
+    # -- guarding ------------------------------------------------------------------
+
+    @staticmethod
+    def _suppressed() -> bool:
+        return bool(otel_context.get_value(_SUPPRESS_KEY)) or bool(
+            otel_context.get_value("suppress_instrumentation")
+        )
+
+    def _fail(self, part: str, error: BaseException) -> None:
+        if part == "spans":
+            self.spans_enabled = False
+        else:
+            self.metrics_enabled = False
+        logger.warning(
+            "threadtrace disabled its %s after an error while recording; "
+            "the program continues untraced for %s",
+            part,
+            part,
+            exc_info=error,
+        )
+
+    def _safely(self, part: str, action: Callable[[], object]) -> None:
+        if runtime.recording() or self._suppressed():
+            return
+        with runtime.guarded():
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - never raise into the host
+                self._fail(part, error)
+
+    # -- events from the primitives -----------------------------------------------------
+
+    def blocked(
+        self,
+        kind: str,
+        name: str,
+        operation: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        ok: bool,
+        timeout: Optional[float] = None,
+        holder: Optional[int] = None,
+        holder_name: Optional[str] = None,
+        holder_site: Optional[Site] = None,
+        waker: Optional[Waker] = None,
+        frame: Optional[FrameType] = None,
+        link_to: Optional[SpanContext] = None,
+        error: Optional[BaseException] = None,
+        metric_name: Optional[str] = None,
+    ) -> None:
+        """An operation on primitive ``name`` blocked from ``start_ns`` to ``end_ns``.
+
+        Times are :attr:`threadtrace._runtime.Runtime.clock` monotonic nanoseconds.
+        ``metric_name`` names the metric series when ``name`` would be too
+        many series (each thread's own name).
+        """
+        duration = end_ns - start_ns
+        if frame is None:
+            frame = runtime.modules.user_frame(2)
+        if self.metrics_enabled:
+            series = metric_name or name
+            self._safely("metrics", lambda: self._record_wait(kind, series, duration))
+            waiting_at = frame
+
+            def profile() -> None:
+                _profile.record_wait(
+                    kind,
+                    series,
+                    operation,
+                    duration,
+                    ok=ok or error is not None,  # an interrupted wait did not time out
+                    waiter_thread=_originals.current_thread_name(),
+                    waiter_site=Site.of_frame(waiting_at) if waiting_at is not None else None,
+                    holder_thread=(
+                        holder_name
+                        if holder_name is not None or holder is None
+                        else _originals.thread_name(holder)
+                    ),
+                    holder_site=holder_site,
+                )
+
+            self._safely("metrics", profile)
+        if not self.spans_enabled or duration < runtime.config.wait_threshold * 1e9:
+            return
+
+        def span() -> None:
+            attributes: dict[str, Any] = {
+                "threadtrace.primitive.kind": kind,
+                "threadtrace.primitive.name": name,
+                "threadtrace.operation": operation,
+                "threadtrace.timed_out": not ok and error is None,
+                "thread.id": _originals.get_ident(),
+                "thread.name": _originals.current_thread_name(),
+            }
+            if timeout is not None and timeout >= 0:
+                attributes["threadtrace.timeout"] = float(timeout)
+            attributes.update(_frame_attributes("", frame, None))
+            if holder is not None:
+                attributes["threadtrace.holder.thread.id"] = holder
+                attributes["threadtrace.holder.thread.name"] = (
+                    holder_name if holder_name is not None else _originals.thread_name(holder)
+                )
+                site = holder_site if holder_site is not None else holder_site_now(holder)
+                attributes.update(_frame_attributes("threadtrace.holder.", None, site))
+            links: list[Link] = []
+            if waker is not None:
+                waker_id, waker_name, waker_ctx = waker
+                attributes["threadtrace.waker.thread.id"] = waker_id
+                attributes["threadtrace.waker.thread.name"] = waker_name
+                if waker_ctx is not None:
+                    links.append(
+                        Link(
+                            waker_ctx,
+                            {
+                                "threadtrace.link.type": "woken_by",
+                                "thread.id": waker_id,
+                                "thread.name": waker_name,
+                            },
+                        )
+                    )
+            if link_to is not None and link_to.is_valid:
+                links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
+            self._span(f"{DISPLAY[kind]}.{operation}", start_ns, end_ns, attributes, links, error)
+
+        self._safely("spans", span)
+
+    def held(self, primitive: Any, start_ns: int, end_ns: int, site: Optional[Site]) -> None:
+        """A measured hold lasted from ``start_ns`` to ``end_ns`` (monotonic)."""
+        if not self.spans_enabled:
+            return
+        kind = primitive._tt_kind
+
+        def span() -> None:
+            attributes: dict[str, Any] = {
+                "threadtrace.primitive.kind": kind,
+                "threadtrace.primitive.name": primitive.name,
+                "threadtrace.operation": "hold",
+                "thread.id": _originals.get_ident(),
+                "thread.name": _originals.current_thread_name(),
+            }
+            attributes.update(_frame_attributes("", None, site))
+            self._span(f"{DISPLAY[kind]}.hold", start_ns, end_ns, attributes, [], None)
+
+        self._safely("spans", span)
+
+    def _span(
+        self,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        error: Optional[BaseException],
+    ) -> None:
+        offset = _epoch_offset()
+        span = self.tracer().start_span(
+            name,
+            kind=trace.SpanKind.INTERNAL,
+            attributes=attributes,
+            links=links,
+            start_time=start_ns + offset,
+        )
+        _mark_error(span, error)
+        span.end(end_time=end_ns + offset)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def start_thread_span(
+        self, thread: Any, parent: otel_context.Context, attributes: dict[str, Any]
+    ) -> Optional[trace.Span]:
+        """Open the span of a thread's run, child of the context it was started in."""
+        result: list[trace.Span] = []
+
+        def start() -> None:
+            result.append(
+                self.tracer().start_span(
+                    "Thread.run",
+                    context=parent,
+                    kind=trace.SpanKind.INTERNAL,
+                    attributes=attributes,
+                    start_time=runtime.clock.monotonic_ns() + _epoch_offset(),
+                )
+            )
+
+        if self.spans_enabled:
+            self._safely("spans", start)
+        return result[0] if result else None
+
+    def end_thread_span(self, span: trace.Span, error: Optional[BaseException]) -> None:
+        def end() -> None:
+            _mark_error(span, error)
+            span.end(end_time=runtime.clock.monotonic_ns() + _epoch_offset())
+
+        self._safely("spans", end)
+
+    def problem(self, kind: str, text: str, threads: Sequence[str]) -> None:
+        """The watchdog or the lock-order check found a problem: a span with an event, and a count.
+
+        ``kind`` is ``deadlock``, ``lock_order_inversion``, ``stuck_thread`` or
+        ``held_by_finished_thread``.  The span, ``threadtrace.<kind>``, has ERROR
+        status for deadlocks and finished holders; its event carries the
+        report text.
+        """
+        attributes: dict[str, Any] = {
+            "threadtrace.problem.kind": kind,
+            "threadtrace.problem.threads": list(threads),
+        }
+
+        def span() -> None:
+            now = runtime.clock.monotonic_ns() + _epoch_offset()
+            span = self.tracer().start_span(
+                f"threadtrace.{kind}",
+                kind=trace.SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=now,
+            )
+            span.add_event(kind, {"threadtrace.report": text}, timestamp=now)
+            if kind in ("deadlock", "held_by_finished_thread"):
+                span.set_status(Status(StatusCode.ERROR, text.splitlines()[0]))
+            span.end(end_time=now)
+
+        def count() -> None:
+            with self._setup_lock:
+                counters = self._problem_counters
+                if counters is None:
+                    counters = self._problem_counters = self._make_problem_counters()
+            for counter, active in counters:
+                if active():
+                    counter.add(1, {"threadtrace.problem.kind": kind})
+
+        if self.spans_enabled:
+            self._safely("spans", span)
+        if self.metrics_enabled:
+            self._safely("metrics", count)
+
+    def _make_problem_counters(self) -> list[tuple[Any, Callable[[], bool]]]:
+        version = __version__
+        explicit = self._explicit_meter_provider
+        providers: list[tuple[Any, Callable[[], bool]]] = [
+            (explicit if explicit is not None else metrics.get_meter_provider(), lambda: True)
+        ]
+        if explicit is None and self._app_meter_provider() is None and runtime.config.exporters:
+            providers.append(
+                (
+                    self._fallback_unlocked().meter_provider,
+                    lambda: self._app_meter_provider() is None,
+                )
+            )
+        return [
+            (
+                provider.get_meter(_INSTRUMENTATION_SCOPE, version).create_counter(
+                    "threadtrace.problems",
+                    unit="{problem}",
+                    description="Deadlocks, lock-order inversions, stuck threads and "
+                    "primitives held by finished threads that threadtrace reported",
+                ),
+                active,
+            )
+            for provider, active in providers
+        ]
+
+    def _record_wait(self, kind: str, name: str, duration_ns: int) -> None:
+        for instruments in self.instruments():
+            instruments.record_wait(kind, name, duration_ns)
+
+    def ensure_ready(self) -> None:
+        """Build providers and instruments now, on the caller's thread.
+
+        So the observable counters report from the start, and no thread
+        ever builds them lazily at an awkward moment (resource detection
+        starts a thread pool of its own).
+        """
+        if self.metrics_enabled:
+            self._safely("metrics", self.instruments)
+        if self.spans_enabled:
+            self._safely("spans", self.tracer)
+
+    def prepare_exporters(self) -> None:
+        """Build threadtrace's own exporters now if they will be used.
+
+        Raises:
+            ConfigurationError: an exporter cannot start (unwritable path,
+                missing extra, invalid ``OTEL_*`` variable).
+        """
+        if not runtime.config.exporters:
+            return
+        if self._app_tracer_provider() is None or self._app_meter_provider() is None:
+            with self._setup_lock, runtime.guarded():
+                self._fallback_unlocked()
+
+    def after_fork_in_child(self) -> None:
+        """Another thread may have held the setup lock at the fork."""
+        self._setup_lock = _originals.RLock()
+
+    def shutdown(self, timeout: float = 5.0, *, final: bool = False) -> None:
+        """Flush and close threadtrace's own providers (never the app's).
+
+        Idempotent.  Recording afterwards builds fresh providers on demand,
+        unless ``final`` (the exit flush) said it is over.
+        """
+        with self._setup_lock:
+            if final:
+                self.closed = True
+            fallback, self._fallback = self._fallback, None
+            self._instrument_sets = None
+            self._tracer = None
+        if fallback is not None:
+            with runtime.guarded():
+                fallback.shutdown(timeout)
+            runtime.export_stats.update(fallback.stats)
+
+
+class _Closed:
+    """Stands in for threadtrace's own providers once the exit flush has run."""
+
+    def __init__(self) -> None:
+        self.tracer_provider = trace.NoOpTracerProvider()
+        self.meter_provider = NoOpMeterProvider()
+        self.stats: dict[str, Any] = {}
+
+
+_CLOSED = _Closed()
+
+
+def _epoch_offset() -> int:
+    """Nanoseconds to add to the monotonic clock to get epoch time."""
+    clock = runtime.clock
+    cached = getattr(clock, "_threadtrace_offset", None)
+    if cached is None:
+        cached = clock.time_ns() - clock.monotonic_ns()
+        try:
+            clock._threadtrace_offset = cached  # type: ignore[attr-defined]
+        except AttributeError:
+            return cached
+    return int(cached)

@@ -1,0 +1,96 @@
+"""The contention report for people: a header line, then one block per primitive.
+
+The presentation follows ``perf lock contention`` (sorted by total wait by
+default, units scaled, count/total/max/mean per row) and lockstat (both
+sides of each contention).  A pure function of the report.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._support import units as _units
+
+if TYPE_CHECKING:
+    from .model import ContentionReport, PrimitiveContention
+
+#: Rows shown per list (waiting sites, holder sites, threads) in the text form.
+ROWS_SHOWN = 5
+
+#: How each sort order is said in the header.
+_SORT_WORDS = {"wait": "total wait", "max": "longest wait", "count": "number of waits"}
+#: Display names of the kinds, and what their operations are called.
+_KINDS = {
+    "lock": ("Lock", "acquisitions"),
+    "rlock": ("RLock", "acquisitions"),
+    "condition": ("Condition", "waits"),
+    "semaphore": ("Semaphore", "acquisitions"),
+    "bounded_semaphore": ("BoundedSemaphore", "acquisitions"),
+    "event": ("Event", "waits"),
+    "barrier": ("Barrier", "waits"),
+    "thread": ("Thread", "joins"),
+}
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def text(report: ContentionReport) -> str:
+    """The report as :meth:`ContentionReport.text` gives it."""
+    if not report.primitives_blocked:
+        return "threadtrace contention report: no operation blocked"
+    shown = len(report.primitives)
+    order = _SORT_WORDS[report.sort]
+    scope = (
+        f"top {shown} of {report.primitives_blocked} by {order}"
+        if shown < report.primitives_blocked
+        else f"by {order}"
+    )
+    lines = [
+        f"threadtrace contention report: {_plural(report.primitives_blocked, 'primitive')} "
+        f"blocked {_plural(report.waits, 'time')}, {_units.duration(report.total_wait)} "
+        f"in total; {scope}"
+    ]
+    for number, primitive in enumerate(report.primitives, 1):
+        lines.append("")
+        lines.extend(_block(number, primitive))
+    return "\n".join(lines)
+
+
+def _block(number: int, p: PrimitiveContention) -> list[str]:
+    d = _units.duration
+    display, operations = _KINDS.get(p.kind, (p.kind, "operations"))
+    lines = [f"{number}. {display} {p.name}" + (" (joins)" if p.kind == "thread" else "")]
+    if p.operations is not None and p.contended is not None:
+        share = f" ({p.share:.0%})" if p.share is not None else ""
+        lines.append(f"   contended  {p.contended} of {p.operations} {operations}{share}")
+    timed_out = f", {p.timeouts} timed out" if p.timeouts else ""
+    lines.append(
+        f"   wait       {d(p.total_wait)} in {_plural(p.waits, 'wait')}{timed_out}: "
+        f"mean {d(p.mean_wait)}, p50 {d(p.p50_wait)}, p99 {d(p.p99_wait)}, max {d(p.max_wait)}"
+    )
+    if p.holds_measured and p.total_hold is not None and p.max_hold is not None:
+        lines.append(
+            f"   hold       {d(p.total_hold)} in {_plural(p.holds_measured, 'measured hold')}: "
+            f"max {d(p.max_hold)}"
+        )
+    lists: list[tuple[str, list[tuple[str, int, float, float]]]] = [
+        ("waiting at", [(r.label, r.count, r.total, r.max) for r in p.waiting_sites]),
+        ("holders at", [(r.label, r.count, r.total, r.max) for r in p.holder_sites]),
+        ("waiting threads", [(r.name, r.count, r.total, r.max) for r in p.waiting_threads]),
+        ("holding threads", [(r.name, r.count, r.total, r.max) for r in p.holding_threads]),
+    ]
+    lists = [(title, rows) for title, rows in lists if rows]
+    width = max(
+        [len(title) + 3 for title, _ in lists]
+        + [len(row[0]) + 5 for _, rows in lists for row in rows[:ROWS_SHOWN]]
+    )
+    header = f"{'waits':>7} {'total':>9} {'max':>9}"
+    for i, (title, rows) in enumerate(lists):
+        lines.append(f"   {title:<{width - 3}}{header if i == 0 else ''}".rstrip())
+        for label, count, total, longest in rows[:ROWS_SHOWN]:
+            lines.append(f"     {label:<{width - 5}}{count:>7} {d(total):>9} {d(longest):>9}")
+        if len(rows) > ROWS_SHOWN:
+            lines.append(f"     ({len(rows) - ROWS_SHOWN} more)")
+    return lines

@@ -1,0 +1,265 @@
+"""The runtime: everything threadtrace keeps process-wide, in one object.
+
+There is one :class:`Runtime`, :data:`runtime`.  The configuration in force,
+the clock, the registry of live primitives and the counters of collected
+ones, the thread counts, the reentrancy guard, and the *components* that the
+layers above own (the recorder, the contention profile, the detectors' state,
+the lock-order graph, the patch) all hang off it, and nothing else in the
+package keeps mutable module state.  Three things follow:
+
+* Code reads ``runtime.<name>`` at call time, so :func:`threadtrace.configure`
+  and the tests can swap any part.
+* :meth:`Runtime.snapshot` and :meth:`Runtime.restore` save and put back the
+  whole of it, which is how :func:`threadtrace.testing.capture` gives a block
+  a fresh start (:meth:`Runtime.start_afresh`) and leaves no trace after it.
+* One fork handler (:meth:`Runtime.after_fork_in_child`) makes the child's
+  state consistent: the locks other threads may have held are new, and each
+  component forgets the parent's other threads.
+
+A component is any object with ``fresh()`` (an empty one, for a captured
+block; it may share what must outlive the block, such as waits in progress)
+and ``after_fork_in_child()``.  Its owner installs it at import with
+:meth:`Runtime.install`; the slot is typed here so readers see every part.
+
+Like trio's ``Runner``, this is the only state; unlike it, it lives for the
+whole process (threadtrace has no "run" to scope it to).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import weakref
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
+
+from ._support import originals
+from ._support.clock import Clock, SystemClock
+from ._support.config import Config, from_environment
+from ._support.errors import ConfigurationError
+from ._support.sites import ModuleFilter, Site
+
+if TYPE_CHECKING:
+    from ._control.patch import PatchHandle
+    from ._detect.lockorder import LockOrder
+    from ._detect.state import DetectorState
+    from ._recording.profile import ContentionAggregator
+    from ._recording.recorder import Recorder
+
+
+class Component(Protocol):
+    """What a part of the runtime owned by a layer above provides."""
+
+    def fresh(self) -> Component:
+        """An empty one for a captured block (what must outlive it may be shared)."""
+        ...
+
+    def after_fork_in_child(self) -> None:
+        """Make the state consistent in a forked child (this thread is its only one)."""
+        ...
+
+
+#: The component slots, in the order they are reset and told of a fork.
+COMPONENTS = ("profile", "detect", "lock_order")
+
+#: What a snapshot leaves out: the lock and the guard are the process's, not a block's.
+_NOT_SAVED = frozenset({"book", "patch_lock", "_guard"})
+
+
+class Runtime:
+    """Everything threadtrace keeps process-wide.  See the module docstring.
+
+    Attributes:
+        config: the settings in force: the defaults, then ``THREADTRACE_*``.
+        environment_error: an invalid ``THREADTRACE_*`` variable.  Importing
+            never raises: the defaults stand, configure()/patch() raise this
+            until it is fixed, and a program that calls neither gets a
+            warning when threadtrace first exports.
+        clock: monotonic and wall time, injectable (``FakeClock``).
+        modules: which frames are the program's, for ``config``'s exclusions.
+        book: guards slow-path bookkeeping that threads other than a
+            primitive's holder touch (waiter counts).  Never held while
+            blocking or while calling out.
+        patch_lock: serialises patching and unpatching.
+        live: every traced primitive still alive, for the observable metrics.
+        retired: counters of primitives that have been garbage collected,
+            appended by ``__del__`` (an append is atomic, so no lock:
+            ``__del__`` may run while this very thread holds ``book``).
+        retired_totals: those counters summed by (kind, name), drained from
+            ``retired`` by the metrics.
+        threads_started: traced threads started (changed under ``book``).
+        threads_live: traced threads running now (changed under ``book``).
+        export_stats: what each of threadtrace's own exporters did, kept
+            after they shut down for the exit summary (name -> ExportStats).
+        files_opened: files the json exporter opened in this process
+            (a second exporter on the same file appends to it).
+        internal_errors: errors inside threadtrace's own bookkeeping,
+            swallowed (see :meth:`internal_error`).
+        report_logged: whether the contention report was logged at exit.
+        sigint_at_exit: ``threadtrace run`` ends the process by SIGINT at the
+            end of its exit handler (the program ended with KeyboardInterrupt
+            and the C exit function is not built).
+        recorder: turns what the primitives saw into spans and metrics.
+        patch_handle: the :func:`threadtrace.patch` in force, if any.
+        profile: the contention profile (who waited where, behind whom).
+        detect: the watchdog's tables: waits in progress, what was reported.
+        lock_order: the lock-order graph.
+    """
+
+    recorder: Optional[Recorder]
+    patch_handle: Optional[PatchHandle]
+    profile: ContentionAggregator
+    detect: DetectorState
+    lock_order: LockOrder
+
+    def __init__(self) -> None:
+        self.environment_error: Optional[ConfigurationError] = None
+        try:
+            config = from_environment()
+        except ConfigurationError as error:
+            config = Config()
+            self.environment_error = error  # logged when threadtrace first exports
+        self.config = config
+        self.modules = ModuleFilter(config.excluded_modules)
+        self.clock: Clock = SystemClock()
+        self.book = originals.allocate_lock()
+        self.patch_lock = originals.RLock()
+        self._guard = originals.local()
+        self.recorder = None
+        self.patch_handle = None
+        self._records_afresh()
+        self.export_stats: dict[str, Any] = {}
+        self.files_opened: set[str] = set()
+        self.internal_errors = 0
+        self.report_logged = False
+        self.sigint_at_exit = False
+
+    def _records_afresh(self) -> None:
+        self.live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.retired: collections.deque[tuple[str, str, tuple[int, ...]]] = collections.deque()
+        self.retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
+        self.threads_started = 0
+        self.threads_live = 0
+
+    # -- configuration -------------------------------------------------------------------
+
+    def set_config(self, config: Config) -> None:
+        """Put ``config`` in force (the module filter follows its exclusions)."""
+        if config.excluded_modules != self.modules.excluded:
+            self.modules = ModuleFilter(config.excluded_modules)
+        self.config = config
+
+    # -- components ----------------------------------------------------------------------
+
+    def install(self, slot: str, component: Component) -> None:
+        """Fill ``slot`` (one of :data:`COMPONENTS`) with its owner's component."""
+        if slot not in COMPONENTS:
+            raise ValueError(f"no component slot {slot!r}")
+        setattr(self, slot, component)
+
+    # -- the reentrancy guard -------------------------------------------------------------
+
+    def recording(self) -> bool:
+        """Whether this thread is inside threadtrace's own recording right now.
+
+        Primitives touched while this is true (by the OpenTelemetry SDK, an
+        exporter, a logging handler) are neither created traced nor recorded,
+        so recording can never re-enter itself.
+        """
+        return getattr(self._guard, "busy", False)
+
+    @contextlib.contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Mark this thread as recording for the duration of the block."""
+        previous = getattr(self._guard, "busy", False)
+        self._guard.busy = True
+        try:
+            yield
+        finally:
+            self._guard.busy = previous
+
+    def exporting(self) -> bool:
+        """Whether this thread is inside a call to one of threadtrace's exporters."""
+        return getattr(self._guard, "exporting", False)
+
+    def set_exporting(self, value: bool) -> None:
+        self._guard.exporting = value
+
+    # -- primitives ----------------------------------------------------------------------
+
+    def creation_site(self, depth: int, *, composed: bool = True) -> Optional[Site]:
+        """Where the caller's caller's ``depth``-th caller made a primitive; None: untraced."""
+        if self.recording():
+            return None
+        return self.modules.creation_site(depth + 1, composed=composed)
+
+    def register(self, primitive: Any) -> None:
+        """Add a new traced primitive to the live registry."""
+        with self.book:
+            self.live.add(primitive)
+
+    def internal_error(self, where: str, error: BaseException) -> None:
+        """Count an error in threadtrace's bookkeeping; log the first one.
+
+        The operation it happened in goes on as threading would have done it.
+        """
+        self.internal_errors += 1
+        if self.internal_errors == 1:
+            logging.getLogger("threadtrace").warning(
+                "threadtrace hit an internal error in %s; the program continues, "
+                "further such errors are counted, not logged",
+                where,
+                exc_info=error,
+            )
+
+    # -- saving and restoring -------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything :meth:`restore` needs to put the runtime back as it is now."""
+        return {name: value for name, value in vars(self).items() if name not in _NOT_SAVED}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Put back what :meth:`snapshot` saved."""
+        for name, value in saved.items():
+            setattr(self, name, value)
+
+    def start_afresh(self, clock: Optional[Clock] = None) -> None:
+        """Empty registries, counts, profile and detector findings, for a captured block.
+
+        Waits in progress and the watchdog carry over: other threads may be
+        blocked right now and will end their waits inside the block.
+        """
+        self._records_afresh()
+        self.export_stats = {}
+        if clock is not None:
+            self.clock = clock
+        for slot in COMPONENTS:
+            component = getattr(self, slot, None)
+            if component is not None:
+                setattr(self, slot, component.fresh())
+
+    # -- fork ----------------------------------------------------------------------------
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: new locks, and every component told (the one fork handler).
+
+        Another thread may have held a lock at the fork; the child has only
+        this one.
+        """
+        self.book = originals.allocate_lock()
+        self.patch_lock = originals.RLock()
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.after_fork_in_child()
+        for slot in COMPONENTS:
+            component = getattr(self, slot, None)
+            if component is not None:
+                component.after_fork_in_child()
+
+
+#: The runtime of this process.
+runtime = Runtime()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=runtime.after_fork_in_child)
