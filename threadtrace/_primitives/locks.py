@@ -21,6 +21,9 @@ This is Go's design (count always, time only what blocked or was sampled)
 with JFR's threshold for turning a wait into an event.  A pure-Python wrapper
 cannot get under about 1.7x a C ``with lock:`` here (two interpreted frames
 per ``with``), hence the C core; ``bench/micro.py`` prints what both cost.
+
+At about 600 lines this module is one topic, the slow paths of the two
+locks around one hot path, and reads better whole than split.
 """
 
 from __future__ import annotations
