@@ -5,7 +5,7 @@ trace-event JSON when threadtrace shuts down (at exit, or
 :func:`threadtrace.shutdown`), and rewritten on every force flush.  One
 track per thread, slices for waits, holds and thread runs, arrows from the
 thread that woke a waiter to it, and counters of waiters on the most
-contended primitives: the format is described in :mod:`threadtrace._perfetto`.
+contended primitives: the format is described in :mod:`threadtrace._formats.perfetto`.
 
 At most :data:`MAX_SPANS` spans are kept; later ones are dropped, counted,
 logged once, and reported in the file as ``threadtrace.dropped_spans``.
