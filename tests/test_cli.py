@@ -17,9 +17,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import pytest
+from helpers import child_env, threadtrace_cmd
 
 import threadtrace
 from threadtrace._cli.main import _main_help
@@ -33,50 +34,15 @@ POSIX = os.name == "posix"
 TRACE = "threadtrace-trace.jsonl"
 METRICS = "threadtrace-trace.metrics.jsonl"
 TIMELINE_HINT = f"  timeline  threadtrace convert {TRACE} --to perfetto -o timeline.json"
-#: The summary of a program that started no thread and never waited.
+#: The summary of a program that started no thread and never waited (no
+#: span, so no timeline to make).
 QUIET_SUMMARY = (
     "threadtrace summary:\n"
     "  threads   0 started\n"
     f"  exported  0 spans to json ({TRACE})\n"
     "  hottest   no lock or semaphore was contended\n"
-    f"{TIMELINE_HINT}\n"
 )
 DURATION = r"[0-9.]+ (?:s|ms|µs|ns)"
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a child: ours without THREADTRACE_* settings, plus ``extra``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("THREADTRACE_") or key == "THREADTRACE_PURE_PYTHON"
-    }
-    # The child imports the very threadtrace under test, whatever its cwd.
-    root = str(Path(threadtrace.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("PYTHONSAFEPATH", None)  # python -m must put the cwd first, as for users
-    env["PYTHONIOENCODING"] = "utf-8"  # the summary prints "µs"
-    env["COLUMNS"] = "80"  # argparse wraps --help to the terminal width
-    # The contention report (on by default under run) is tested on its own
-    # below; here it would only lengthen every stderr these tests compare.
-    env["THREADTRACE_REPORT"] = "false"
-    env.update(extra)
-    return env
-
-
-def threadtrace_cmd(
-    args: Sequence[str], cwd: Path, env: Optional[dict[str, str]] = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m threadtrace args...`` in ``cwd``; waits at most 60 s."""
-    return subprocess.run(
-        [sys.executable, "-m", "threadtrace", *args],
-        cwd=cwd,
-        env=child_env() if env is None else env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
 
 
 def write(path: Path, source: str = "") -> Path:

@@ -64,7 +64,7 @@ class Component(Protocol):
 COMPONENTS = ("profile", "detect", "lock_order")
 
 #: What a snapshot leaves out: the lock and the guard are the process's, not a block's.
-_NOT_SAVED = frozenset({"book", "patch_lock", "_guard"})
+_NOT_SAVED = frozenset({"book", "patch_lock", "publish_lock", "_guard"})
 
 
 class Runtime:
@@ -82,6 +82,9 @@ class Runtime:
             primitive's holder touch (waiter counts).  Never held while
             blocking or while calling out.
         patch_lock: serialises patching and unpatching.
+        publish_lock: held while queued notices are written, so that a
+            caller of :meth:`publish_notices` returns only once every notice
+            queued before it has been written, by whichever thread.
         live: every traced primitive still alive, for the observable metrics.
         retired: counters of primitives that have been garbage collected,
             appended by ``__del__`` (an append is atomic, so no lock:
@@ -96,6 +99,8 @@ class Runtime:
             (a second exporter on the same file appends to it).
         internal_errors: errors inside threadtrace's own bookkeeping,
             swallowed (see :meth:`internal_error`).
+        notices: log records waiting for a thread of threadtrace's own to
+            write them (see :meth:`notice`).
         report_logged: whether the contention report was logged at exit.
         sigint_at_exit: ``threadtrace run`` ends the process by SIGINT at the
             end of its exit handler (the program ended with KeyboardInterrupt
@@ -125,6 +130,7 @@ class Runtime:
         self.clock: Clock = SystemClock()
         self.book = originals.allocate_lock()
         self.patch_lock = originals.RLock()
+        self.publish_lock = originals.allocate_lock()
         self._guard = originals.local()
         self.recorder = None
         self.patch_handle = None
@@ -132,6 +138,9 @@ class Runtime:
         self.export_stats: dict[str, Any] = {}
         self.files_opened: set[str] = set()
         self.internal_errors = 0
+        self.notices: collections.deque[tuple[int, str, tuple[Any, ...], Any]] = collections.deque(
+            maxlen=1000
+        )
         self.report_logged = False
         self.sigint_at_exit = False
 
@@ -206,12 +215,38 @@ class Runtime:
         """
         self.internal_errors += 1
         if self.internal_errors == 1:
-            logging.getLogger("threadtrace").warning(
+            self.notice(
+                logging.WARNING,
                 "threadtrace hit an internal error in %s; the program continues, "
                 "further such errors are counted, not logged",
                 where,
                 exc_info=error,
             )
+
+    # -- logging, never on the program's threads ------------------------------------------
+
+    def notice(self, level: int, message: str, *args: Any, exc_info: Any = None) -> None:
+        """Log ``message`` soon, from a thread of threadtrace's own, never from this one.
+
+        The caller may be a program thread inside ``acquire()`` or holding
+        the program's locks: writing to a slow (or blocked) stderr, or
+        through a logging handler that takes a lock of the program, must
+        not happen there.  The watchdog's and the exporters' threads, and
+        the exit, publish what is queued (bounded: the oldest is dropped).
+        """
+        self.notices.append((level, message, args, exc_info))
+        detect = getattr(self, "detect", None)
+        if detect is not None:
+            detect.wake.set()
+
+    def publish_notices(self) -> None:
+        """Log what :meth:`notice` queued.  Only threadtrace's threads and the exit call this."""
+        logger = logging.getLogger("threadtrace")
+        notices = self.notices
+        with self.publish_lock:
+            while notices:
+                level, message, args, exc_info = notices.popleft()
+                logger.log(level, message, *args, exc_info=exc_info)
 
     # -- saving and restoring -------------------------------------------------------------
 
@@ -249,6 +284,7 @@ class Runtime:
         """
         self.book = originals.allocate_lock()
         self.patch_lock = originals.RLock()
+        self.publish_lock = originals.allocate_lock()
         recorder = self.recorder
         if recorder is not None:
             recorder.after_fork_in_child()

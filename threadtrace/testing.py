@@ -160,6 +160,7 @@ def capture(
     finally:
         if handle is not None:
             handle.unpatch()
+        runtime.publish_notices()  # what the block's threads asked to log, logged by now
         runtime.restore(saved)
         tracer_provider.shutdown()
         meter_provider.shutdown()

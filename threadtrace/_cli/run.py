@@ -37,6 +37,7 @@ from .._support.config import (
     _flag,
     env_var,
     from_environment,
+    pure_python_requested,
     setting_names,
     settings_help,
 )
@@ -246,7 +247,7 @@ def _die_of_sigint() -> None:
     kills the process after the summary, and atexit handlers registered before
     threadtrace's (by ``sitecustomize``, say) do not run.
     """
-    pure = os.environ.get("THREADTRACE_PURE_PYTHON")  # the tests' switch for "not built"
+    pure, _ = pure_python_requested()  # the tests' switch for "not built"
     if _exit is not None and not pure and _exit.die_of_sigint_at_exit():
         return
     runtime.sigint_at_exit = True
@@ -350,6 +351,7 @@ def _visible_on_stderr() -> Any:
 
 def _finish(summarise: bool) -> None:
     """At exit: flush the exporters, then print the summary (and die of SIGINT if due)."""
+    runtime.publish_notices()
     publish_pending()  # lock-order reports still queued
     with _visible_on_stderr():
         log_report()  # computed before the exporters' last export, from the same data

@@ -49,7 +49,7 @@ def summary(export_stats: Mapping[str, Any]) -> str:
             f"acquisitions blocked"
         )
     for name, stats in export_stats.items():
-        if name == "json":
+        if name == "json" and stats.spans_exported:
             lines.append(
                 f"  timeline  threadtrace convert {stats.destination} --to perfetto "
                 "-o timeline.json"

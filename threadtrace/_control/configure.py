@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .._detect import watchdog
 from .._recording.recorder import Recorder
 from .._runtime import runtime
 from .._support.config import Config
@@ -65,6 +66,10 @@ def configure(
         # them at import): build them now, so a missing extra fails here.
         recorder.prepare_exporters()
         recorder.ensure_ready()
+    # The watchdog starts now, not at the program's first wait: a thread of
+    # threadtrace's appearing mid-run would change the thread count the
+    # program sees (threading.active_count(), _thread._count()).
+    watchdog.ensure_started()
     return new
 
 

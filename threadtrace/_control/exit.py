@@ -43,6 +43,7 @@ def at_exit() -> None:
     The report comes first so it is computed from the same data as the
     exporters' last metrics export (``threadtrace report`` reads that back).
     """
+    runtime.publish_notices()
     publish_pending()  # lock-order reports still queued
     log_report()
     shutdown(_final=True)

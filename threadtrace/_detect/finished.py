@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from typing import Any, Optional
 
 from .._runtime import runtime
@@ -43,7 +44,9 @@ def record_end(ident: int, thread: Any) -> bool:
             ):
                 # A plain Semaphore's permits roam: only bounded ones leak.
                 state.leaked_permits[(semaphore, tomb)] = (now, thread.name)
-    state.ended.append((ident, thread.name, thread))
+    # A weak reference: a finished thread's object (and what its locals and
+    # threading.local values hold) must die when the program drops it.
+    state.ended.append((ident, thread.name, weakref.ref(thread)))
     return True
 
 
@@ -60,7 +63,7 @@ def look(now: Optional[int] = None) -> list[Problem]:
     while ended:
         ident, name, thread = ended.popleft()
         current = _originals._active.get(ident)
-        if current is not None and current is not thread:
+        if current is not None and current is not thread():
             continue  # the ident already belongs to a new thread: too late to tell
         gone[ident] = (name, thread)
     with runtime.book:

@@ -60,7 +60,7 @@ class DetectorState:
         blocked: thread ident -> what it is blocked in now.  Written by the
             blocked thread only, read by the watchdog.
         ended: traced threads that ended since the last look: (ident, name,
-            thread).  Bounded: a program that ends threads faster than the
+            weak reference to the thread).  Bounded: a program that ends threads faster than the
             watchdog looks loses the oldest checks, not memory.
         reported: what was already reported, so each problem is reported once.
         pending: problems found on a program thread (lock order, found inside
@@ -76,7 +76,7 @@ class DetectorState:
         next_held_look: when the next look for locks left held may happen
             (real time, not the clock).
         dead_owners: locks whose owner finished while holding them: lock ->
-            (ident, stand-in, thread).  Kept beside the lock (``_owner`` is
+            (ident, stand-in, weak reference to the thread).  Kept beside the lock (``_owner`` is
             the lock's own business, and a C field).
         leaked_permits: BoundedSemaphore permits of finished threads,
             reported if still held after a grace period: (semaphore,
@@ -153,7 +153,7 @@ def owner_of(lock: Any) -> Optional[int]:
     dead = runtime.detect.dead_owners.get(lock)
     if dead is not None and owner == dead[0]:
         now_there = _originals._active.get(owner)
-        if now_there is None or now_there is dead[2]:
+        if now_there is None or now_there is dead[2]():
             return dead[1]
     return owner
 

@@ -37,14 +37,22 @@ def look(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
     after = runtime.config.stuck_after
     if not after:
         return []
+    problems: list[Problem] = []
+    candidates = [
+        (ident, wait)
+        for ident, wait in sorted(snapshot.items(), key=lambda item: item[1].since)
+        if not wait.timed
+        and now - wait.since >= after * 1e9
+        and ("stuck", ident, wait.since) not in runtime.detect.reported
+    ]
+    if not candidates:
+        return problems
+    # Only now: every thread's frames, held for as long as this look lasts,
+    # keep their locals alive (a program that checks for a freed object
+    # would see it still there).
     frames = sys._current_frames()
-    problems = []
-    for ident, wait in sorted(snapshot.items(), key=lambda item: item[1].since):
-        if wait.timed or now - wait.since < after * 1e9:
-            continue
+    for ident, wait in candidates:
         key = ("stuck", ident, wait.since)
-        if key in runtime.detect.reported:
-            continue
         if _waiting_for_work(frames.get(ident)):
             continue
         if wait.operation == "join":

@@ -66,6 +66,7 @@ def _watch() -> None:
             continue  # under an injected clock, its owner looks with scan()
         try:
             with runtime.guarded():
+                runtime.publish_notices()
                 if runtime.config.watchdog:
                     scan()
                 else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -68,34 +69,76 @@ class FallbackProviders:
 
         An exporter stuck on a dead endpoint cannot hold up the exit: the work
         runs on a daemon thread, and what is still queued when time runs out
-        is counted as dropped.
+        is counted as dropped.  ``timeout=0`` does not wait at all: nothing is
+        flushed, and what is queued is counted as dropped.  A step that fails
+        (a full disk) is said in one line; the others still run.
         """
+        if timeout <= 0:
+            dropped = sum(queue.abandon() for queue in self._queues)
+            logger.warning(
+                "threadtrace: flush_timeout is 0: exited without flushing; %d queued %s "
+                "and the last metrics were dropped",
+                dropped,
+                "span" if dropped == 1 else "spans",
+            )
+            return
         done = _originals.Event()
-        flushed: list[bool] = []
 
         def close() -> None:
             try:
-                millis = int(timeout * 1000)
-                flushed.append(self.tracer_provider.force_flush(millis))
-                self.tracer_provider.shutdown()
-                self.meter_provider.shutdown(timeout_millis=millis)
-                with exporting():
-                    for exporter in self.exporters.values():
-                        exporter.shutdown(timeout)
-            except Exception as error:  # noqa: BLE001 - exit goes on regardless
-                logger.warning("threadtrace: error while flushing exporters", exc_info=error)
+                self._close(timeout)
             finally:
                 done.set()
 
         _originals.Thread(target=close, name="threadtrace-flush", daemon=True).start()
-        if not done.wait(timeout) or flushed != [True]:
-            for queue in self._queues:
-                queue.abandon()
+        done.wait(timeout)
+        # Whatever is still queued or inside an exporter now is not going out.
+        dropped = sum(queue.abandon() for queue in self._queues)
+        if dropped:
             logger.warning(
-                "threadtrace: exporters did not finish flushing within %.1f s; "
-                "unsent data was dropped",
-                timeout,
+                "threadtrace: exporters did not finish flushing within %s; %d unsent %s dropped",
+                _seconds(timeout),
+                dropped,
+                "span was" if dropped == 1 else "spans were",
             )
+
+    def _close(self, timeout: float) -> None:
+        """Flush and close everything, each step on its own: one failing spares the rest."""
+        millis = int(timeout * 1000)
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("spans", lambda: self.tracer_provider.force_flush(millis)),
+            ("spans", self.tracer_provider.shutdown),
+            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis)),
+        ]
+        for name, exporter in self.exporters.items():
+            steps.append(
+                (f"exporter {name!r} ({exporter.destination()})", _closer(exporter, timeout))
+            )
+        for what, step in steps:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - exit goes on regardless
+                logger.warning(
+                    "threadtrace: could not flush %s at exit: %s", what, _one_line(error)
+                )
+
+
+def _closer(exporter: Exporter, timeout: float) -> Callable[[], None]:
+    def close() -> None:
+        with exporting():
+            exporter.shutdown(timeout)
+
+    return close
+
+
+def _one_line(error: BaseException) -> str:
+    """``OSError: [Errno 28] No space left on device``: the error, without its traceback."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
 
 
 class _Synchronous(SpanProcessor):

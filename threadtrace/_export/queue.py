@@ -57,7 +57,10 @@ class ExportStats:
             return
         self._warned = True
         reason = f": {type(error).__name__}: {error}" if error is not None else ""
-        logger.warning(
+        # Maybe on a program thread (a full queue is found in on_end): logged
+        # from one of threadtrace's own.
+        runtime.notice(
+            logging.WARNING,
             "threadtrace: exporter %r (%s) lost %s%s; the program continues, and "
             "further losses are counted and reported at exit",
             self.name,
@@ -123,6 +126,8 @@ class SpanQueue(SpanProcessor):
             self._wake.wait(EXPORT_INTERVAL)
             self._wake.clear()
             self._drain()
+            with runtime.guarded():
+                runtime.publish_notices()
             if self._closed:
                 return
 
@@ -160,12 +165,13 @@ class SpanQueue(SpanProcessor):
         self._closed = True
         self._wake.set()
 
-    def abandon(self) -> None:
+    def abandon(self) -> int:
         """Count what is still queued, or stuck in the exporter, as dropped (time ran out).
 
-        Called once the exit flush gave up.  A batch still inside the
-        exporter is counted as dropped now; should the exporter return after
-        all, before the process ends, it is counted again there.
+        Called once the exit flush gave up; returns how many spans that was.
+        A batch still inside the exporter is counted as dropped now; should
+        the exporter return after all, before the process ends, it is counted
+        again there.
         """
         self._closed = True
         left = 0
@@ -175,7 +181,9 @@ class SpanQueue(SpanProcessor):
             except IndexError:
                 break
             left += 1
-        self._stats.spans_dropped += left + self._in_flight
+        dropped = left + self._in_flight
+        self._stats.spans_dropped += dropped
+        return dropped
 
 
 class MetricAdapter(MetricExporter):

@@ -85,6 +85,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     waker=self._tt_wakers.pop(waiter, None),
                     error=error,
                 )
+                error = None  # the traceback holds this frame: no cycle through it
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""

@@ -10,9 +10,10 @@ Python proxies, this module is the one place that decides.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._runtime import runtime
+from .._support.config import pure_python_requested
 from .pycore import LockCore as PyLockCore
 from .pycore import RLockCore as PyRLockCore
 
@@ -23,8 +24,12 @@ except ImportError:  # not built (no compiler at install time): the pure-Python 
     lockcore = None
 
 
+_pure, _error = pure_python_requested()
+if _error is not None and runtime.environment_error is None:
+    runtime.environment_error = _error  # configure() and patch() say so, as for a setting
+
 #: Whether the C hot path is in use (``THREADTRACE_PURE_PYTHON=1`` turns it off).
-SPEEDUPS = lockcore is not None and not os.environ.get("THREADTRACE_PURE_PYTHON")
+SPEEDUPS = lockcore is not None and not _pure
 
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = PyLockCore

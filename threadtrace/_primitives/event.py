@@ -65,6 +65,7 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
                 waker=self._tt_waker if ok else None,
                 error=error,
             )
+            error = None  # the traceback holds this frame: no cycle through it
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
@@ -135,6 +136,7 @@ class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType)
                 error=error,
                 blocked=not released_others,
             )
+            error = None  # the traceback holds this frame: no cycle through it
 
     def _release(self) -> None:
         # Called by the last thread to arrive, under the barrier's lock.

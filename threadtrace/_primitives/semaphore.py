@@ -103,6 +103,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 waker=self._tt_take_waker(),
                 error=error,
             )
+            error = None  # the traceback holds this frame: no cycle through it
 
     __enter__ = acquire
 

@@ -125,6 +125,7 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
         finally:
             otel_context.detach(token)
             recorder.end_thread_span(span, error)
+            error = None  # the traceback holds this frame: no cycle through it
     finally:
         with runtime.book:
             runtime.threads_live -= 1

@@ -36,8 +36,6 @@ from .._support.version import __version__
 from . import profile as _profile
 from .metrics import Instruments
 
-logger = logging.getLogger("threadtrace")
-
 try:  # the key moved between releases; both spellings are honoured
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 except ImportError:  # pragma: no cover - very old API
@@ -143,7 +141,11 @@ class Recorder:
             from .._export.providers import FallbackProviders  # noqa: PLC0415 - see above
 
             if runtime.environment_error is not None:
-                logger.warning("threadtrace: %s; using the defaults", runtime.environment_error)
+                runtime.notice(
+                    logging.WARNING,
+                    "threadtrace: %s; using the defaults",
+                    runtime.environment_error,
+                )
 
             self._fallback = FallbackProviders(runtime.config)
         return self._fallback
@@ -203,7 +205,8 @@ class Recorder:
             self.spans_enabled = False
         else:
             self.metrics_enabled = False
-        logger.warning(
+        runtime.notice(
+            logging.WARNING,
             "threadtrace disabled its %s after an error while recording; "
             "the program continues untraced for %s",
             part,

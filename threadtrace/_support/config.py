@@ -447,8 +447,29 @@ def from_environment(
     return (base or Config()).replace_from_text(texts, env_var)
 
 
+#: Asks for the pure-Python lock core even where the C one is built (not a
+#: setting: the core is chosen once, when threadtrace is imported).
+PURE_PYTHON = "THREADTRACE_PURE_PYTHON"
+
 #: ``THREADTRACE_*`` variables that are not settings.
-_NOT_SETTINGS = frozenset({"THREADTRACE_PURE_PYTHON"})
+_NOT_SETTINGS = frozenset({PURE_PYTHON})
+
+
+def pure_python_requested(
+    environ: Optional[Mapping[str, str]] = None,
+) -> tuple[bool, Optional[ConfigurationError]]:
+    """Whether ``THREADTRACE_PURE_PYTHON`` asks for the pure-Python lock core.
+
+    Returns the answer, and the error to report for a value that is neither
+    true nor false (the C core stays, as with no variable at all).
+    """
+    text = (os.environ if environ is None else environ).get(PURE_PYTHON, "").strip()
+    if not text:
+        return False, None
+    try:
+        return _flag(text), None
+    except ValueError:
+        return False, ConfigurationError(f"{PURE_PYTHON} must be true or false, got {text!r}")
 
 
 def _names(given: Any) -> tuple[str, ...]:
