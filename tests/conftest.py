@@ -27,6 +27,24 @@ from threadtrace._support import originals as _originals
 from threadtrace.testing import Capture, FakeClock, capture
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_from_an_empty_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep child processes on the installed threadtrace, not the source tree's.
+
+    ``python -c ...`` and ``python -m ...`` put their working directory
+    first on ``sys.path``.  Started from the repository root, where the
+    tests run, such a child would import the source tree's ``threadtrace/``
+    (without its C core, and not what scripts/test installed) instead of the
+    package under test.
+    """
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 @pytest.fixture(autouse=True)
 def _leaves_threading_unpatched() -> Iterator[None]:
     yield

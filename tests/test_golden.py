@@ -33,6 +33,13 @@ from threadtrace._cli import main
 from threadtrace._primitives.core import SPEEDUPS
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
+#: The entry-point groups threadtrace registers in; api.json pins all of them.
+ENTRY_POINT_GROUPS = (
+    "console_scripts",
+    "opentelemetry_instrumentor",
+    "pytest11",
+    "threadtrace.exporters",
+)
 TRACES = ("contention", "demo", "lock_order")
 #: (name, arguments after the trace path); "convert" is compared by digest.
 COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -106,7 +113,7 @@ def api() -> dict[str, Any]:
     points = sorted(
         f"{point.group}: {point.name} = {point.value}"
         for point in dist.entry_points
-        if point.group in ("console_scripts", "threadtrace.exporters", "pytest11")
+        if point.group in ENTRY_POINT_GROUPS
     )
     return {
         "threadtrace": _surface(threadtrace),

@@ -151,3 +151,141 @@ def test_an_inversion_in_a_fixture_fails_the_test_that_uses_it(pytester: pytest.
     result = pytester.runpytest_subprocess("--threadtrace", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_uses_fixture*", "*POSSIBLE DEADLOCK*"])
+
+
+NO_IMPORT_CONFTEST = """
+    import sys
+
+    def pytest_sessionfinish(session):
+        plugin = session.config.pluginmanager.get_plugin("threadtrace")
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] == "threadtrace")
+        print(f"\\nplugin loaded: {plugin is sys.modules.get('threadtrace_pytest')}")
+        print(f"threadtrace modules: {loaded}")
+        assert "threadtrace" not in sys.modules
+"""
+
+
+def test_a_run_that_does_not_use_the_plugin_imports_nothing_of_threadtrace(
+    pytester: pytest.Pytester,
+) -> None:
+    """Installed and loaded, the plugin imports threadtrace only once it is turned on."""
+    pytester.makeconftest(textwrap.dedent(NO_IMPORT_CONFTEST))
+    pytester.makepyfile(test_app=textwrap.dedent(INVERSION))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["plugin loaded: True", "threadtrace modules: []"])
+    assert result.ret == 0
+
+
+def test_the_ini_setting_turns_the_plugin_on(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nthreadtrace = true\nthreadtrace_top = 1\n")
+    pytester.makepyfile(test_app=textwrap.dedent(INVERSION))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*threadtrace: POSSIBLE DEADLOCK*",
+            "*= threadtrace contention report =*",
+            "FAILED test_app.py::test_audit*",
+        ]
+    )
+
+
+def test_the_option_wins_over_the_ini_setting(pytester: pytest.Pytester) -> None:
+    """`-o threadtrace=false` turns off what the ini file turned on; `--threadtrace-top 0` the report."""
+    pytester.makeini("[pytest]\nthreadtrace = true\n")
+    pytester.makepyfile(
+        test_off="import sys\n\ndef test_off():\n    assert 'threadtrace' not in sys.modules\n"
+    )
+    off = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "threadtrace=false")
+    off.assert_outcomes(passed=1)
+    pytester.makepyfile(test_off="def test_off():\n    pass\n")
+    pytester.makepyfile(test_app=textwrap.dedent(CONTENDED))
+    quiet = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--threadtrace-top", "0")
+    quiet.assert_outcomes(passed=2)
+    assert "contention report" not in quiet.stdout.str()
+
+
+def test_a_bad_report_size_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nthreadtrace_top = many\n")
+    pytester.makepyfile(test_app="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*threadtrace_top must be a whole number >= 0, got 'many'"])
+
+
+MARKED = """
+    import threading
+
+    import pytest
+    import threadtrace
+
+    def take_in_both_orders():
+        accounts, ledger = threading.Lock(), threading.Lock()
+        with accounts:
+            with ledger:
+                pass
+        with ledger:
+            with accounts:
+                pass
+
+    @pytest.mark.threadtrace
+    def test_marked():
+        take_in_both_orders()
+
+    def test_unmarked():
+        assert not threadtrace.is_patched()
+        take_in_both_orders()
+
+    @pytest.fixture
+    def patched_in_setup():
+        return threadtrace.is_patched()
+
+    @pytest.mark.threadtrace
+    def test_patched_from_before_the_fixtures(patched_in_setup):
+        assert patched_in_setup
+"""
+
+
+def test_the_marker_traces_only_the_marked_tests(pytester: pytest.Pytester) -> None:
+    """Patched around a marked test, fixtures included; an unmarked test is left alone."""
+    pytester.makepyfile(test_app=textwrap.dedent(MARKED))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*_ test_marked _*", "threadtrace: POSSIBLE DEADLOCK*", "FAILED test_app.py::test_marked*"]
+    )
+
+
+def test_a_marked_test_that_deadlocks_fails_instead_of_hanging(pytester: pytest.Pytester) -> None:
+    marked = textwrap.dedent(DEADLOCK).replace(
+        "def test_deadlock", "import pytest\n\n@pytest.mark.threadtrace\ndef test_deadlock"
+    )
+    pytester.makepyfile(test_app=marked)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestUnhandledThreadExceptionWarning",
+        timeout=60,  # untraced, the two threads would keep the run from ever ending
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed*"]
+    )
+
+
+def test_the_old_plugin_module_still_loads_with_p(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-p threadtrace.pytest_plugin` works with the entry point loaded, and without autoloading."""
+    pytester.makepyfile(test_app=textwrap.dedent(INVERSION))
+    both = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "threadtrace.pytest_plugin", "--threadtrace"
+    )
+    both.assert_outcomes(passed=2, failed=1)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    alone = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "threadtrace.pytest_plugin", "--threadtrace"
+    )
+    alone.assert_outcomes(passed=2, failed=1)
