@@ -928,8 +928,8 @@ def test_an_unwritable_timeline_is_logged_not_raised(
 ) -> None:
     """A file that cannot be written is logged once; nothing raises, nothing is left behind."""
     path = tmp_path / "a-directory"
-    path.mkdir()
     exporter = PerfettoExporter(threadtrace.current_config().replace(perfetto_path=str(path)))
+    path.mkdir()  # after the exporter was made, which refuses a directory (test_files)
     exporter.export_spans(sdk_spans(1))
     with caplog.at_level(logging.WARNING, logger="threadtrace"):
         assert not exporter.force_flush(5)

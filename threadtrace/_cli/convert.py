@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from .._formats.files import output_target, same_file
 from .._formats.otlp_jsonl import TraceFileError, read_trace_file
 from .._formats.perfetto import collector_paused, write_timeline
 from .usage import PROG, Parser, UsageError
@@ -30,23 +31,41 @@ def command(argv: Sequence[str]) -> int:
         "and chrome://tracing)",
     )
     parser.add_argument(
-        "-o", "--output", required=True, metavar="PATH", help="file to write (replaced)"
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="file to write (replaced whole; a symbolic link is followed; not the trace itself)",
     )
     options = parser.parse_args(argv)
+    trace, output = options.trace, options.output
+
+    def cannot_write(reason: str) -> UsageError:
+        return UsageError(f"{parser.prog}: error: cannot write {output}: {reason}")
+
+    # The output is looked at before the trace is read: a big trace takes a while.
+    if same_file(output, trace):
+        raise cannot_write(f"it is the input file {trace}")
     try:
-        records = read_trace_file(options.trace)
+        output_target(output)
+    except OSError as error:
+        raise cannot_write(error.strerror or str(error)) from None
+    try:
+        records = read_trace_file(trace, warn=lambda text: _warn(parser.prog, text))
     except TraceFileError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
     try:
         with collector_paused():  # our own process: half the time, for a big trace
-            write_timeline(records, options.output)
+            write_timeline(records, output)
     except OSError as error:
-        raise UsageError(
-            f"{parser.prog}: error: cannot write {options.output}: {error.strerror or error}"
-        ) from None
+        raise cannot_write(error.strerror or str(error)) from None
     threads = len({record.thread_id for record in records})
     sys.stderr.write(
-        f"threadtrace: wrote {options.output}: {len(records)} spans on {threads} threads; "
+        f"threadtrace: wrote {output}: {len(records)} spans on {threads} threads; "
         f"open it in https://ui.perfetto.dev\n"
     )
     return 0
+
+
+def _warn(prog: str, text: str) -> None:
+    sys.stderr.write(f"{prog}: warning: {text}\n")

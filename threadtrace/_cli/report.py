@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
 from typing import Sequence
 
 from .._control.configure import current_config
-from .._formats.otlp_jsonl import MetricsFileError, parse_traces_line, read_metrics_file
+from .._formats.otlp_jsonl import (
+    MetricsFileError,
+    TraceFileError,
+    read_metrics_file,
+    read_otlp_file,
+)
 from .._report.model import build, options
 from .._support.config import REPORT_SORTS, Config
 from .usage import PROG, Parser, UsageError
@@ -86,13 +92,17 @@ def command(argv: Sequence[str]) -> int:
         "instead of text. Example: --json > report.json",
     )
     given = parser.parse_args(argv)
+
+    def warn(text: str) -> None:
+        sys.stderr.write(f"{parser.prog}: warning: {text}\n")
+
     try:
         _check_trace(given.trace)
-    except ValueError as error:
+    except TraceFileError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
     metrics = given.metrics or _metrics_beside(given.trace)
     try:
-        points = read_metrics_file(metrics)
+        points = read_metrics_file(metrics, warn)
     except MetricsFileError as error:
         hint = ""
         if given.metrics is None and not os.path.exists(metrics):
@@ -107,24 +117,13 @@ def command(argv: Sequence[str]) -> int:
 def _check_trace(path: str) -> None:
     """Make sure ``path`` is a trace the json exporter wrote (its first line is).
 
+    The rest is not read: the report is made from the metrics.
+
     Raises:
-        ValueError: naming the file and the problem.
+        TraceFileError: naming the file and the problem.
     """
-    try:
-        with open(path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    parse_traces_line(line)
-                except ValueError as error:
-                    raise ValueError(
-                        f"{path}, line {number}: not an OTLP JSON trace line ({error})"
-                    ) from None
-                return
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"cannot read {path}: {reason}") from None
+    with contextlib.closing(read_otlp_file(path, "traces", TraceFileError)) as lines:
+        next(lines, None)
 
 
 def _metrics_beside(trace: str) -> str:

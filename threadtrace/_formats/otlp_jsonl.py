@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator, Optional
 
-from .._support.points import REPORT_METRICS, Attributes, HistogramPoint, Points, key
+from .._support.points import KIND, NAME, REPORT_METRICS, WAIT_DURATION, HistogramPoint, Points, key
 from .records import LinkRecord, SpanRecord
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
@@ -88,7 +88,10 @@ def parse_otlp_line(line: str, signal: str) -> Any:
     from google.protobuf.json_format import ParseDict  # noqa: PLC0415 - as in to_otlp_json
 
     key, other, hint = _SIGNALS[signal]
-    data = json.loads(line)
+    try:
+        data = json.loads(line)
+    except RecursionError:  # json's limit is the interpreter's: no OTLP line comes near it
+        raise ValueError(_TOO_DEEP) from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     if key not in data:
@@ -104,8 +107,19 @@ def parse_otlp_line(line: str, signal: str) -> Any:
     try:
         # Ids (of spans, links and exemplars) are hex in OTLP/JSON, base64 in protobuf's.
         return ParseDict(_ids(data, _hex_to_b64), Message(), ignore_unknown_fields=True)
+    except RecursionError:  # in _ids, a little less deep than json's
+        raise ValueError(_TOO_DEEP) from None
     except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
-        raise ValueError(str(error)) from None
+        raise ValueError(_shortened(str(error))) from None
+
+
+_TOO_DEEP = "nested too deeply"
+#: protobuf's messages quote the value they could not parse, which may be most of the line.
+_LONGEST_REASON = 200
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _LONGEST_REASON else text[: _LONGEST_REASON - 3] + "..."
 
 
 def parse_traces_line(line: str) -> Any:
@@ -113,41 +127,70 @@ def parse_traces_line(line: str) -> Any:
     return parse_otlp_line(line, "traces")
 
 
-def read_otlp_file(path: str, signal: str, error: type[Exception]) -> Iterator[Any]:
-    """The ``TracesData`` or ``MetricsData`` of each line of an OTLP JSON Lines file.
+def read_otlp_file(
+    path: str, signal: str, error: type[Exception], warn: Optional[Callable[[str], None]] = None
+) -> Generator[tuple[int, Any], None, None]:
+    """The number and ``TracesData`` (or ``MetricsData``) of each line of an OTLP JSON Lines file.
 
-    Blank lines are skipped.  ``signal`` is ``"traces"`` or ``"metrics"``.
+    Read a line at a time, as it is consumed.  Blank lines are skipped.
+    ``signal`` is ``"traces"`` or ``"metrics"``.
+
+    A last line that ends without a newline and is not OTLP JSON is what a
+    writer killed in the middle of a line leaves behind (the ``json``
+    exporter writes each line with its newline at once).  With ``warn``, and
+    good lines before it, that line is left out and ``warn`` is called with
+    a message that names it; the good lines stand.  A bad line anywhere else
+    (one that ends with its newline) is not a cut: the file is corrupt.
 
     Raises:
-        error: the file cannot be opened, or a line is not OTLP JSON of that
-            signal (the message names the file and gives the line's number).
+        error: the file cannot be opened or read, or a line is not OTLP JSON
+            of that signal (the message names the file and gives the line's
+            number).
     """
-    try:
-        with open(path, encoding="utf-8") as file:
-            lines = list(file)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error(f"cannot read {path}: {reason}") from None
     what = "trace" if signal == "traces" else signal
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = parse_otlp_line(line, signal)
-        except ValueError as exc:
-            raise error(f"{path}, line {number}: not an OTLP JSON {what} line ({exc})") from None
-        yield data
+    good = 0
+    try:
+        with open(path, "rb") as file:
+            for number, raw in enumerate(file, 1):
+                try:
+                    line = raw.decode("utf-8")
+                    if not line.strip():
+                        continue
+                    data = parse_otlp_line(line, signal)
+                except ValueError as exc:  # UnicodeDecodeError is one
+                    reason = (
+                        f"not UTF-8: {exc.reason}" if isinstance(exc, UnicodeDecodeError) else exc
+                    )
+                    cut = not raw.endswith(b"\n")  # only the last line can end without one
+                    if cut and good and warn is not None:
+                        warn(
+                            f"{path}, line {number} is cut short (the file ends in the middle "
+                            "of it, as when its writer is killed); left out"
+                        )
+                        return
+                    message = f"{path}, line {number}: not an OTLP JSON {what} line ({reason})"
+                    raise error(message) from None
+                good += 1
+                yield number, data
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def read_trace_file(path: str) -> list[SpanRecord]:
+def read_trace_file(path: str, warn: Optional[Callable[[str], None]] = None) -> list[SpanRecord]:
     """Every span in an OTLP JSON Lines trace file, in file order.
+
+    Args:
+        path: the file.
+        warn: called with a message if the last line is cut short and left
+            out (see :func:`read_otlp_file`); without it, such a line is an
+            error like any other.
 
     Raises:
         TraceFileError: the file cannot be opened, a line is not OTLP JSON
             traces (the message gives its number), or it holds no spans.
     """
     spans: list[SpanRecord] = []
-    for data in read_otlp_file(path, "traces", TraceFileError):
+    for _, data in read_otlp_file(path, "traces", TraceFileError, warn):
         spans.extend(records_of(data))
     if not spans:
         raise TraceFileError(f"{path} holds no spans")
@@ -202,29 +245,42 @@ class MetricsFileError(Exception):
     """A metrics file cannot be read; the message names the file and the problem."""
 
 
-def read_metrics_file(path: str) -> Points:
+def read_metrics_file(path: str, warn: Optional[Callable[[str], None]] = None) -> Points:
     """The report's metrics as the ``json`` exporter wrote them to ``path``.
 
     The exporter appends one ``MetricsData`` line per collection, cumulative,
     so the last point of each series holds its totals.
 
+    Args:
+        path: the file.
+        warn: called with a message if the last line is cut short and left
+            out (see :func:`read_otlp_file`): the totals are then those of
+            the collection before.  Without it, such a line is an error.
+
     Raises:
         MetricsFileError: the file cannot be opened, a line is not OTLP JSON
-            metrics (the message gives its number), or it holds no metrics.
+            metrics or holds a point the report cannot use (the message gives
+            its number), or it holds no metrics.
     """
     points: Points = {name: {} for name in REPORT_METRICS}
     seen = False
-    for data in read_otlp_file(path, "metrics", MetricsFileError):
+    for number, data in read_otlp_file(path, "metrics", MetricsFileError, warn):
         seen = True
         for name, attributes, value in _points_of(data):
-            if name in points:
-                points[name][attributes] = value
+            if name not in points:
+                continue
+            problem = _problem(name, attributes, value)
+            if problem is not None:
+                raise MetricsFileError(
+                    f"{path}, line {number}: bad {name} point ({_shortened(problem)})"
+                )
+            points[name][key(attributes)] = value
     if not seen:
         raise MetricsFileError(f"{path} holds no metrics")
     return points
 
 
-def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:
+def _points_of(data: Any) -> Iterable[tuple[str, dict[str, Any], Any]]:
     """(metric name, attributes, value) of every threadtrace point in a ``MetricsData``."""
     for resource_metrics in data.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
@@ -235,12 +291,12 @@ def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:
                 if which in ("sum", "gauge"):
                     for point in getattr(metric, which).data_points:
                         value = getattr(point, point.WhichOneof("value") or "as_int")
-                        yield metric.name, key(_attributes(point.attributes)), value
+                        yield metric.name, _attributes(point.attributes), value
                 elif which == "histogram":
                     for point in metric.histogram.data_points:
                         yield (
                             metric.name,
-                            key(_attributes(point.attributes)),
+                            _attributes(point.attributes),
                             HistogramPoint(
                                 tuple(point.explicit_bounds),
                                 tuple(point.bucket_counts),
@@ -248,3 +304,77 @@ def _points_of(data: Any) -> Iterable[tuple[str, Attributes, Any]]:
                                 point.max if point.HasField("max") else 0.0,
                             ),
                         )
+
+
+# What the report makes of a point, so what it must be (anything else is
+# the file's fault, said with its line, not a crash in the report).
+_TEXT = frozenset(
+    [KIND, NAME]
+    + [
+        prefix + name
+        for prefix in ("", "threadtrace.holder.")
+        for name in ("thread.name", "code.file.path", "code.function.name")
+    ]
+)
+_LINE_NUMBERS = frozenset(["code.line.number", "threadtrace.holder.code.line.number"])
+#: The report's metrics in seconds; the others are counts (whole numbers), but the histogram.
+_IN_SECONDS = frozenset(
+    [
+        "threadtrace.hold.time",
+        "threadtrace.hold.max",
+        "threadtrace.contention.time",
+        "threadtrace.contention.max",
+    ]
+)
+#: The longest time a point can hold, in seconds: what int64 nanoseconds hold (292 years).
+_MAX_SECONDS = 2**63 / 1e9
+
+
+def _problem(name: str, attributes: dict[str, Any], value: Any) -> Optional[str]:
+    """Why the report cannot use this point of its metric ``name``; None if it can."""
+    for needed in (KIND, NAME):
+        if needed not in attributes:
+            return f"no {needed}"
+    for attribute, item in attributes.items():
+        if attribute in _LINE_NUMBERS:
+            fits = _whole(item)
+        elif attribute in _TEXT:
+            fits = isinstance(item, str)
+        else:  # a part of the key the report looks points up by
+            fits = isinstance(item, (str, int, float, bool))
+        if not fits:
+            return f"{attribute} is {item!r}"
+    if (name == WAIT_DURATION) != isinstance(value, HistogramPoint):
+        return "a histogram" if name != WAIT_DURATION else "not a histogram"
+    if isinstance(value, HistogramPoint):
+        return _histogram_problem(value)
+    if name in _IN_SECONDS:
+        return None if _seconds(value) else f"{value!r} seconds"
+    return None if _whole(value) and value >= 0 else f"a count of {value!r}"
+
+
+def _histogram_problem(histogram: HistogramPoint) -> Optional[str]:
+    bounds, counts = histogram.bounds, histogram.counts
+    if not all(_seconds(abs(bound)) for bound in bounds):
+        return f"bounds {list(bounds)!r}"
+    if any(low >= high for low, high in zip(bounds, bounds[1:])):
+        return f"bounds not in increasing order: {list(bounds)!r}"
+    if len(counts) not in (0, len(bounds) + 1):
+        return f"{len(counts)} bucket counts for {len(bounds)} bounds"
+    for extreme in (histogram.min, histogram.max):
+        if not _seconds(extreme):
+            return f"{extreme!r} seconds"
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a time the report can take: a number of seconds, >= 0."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= _MAX_SECONDS  # False for NaN
+    )

@@ -35,8 +35,16 @@ class SpanRecord:
 
     @property
     def thread_id(self) -> Optional[int]:
+        """The ``thread.id`` attribute, if it is an ident: an int, or the text of one."""
         value = self.attributes.get("thread.id")
-        return int(value) if value is not None else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:  # not a thread's ident: a span of some other program
+                return None
+        return None
 
     @property
     def thread_name(self) -> str:

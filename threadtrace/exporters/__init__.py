@@ -15,6 +15,13 @@ the application's threads: spans are queued (bounded; what overflows is
 dropped and counted) and handed over in batches, and metrics are collected
 periodically by the OpenTelemetry SDK's reader.  An exporter that raises or
 returns ``False`` loses that batch; the loss is counted and reported once.
+
+An exporter that takes a batch (returns ``True``) but keeps only part of it,
+say up to a cap of its own, counts what it left out in
+:attr:`Exporter.dropped_spans` and says why in :attr:`Exporter.drop_reason`;
+the ``threadtrace run`` summary then tells what was written and what was
+dropped ("exported 50000 of 64145 spans to perfetto (...), 14145 dropped
+(the timeline keeps at most 50000)").
 """
 
 from __future__ import annotations
@@ -46,12 +53,21 @@ class Exporter:
     Attributes:
         config: The configuration the exporter was made with (output paths
             and the like).
+        dropped_spans: Spans that :meth:`export_spans` took (it returned
+            ``True``) but that the exporter did not keep, for instance past a
+            cap of its own; 0 unless the exporter counts them.  Read after
+            each batch, on the export thread.
+        drop_reason: Why those spans were dropped, for people: a few words,
+            such as ``"the timeline keeps at most 50000"``.
     """
 
     #: Spans are handed over as they end, on the thread that ended them,
     #: instead of in batches from the export thread.  Only for exporters
     #: that just keep spans in memory.
     synchronous: ClassVar[bool] = False
+
+    dropped_spans: int = 0
+    drop_reason: str = ""
 
     def __init__(self, config: Config) -> None:
         self.config = config

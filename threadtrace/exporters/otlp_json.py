@@ -8,17 +8,22 @@ these files, and ``threadtrace convert``/``threadtrace report`` read them
 back.  Encoding uses the official OTLP encoders
 (``opentelemetry-exporter-otlp-proto-common``) and protobuf's JSON mapping.
 
-Each run starts its files afresh.
+Each run starts its files afresh.  Both files are opened when the exporter
+is made, so a path that cannot be written is a
+:class:`~threadtrace.ConfigurationError` there.  They are written through
+what the paths name: a symbolic link is followed, and a FIFO or a device
+(``/dev/stderr``) is written to as a stream.
 """
 
 from __future__ import annotations
 
 import os
-from typing import IO, Any, Optional, Sequence
+from typing import IO, Any, Sequence
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+from .._formats.files import same_file
 from .._formats.otlp_jsonl import to_otlp_json
 from .._runtime import runtime
 from .._support.errors import ConfigurationError
@@ -30,8 +35,19 @@ class JsonExporter(Exporter):
         super().__init__(config)
         self.path = config.json_path
         self.metrics_path = config.json_metrics_file
+        if same_file(self.metrics_path, self.path):
+            raise ConfigurationError(
+                f"json_metrics_path: cannot write {self.metrics_path}: it is the trace file "
+                "(json_path)"
+            )
         self._spans = _open(self.path, "json_path")
-        self._metrics: Optional[IO[str]] = None
+        # Opened now rather than at the first collection (a minute in, or at
+        # exit), so that an unwritable path fails here, in configure().
+        try:
+            self._metrics = _open(self.metrics_path, "json_metrics_path")
+        except ConfigurationError:
+            self._spans.close()
+            raise
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
         self._spans.write(to_otlp_json(encode_spans(spans)) + "\n")
@@ -39,16 +55,13 @@ class JsonExporter(Exporter):
         return True
 
     def export_metrics(self, metrics: Any) -> bool:
-        if self._metrics is None:
-            self._metrics = _open(self.metrics_path, "json_metrics_path")
         self._metrics.write(to_otlp_json(encode_metrics(metrics)) + "\n")
         self._metrics.flush()
         return True
 
     def shutdown(self, timeout: float) -> None:
         self._spans.close()
-        if self._metrics is not None:
-            self._metrics.close()
+        self._metrics.close()
 
     def destination(self) -> str:
         return str(self.path)

@@ -7,10 +7,16 @@ track per thread, slices for waits, holds and thread runs, arrows from the
 thread that woke a waiter to it, and counters of waiters on the most
 contended primitives: the format is described in :mod:`threadtrace._formats.perfetto`.
 
-At most :data:`MAX_SPANS` spans are kept; later ones are dropped, counted,
-logged once, and reported in the file as ``threadtrace.dropped_spans``.
-A file that cannot be written is logged once; the spans stay buffered for
-the next attempt.  Metrics are not exported.
+At most :data:`MAX_SPANS` spans are kept; later ones are dropped, counted
+(:attr:`~threadtrace.exporters.Exporter.dropped_spans`, which the
+``threadtrace run`` summary shows), logged once, and reported in the file as
+``threadtrace.dropped_spans``.  The path is checked when the exporter is
+made: a directory, a FIFO or a device, or a directory where no file can be
+made, is a :class:`~threadtrace.ConfigurationError`; a symbolic link is
+followed, and the file it leads to replaced
+(:mod:`threadtrace._formats.files`).  A file that cannot be written later
+is logged once; the spans stay buffered for the next attempt.  Metrics are
+not exported.
 
 The timeline is laid out all at once, in Python: roughly 25 µs a span
 here, spent at exit within ``flush_timeout``.  A file is
@@ -23,6 +29,7 @@ import logging
 import os
 from typing import Any, Optional, Sequence
 
+from .._formats.files import check_writable, same_file
 from .._formats.perfetto import write_timeline
 from .._formats.records import SpanRecord, from_readable
 from .._support import originals as _originals
@@ -49,11 +56,15 @@ class PerfettoExporter(Exporter):
     Attributes:
         path: the timeline file.
         dropped_spans: spans not kept because the buffer was full.
+        drop_reason: that the buffer was full, and how many it holds.
     """
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.path: str = config.perfetto_path
+        # The file checked now is the one written at exit, whatever the
+        # program's working directory is by then (the json files are opened now).
+        self._file = os.path.abspath(self.path)
         self.dropped_spans = 0
         self._records: list[SpanRecord] = []
         self._version = 0  # changes whenever the buffer or the count does
@@ -62,14 +73,20 @@ class PerfettoExporter(Exporter):
         self._lock = _originals.allocate_lock()  # guards the buffer, the count and the version
         # Serialises writes, so an older snapshot never replaces a newer file.
         self._write_lock = _originals.allocate_lock()
-        directory = os.path.dirname(self.path)
-        try:
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-        except OSError as error:
-            raise ConfigurationError(
-                f"perfetto_path: cannot write {self.path}: {error.strerror or error}"
-            ) from None
+        # Checked now, so that a path that cannot be written fails in
+        # configure() (and `threadtrace run` with status 2), not at exit.
+        reason = None
+        if "json" in config.exporters and any(
+            same_file(self.path, other) for other in (config.json_path, config.json_metrics_file)
+        ):
+            reason = "it is a file of the json exporter"
+        else:
+            try:
+                check_writable(self._file)
+            except OSError as error:
+                reason = error.strerror or str(error)
+        if reason is not None:
+            raise ConfigurationError(f"perfetto_path: cannot write {self.path}: {reason}")
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
         records = [from_readable(span) for span in spans]
@@ -80,6 +97,8 @@ class PerfettoExporter(Exporter):
             dropped = len(records) - len(kept)
             first_drop = dropped > 0 and self.dropped_spans == 0
             self.dropped_spans += dropped
+            if first_drop:
+                self.drop_reason = f"the timeline keeps at most {MAX_SPANS}"
             self._version += 1
         if first_drop:
             logger.warning(
@@ -111,7 +130,7 @@ class PerfettoExporter(Exporter):
                 # second write would cost as much as the first, for nothing.
                 return True
             try:
-                write_timeline(records, self.path, dropped_spans=dropped)
+                write_timeline(records, self._file, dropped_spans=dropped)
             except OSError as error:
                 if not self._warned:
                     self._warned = True

@@ -106,9 +106,9 @@ How it is made
        (through :mod:`.encoder`), which :func:`write_timeline` writes.
 
 Thread-safety: :func:`timeline` is a pure function.  :func:`write_timeline`
-writes a temporary file next to ``path`` and renames it over ``path``, so a
+writes a temporary file next to the file and renames it over it, so a
 reader (or a crash) never sees half a file; concurrent calls for one path
-leave one complete file, the last renamed.
+leave one complete file, the last renamed (:mod:`threadtrace._formats.files`).
 """
 
 from __future__ import annotations
@@ -116,10 +116,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
-import secrets
 from typing import Any, Iterable, Iterator
 
+from ..files import write_whole
 from ..records import SpanRecord
 from .counters import make_counters
 from .flows import make_flows
@@ -164,11 +163,15 @@ def write_timeline(
     """Write :func:`timeline` of ``records`` to ``path``, atomically.
 
     The JSON goes to a temporary file in the same directory, which then
-    replaces ``path``: readers see the old file or the new one, never half
-    of one, and a crash leaves at most a stray ``*.tmp`` file.
+    replaces the file: readers see the old file or the new one, never half
+    of one, and a crash leaves at most a stray ``*.tmp`` file.  A symbolic
+    link is followed and the file it leads to replaced
+    (:func:`threadtrace._formats.files.write_whole`).
 
     Raises:
-        OSError: the file cannot be written.
+        OSError: the file cannot be written, or ``path`` is (or leads to) a
+            directory, a FIFO, a device or a socket
+            (:class:`~threadtrace._formats.files.NotRegularFileError`).
         ValueError: ``hot`` is negative.
     """
     if hot < 0:
@@ -224,20 +227,7 @@ def _lay_out(records: Iterable[SpanRecord], hot: int, dropped_spans: int, *, tex
 # by replacing this module's _dump.
 def _write(data: Layout, path: str) -> None:
     """Write ``data`` to ``path``, atomically (see :func:`write_timeline`)."""
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    # A name of our own rather than tempfile.mkstemp, so that the file gets
-    # the permissions the umask gives, like any file the program writes.
-    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            _dump(data, file)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_whole(path, lambda file: _dump(data, file))
 
 
 def _dump(data: Layout, file: Any) -> None:
