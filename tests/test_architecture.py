@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("_report",),  # the contention report: model and text
     ("_control",),  # configure(), patch(), the exit
     ("_cli",),  # the threadtrace command
-    ("__init__", "__main__", "threading", "testing", "pytest_plugin"),  # public
+    ("__init__", "__main__", "threading", "testing", "pytest_plugin", "instrumentation"),  # public
 )
 
 _LAZY_REASON = re.compile(r"#\s*noqa:[^#]*\bPLC0415\b[^#]*?-\s*\S")

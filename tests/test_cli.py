@@ -1005,14 +1005,14 @@ def test_recording_during_the_exit_flush_leaves_the_trace_whole(tmp_path: Path) 
     write(
         tmp_path / "script.py",
         """
-        import threading
+        import threading, time
         lock = threading.Lock()
         going = threading.Barrier(4)
         def spin():
             going.wait(10)
             while True:
                 with lock:
-                    pass
+                    time.sleep(0)  # gives up the GIL holding the lock: the others wait
         for _ in range(3):
             threading.Thread(target=spin, daemon=True).start()
         going.wait(10)

@@ -11,6 +11,7 @@ import _threading_local
 import gc
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
-from helpers import contend, threadtrace_cmd
+from helpers import child_env, contend, threadtrace_cmd
 
 import threadtrace
 from threadtrace._detect import stuck
 from threadtrace._detect.state import Blocked
+from threadtrace._formats.otlp_jsonl import read_trace_file
 from threadtrace._runtime import runtime
 from threadtrace.testing import FakeClock, capture, wait_until
 
@@ -246,3 +248,186 @@ def test_a_full_disk_at_exit_is_one_line_not_a_traceback(tmp_path: Path) -> None
     ) in done.stderr.splitlines()
     assert "  exported  0 spans to json (/dev/full), 4 lost" in done.stderr
     assert "timeline" not in done.stderr  # nothing to convert
+
+
+# -- item 11: SIGTERM ----------------------------------------------------------------------
+
+SERVICE = """\
+import signal, sys, threading
+{setup}
+lock = threading.Lock()
+def work():
+    for _ in range(100):
+        with lock:
+            pass
+threads = [threading.Thread(target=work) for _ in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+stop = threading.Event()
+
+def announce():
+    from threadtrace.testing import wait_for_waiters
+    wait_for_waiters(stop)  # ready once the main thread waits
+    print("ready", flush=True)
+
+threading.Thread(target=announce, name="announce").start()
+stop.wait()  # until stopped
+"""
+
+
+def stopped_by_sigterm(
+    tmp_path: Path, command: list[str], setup: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Start the service, wait until it is ready, send SIGTERM, and collect what it said."""
+    (tmp_path / "service.py").write_text(SERVICE.format(setup=setup))
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=tmp_path,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, "ready\n" + out, err)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_sigterm_flushes_summarises_and_then_ends_the_process_by_sigterm(tmp_path: Path) -> None:
+    """As a service is stopped: the trace, the metrics and the summary are all there."""
+    done = stopped_by_sigterm(tmp_path, ["-m", "threadtrace", "run", "service.py"])
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    # Four threads' runs, and the main thread's wait, still going on when stopped.
+    assert "threadtrace summary:\n  threads   4 started\n  exported  5 spans to json" in done.stderr
+    (wait,) = [s for s in read_trace_file(str(tmp_path / "threadtrace-trace.jsonl"))
+               if s.name == "Event.wait"]  # fmt: skip
+    assert wait.attributes["threadtrace.unfinished"] is True
+    report = threadtrace_cmd(["report", "threadtrace-trace.jsonl"], tmp_path)
+    assert (report.returncode, report.stderr) == (0, "")
+    assert "1 still waiting at exit" in report.stdout
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_under_patch_sigterm_flushes_too(tmp_path: Path) -> None:
+    """A program that calls patch() itself is stopped the same way."""
+    setup = "import threadtrace\nthreadtrace.patch(exporters=('json',))"
+    done = stopped_by_sigterm(tmp_path, ["service.py"], setup)
+    assert (done.returncode, done.stderr) == (-signal.SIGTERM, "")
+    assert (tmp_path / "threadtrace-trace.metrics.jsonl").read_text().count("\n") >= 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_a_program_that_handles_sigterm_keeps_its_handler(tmp_path: Path) -> None:
+    """Its handler runs, not threadtrace's; the usual exit flush follows its exit."""
+    setup = (
+        "def stop(signum, frame):\n"
+        "    print('stopping', flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)"
+    )
+    done = stopped_by_sigterm(tmp_path, ["-m", "threadtrace", "run", "service.py"], setup)
+    assert (done.returncode, done.stdout) == (0, "ready\nstopping\n"), done.stderr
+    assert done.stderr.count("threadtrace summary:") == 1
+
+
+# -- item 12: fork -------------------------------------------------------------------------
+
+FORKING = """\
+import os, sys, threading
+lock = threading.Lock()
+held, release = threading.Event(), threading.Event()
+
+def holder():
+    with lock:
+        held.set()
+        release.wait(30)
+
+keeper = threading.Thread(target=holder, name="keeper")
+keeper.start()
+held.wait(30)
+pid = os.fork()
+if pid == 0:
+    other = threading.Lock()
+    def work():
+        for _ in range(50):
+            with other:
+                pass
+    workers = [threading.Thread(target=work, name=f"child-{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    print("child got the lock the parent's keeper holds:", lock.acquire(timeout=0.2), flush=True)
+    sys.exit(0)
+release.set()
+keeper.join()
+os.waitpid(pid, 0)
+print("parent", os.getpid(), "child", pid, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_writes_its_own_files_and_reports_its_own_threads(tmp_path: Path) -> None:
+    """Parent and child never share a file; the child's holder is the parent's thread, named."""
+    (tmp_path / "forking.py").write_text(FORKING)
+    env = child_env(THREADTRACE_REPORT="true", THREADTRACE_WAIT_THRESHOLD="0")
+    done = threadtrace_cmd(["run", "forking.py"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    child_line, parent_line = done.stdout.splitlines()
+    assert child_line == "child got the lock the parent's keeper holds: False"
+    parent, child = (int(word) for word in parent_line.split()[1::2])
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == sorted(
+        [
+            "threadtrace-trace.jsonl",
+            "threadtrace-trace.metrics.jsonl",
+            f"threadtrace-trace.{child}.jsonl",
+            f"threadtrace-trace.{child}.metrics.jsonl",
+        ]
+    )
+    child_spans = read_trace_file(str(tmp_path / f"threadtrace-trace.{child}.jsonl"))
+    parent_spans = read_trace_file(str(tmp_path / "threadtrace-trace.jsonl"))
+    assert {s.thread_name for s in child_spans} == {"MainThread", "child-0", "child-1"}
+    assert "child-0" not in {s.thread_name for s in parent_spans}
+    (wait,) = [s for s in child_spans if s.name == "Lock.acquire" and s.thread_name == "MainThread"]
+    assert wait.attributes["threadtrace.holder.thread.name"] == (
+        "keeper (in the parent process, at the fork)"
+    )
+    assert f"threadtrace contention report (process {child}, forked from {parent}):" in (
+        done.stderr
+    )
+    assert f"threadtrace summary (process {child}, forked from {parent}):" in done.stderr
+    assert done.stderr.count("threadtrace summary") == 2
+
+
+POOL = """\
+import multiprocessing, threading
+
+def square(n):
+    lock = threading.Lock()
+    with lock:
+        return n * n
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        print(sum(pool.map(square, range(10))), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs the fork start method")
+def test_multiprocessings_forked_workers_flush_their_own_files(tmp_path: Path) -> None:
+    """A pool worker ends with os._exit(): it still writes its trace and metrics, its own."""
+    (tmp_path / "pool.py").write_text(POOL)
+    done = threadtrace_cmd(["run", "--no-summary", "pool.py"], tmp_path)
+    assert (done.returncode, done.stdout) == (0, "285\n"), done.stderr
+    workers = list(tmp_path.glob("threadtrace-trace.*.metrics.jsonl"))
+    assert len(workers) == 2, sorted(p.name for p in tmp_path.iterdir())
+    for metrics in workers:
+        assert metrics.read_text().count("\n") >= 1  # the exit flush ran in the worker

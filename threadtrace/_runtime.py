@@ -32,13 +32,13 @@ import contextlib
 import logging
 import os
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol
 
 from ._support import originals
 from ._support.clock import Clock, SystemClock
 from ._support.config import Config, from_environment
 from ._support.errors import ConfigurationError
-from ._support.sites import ModuleFilter, Site
+from ._support.sites import ModuleFilter, Site, SiteCache
 
 if TYPE_CHECKING:
     from ._control.patch import PatchHandle
@@ -64,7 +64,35 @@ class Component(Protocol):
 COMPONENTS = ("profile", "detect", "lock_order")
 
 #: What a snapshot leaves out: the lock and the guard are the process's, not a block's.
-_NOT_SAVED = frozenset({"book", "patch_lock", "publish_lock", "_guard"})
+_NOT_SAVED = frozenset(
+    {
+        "book",
+        "patch_lock",
+        "publish_lock",
+        "fold_lock",
+        "_guard",
+        "get_guard",
+        "set_guard",
+        "watchers",
+    }
+)
+
+#: Collected primitives' counts queued before they are folded into the totals.
+RETIRED_QUEUE = 4096
+
+
+def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]:
+    """Add a collected primitive's counters to its series' retired totals.
+
+    The first five fields are sums; a sixth, the longest hold, is a maximum.
+    """
+    width = max(len(previous), len(counts))
+    previous = previous + (0,) * (width - len(previous))
+    counts = counts + (0,) * (width - len(counts))
+    folded = [a + b for a, b in zip(previous[:5], counts[:5])]
+    if width > 5:
+        folded.append(max(previous[5], counts[5]))
+    return tuple(folded)
 
 
 class Runtime:
@@ -78,6 +106,7 @@ class Runtime:
             warning when threadtrace first exports.
         clock: monotonic and wall time, injectable (``FakeClock``).
         modules: which frames are the program's, for ``config``'s exclusions.
+        site_cache: one shared Site per place in the program.
         book: guards slow-path bookkeeping that threads other than a
             primitive's holder touch (waiter counts).  Never held while
             blocking or while calling out.
@@ -102,6 +131,19 @@ class Runtime:
         notices: log records waiting for a thread of threadtrace's own to
             write them (see :meth:`notice`).
         report_logged: whether the contention report was logged at exit.
+        pid: this process's id (a forked child's own, from the fork on).
+        forked_from: the parent's pid, in a forked child; else ``None``.
+        fork_hooks: called in the parent just before a fork (layers above
+            register what they need there).
+        names_at_fork: the parent's thread names at the fork, by ident (a
+            forked child reports locks that other threads held then).
+        installed: hooks installed once per process, by name (the layers'
+            business; a forked child inherits them).
+        exit_steps: what to do when the process ends early, on SIGTERM
+            (``threadtrace run``'s exit with its summary); ``None``: the
+            library's own (report, then flush).
+        exiting: the exit steps have begun (a SIGTERM then waits for them).
+        sigterm_pending: a SIGTERM came while they ran: it takes effect after.
         sigint_at_exit: ``threadtrace run`` ends the process by SIGINT at the
             end of its exit handler (the program ended with KeyboardInterrupt
             and the C exit function is not built).
@@ -119,19 +161,28 @@ class Runtime:
     lock_order: LockOrder
 
     def __init__(self) -> None:
+        #: Called (with no arguments) after the configuration, the clock or
+        #: the registries change: the C lock core keeps copies of them.
+        self.watchers: list[Callable[[], None]] = []
         self.environment_error: Optional[ConfigurationError] = None
         try:
             config = from_environment()
         except ConfigurationError as error:
             config = Config()
             self.environment_error = error  # logged when threadtrace first exports
-        self.config = config
+        self._config = config
         self.modules = ModuleFilter(config.excluded_modules)
-        self.clock: Clock = SystemClock()
+        self.site_cache = SiteCache()
+        self._clock: Clock = SystemClock()
         self.book = originals.allocate_lock()
         self.patch_lock = originals.RLock()
         self.publish_lock = originals.allocate_lock()
+        self.fold_lock = originals.allocate_lock()
         self._guard = originals.local()
+        #: Read and set this thread's guard (the C lock core puts in its own,
+        #: a C thread-local its constructor checks without a Python call).
+        self.get_guard: Callable[[], bool] = self._get_guard
+        self.set_guard: Callable[[bool], bool] = self._set_guard
         self.recorder = None
         self.patch_handle = None
         self._records_afresh()
@@ -142,10 +193,20 @@ class Runtime:
             maxlen=1000
         )
         self.report_logged = False
+        self.pid = os.getpid()
+        self.forked_from: Optional[int] = None
+        self.fork_hooks: list[Callable[[], None]] = []
+        self.names_at_fork: dict[int, str] = {}
+        self.installed: set[str] = set()
         self.sigint_at_exit = False
+        self.exiting = False
+        self.sigterm_pending = False
+        self.exit_steps: Optional[Callable[[], None]] = None
 
     def _records_afresh(self) -> None:
         self.live: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: The registry the C lock core keeps its locks in (made by the core).
+        self.locks: Any = None
         self.retired: collections.deque[tuple[str, str, tuple[int, ...]]] = collections.deque()
         self.retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
         self.threads_started = 0
@@ -153,11 +214,36 @@ class Runtime:
 
     # -- configuration -------------------------------------------------------------------
 
+    @property
+    def config(self) -> Config:
+        """The settings in force (see :meth:`set_config`)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self.set_config(config)
+
+    @property
+    def clock(self) -> Clock:
+        """Monotonic and wall time; injectable (a test's ``FakeClock``)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self.changed()
+
     def set_config(self, config: Config) -> None:
         """Put ``config`` in force (the module filter follows its exclusions)."""
         if config.excluded_modules != self.modules.excluded:
             self.modules = ModuleFilter(config.excluded_modules)
-        self.config = config
+        self._config = config
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the watchers that the configuration, clock or registries changed."""
+        for watcher in list(self.watchers):
+            watcher()
 
     # -- components ----------------------------------------------------------------------
 
@@ -176,17 +262,28 @@ class Runtime:
         exporter, a logging handler) are neither created traced nor recorded,
         so recording can never re-enter itself.
         """
-        return getattr(self._guard, "busy", False)
+        return self.get_guard()
+
+    def set_recording(self, value: bool) -> bool:
+        """Mark this thread as recording (or not); returns what it was."""
+        return self.set_guard(value)
 
     @contextlib.contextmanager
     def guarded(self) -> Iterator[None]:
         """Mark this thread as recording for the duration of the block."""
-        previous = getattr(self._guard, "busy", False)
-        self._guard.busy = True
+        previous = self.set_guard(True)
         try:
             yield
         finally:
-            self._guard.busy = previous
+            self.set_guard(previous)
+
+    def _get_guard(self) -> bool:
+        return getattr(self._guard, "busy", False)
+
+    def _set_guard(self, value: bool) -> bool:
+        previous = getattr(self._guard, "busy", False)
+        self._guard.busy = value
+        return previous
 
     def exporting(self) -> bool:
         """Whether this thread is inside a call to one of threadtrace's exporters."""
@@ -207,6 +304,44 @@ class Runtime:
         """Add a new traced primitive to the live registry."""
         with self.book:
             self.live.add(primitive)
+
+    def retire(self, kind: str, name: str, counts: tuple[int, ...]) -> None:
+        """A traced primitive was collected: keep its counts (called as it dies).
+
+        An append, from whatever thread drops the primitive.  Bounded: past
+        :data:`RETIRED_QUEUE` queued, the queue is folded into the totals
+        now (by whichever thread gets the fold lock; one that does not,
+        perhaps this very thread inside a fold, leaves it to the next).
+        """
+        retired = self.retired
+        retired.append((kind, name, counts))
+        if len(retired) >= RETIRED_QUEUE and self.fold_lock.acquire(False):
+            try:
+                self._fold()
+            finally:
+                self.fold_lock.release()
+
+    def retired_now(self) -> dict[tuple[str, str], tuple[int, ...]]:
+        """The counts of every collected primitive, by (kind, name), all folded."""
+        with self.fold_lock:
+            self._fold()
+        return self.retired_totals
+
+    def _fold(self) -> None:
+        retired, totals = self.retired, self.retired_totals
+        while retired:
+            try:
+                kind, name, counts = retired.popleft()
+            except IndexError:
+                return
+            totals[(kind, name)] = _fold(totals.get((kind, name), ()), counts)
+
+    def primitives(self) -> list[Any]:
+        """Every traced primitive alive: the registry, and the C lock core's own."""
+        with self.book:
+            members = list(self.live)
+        locks = self.locks
+        return members + locks.list() if locks is not None else members
 
     def internal_error(self, where: str, error: BaseException) -> None:
         """Count an error in threadtrace's bookkeeping; log the first one.
@@ -258,6 +393,7 @@ class Runtime:
         """Put back what :meth:`snapshot` saved."""
         for name, value in saved.items():
             setattr(self, name, value)
+        self.changed()
 
     def start_afresh(self, clock: Optional[Clock] = None) -> None:
         """Empty registries, counts, profile and detector findings, for a captured block.
@@ -268,7 +404,8 @@ class Runtime:
         self._records_afresh()
         self.export_stats = {}
         if clock is not None:
-            self.clock = clock
+            self._clock = clock
+        self.changed()
         for slot in COMPONENTS:
             component = getattr(self, slot, None)
             if component is not None:
@@ -276,15 +413,45 @@ class Runtime:
 
     # -- fork ----------------------------------------------------------------------------
 
+    def before_fork(self) -> None:
+        """In the parent, just before a fork: note thread names, run the layers' hooks."""
+        try:
+            self.names_at_fork = {
+                ident: thread.name for ident, thread in list(originals._active.items())
+            }
+            for hook in list(self.fork_hooks):
+                hook()
+        except Exception as error:  # noqa: BLE001 - a fork must never fail because of us
+            self.internal_error("fork", error)
+
     def after_fork_in_child(self) -> None:
-        """In a forked child: new locks, and every component told (the one fork handler).
+        """In a forked child: its own locks, counts, files and report (the one fork handler).
 
         Another thread may have held a lock at the fork; the child has only
-        this one.
+        this one.  The child reports what happens in it: its counts, its
+        contention profile and its findings start afresh, and threadtrace's
+        own exporters write files of its own (``trace.<pid>.jsonl``; see
+        :meth:`Config.for_child <threadtrace.Config.for_child>`) instead of
+        the parent's.
         """
         self.book = originals.allocate_lock()
         self.patch_lock = originals.RLock()
         self.publish_lock = originals.allocate_lock()
+        self.fold_lock = originals.allocate_lock()
+        self.forked_from, self.pid = self.pid, os.getpid()
+        self.set_config(self.config.for_child(self.pid))
+        me = originals._active.get(originals.get_ident())
+        self.retired = collections.deque()
+        self.retired_totals = {}
+        self.threads_started = 0
+        self.threads_live = 1 if getattr(me, "_tt_traced", False) else 0
+        self.export_stats = {}
+        self.report_logged = self.exiting = self.sigterm_pending = False
+        for primitive in self.primitives():
+            try:
+                primitive._tt_forget_counts()
+            except Exception as error:  # noqa: BLE001 - the child goes on regardless
+                self.internal_error("fork", error)
         recorder = self.recorder
         if recorder is not None:
             recorder.after_fork_in_child()
@@ -298,4 +465,4 @@ class Runtime:
 runtime = Runtime()
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=runtime.after_fork_in_child)
+    os.register_at_fork(before=runtime.before_fork, after_in_child=runtime.after_fork_in_child)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ._control.configure import configure
 from ._control.patch import patch as _patch
 from ._primitives.threads import thread_statistics
+from ._recording.recorder import Recorder
 from ._runtime import runtime
 from ._support import originals as _originals
 
@@ -106,7 +107,12 @@ class Capture:
     clock: Any
 
     def spans(self) -> list[ReadableSpan]:
-        """The finished spans, in the order they ended."""
+        """The finished spans, in the order they were recorded.
+
+        Records still queued for threadtrace's worker thread are recorded
+        first, on this thread, so every wait that has ended is here.
+        """
+        _drain()
         return list(self.exporter.get_finished_spans())
 
     def metrics(self) -> dict[str, dict[tuple[tuple[str, Any], ...], Any]]:
@@ -115,6 +121,7 @@ class Capture:
         A sum's point is its value; a histogram's is ``(count, sum)``.
         """
         out: dict[str, dict[tuple[tuple[str, Any], ...], Any]] = collections.defaultdict(dict)
+        _drain()
         data = self.reader.get_metrics_data()
         for resource_metrics in data.resource_metrics if data else ():
             for scope_metrics in resource_metrics.scope_metrics:
@@ -127,6 +134,12 @@ class Capture:
                         else:
                             out[metric.name][key] = fields.value
         return dict(out)
+
+
+def _drain() -> None:
+    recorder = runtime.recorder
+    if isinstance(recorder, Recorder):  # not a stand-in a test put there
+        recorder.drain()
 
 
 @contextlib.contextmanager
@@ -158,9 +171,12 @@ def capture(
             handle = _patch()
         yield Capture(exporter, reader, tracer_provider, meter_provider, runtime.clock)
     finally:
-        if handle is not None:
-            handle.unpatch()
-        runtime.publish_notices()  # what the block's threads asked to log, logged by now
-        runtime.restore(saved)
+        try:
+            if handle is not None:
+                handle.unpatch()
+            _drain()  # what the block's threads queued is recorded, into this capture
+            runtime.publish_notices()  # what the block's threads asked to log, logged by now
+        finally:
+            runtime.restore(saved)
         tracer_provider.shutdown()
         meter_provider.shutdown()

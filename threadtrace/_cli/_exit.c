@@ -52,6 +52,11 @@ static PyMethodDef exit_methods[] = {
 };
 
 static PyModuleDef_Slot exit_slots[] = {
+#ifdef Py_mod_gil
+    /* Free-threaded builds (3.13t): not verified without the GIL, so importing
+     * this module re-enables it, as for _lockcore (docs/limitations.md). */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 

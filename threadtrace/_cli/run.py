@@ -25,10 +25,9 @@ import types
 from types import TracebackType
 from typing import Any, Optional, Sequence
 
-from .._control.configure import configure, shutdown
-from .._control.exit import log_report
+from .._control.configure import configure
+from .._control.exit import before_report, flush, log_report
 from .._control.patch import patch
-from .._detect.problems import publish_pending
 from .._runtime import runtime
 from .._support.config import (
     _FALSE,
@@ -196,7 +195,9 @@ def command(argv: Sequence[str]) -> int:
     except ConfigurationError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
     patch()
-    atexit.register(_finish, not options.no_summary)
+    summarise = not options.no_summary
+    atexit.register(_finish, summarise)
+    runtime.exit_steps = lambda: _finish(summarise)  # on SIGTERM too
     return _execute(module, target[0] if module is None else None)
 
 
@@ -351,11 +352,10 @@ def _visible_on_stderr() -> Any:
 
 def _finish(summarise: bool) -> None:
     """At exit: flush the exporters, then print the summary (and die of SIGINT if due)."""
-    runtime.publish_notices()
-    publish_pending()  # lock-order reports still queued
+    before_report()  # queued records and waits still going on, recorded
     with _visible_on_stderr():
         log_report()  # computed before the exporters' last export, from the same data
-    shutdown(_final=True)
+    flush()
     if summarise:
         try:
             sys.stderr.write(summary(runtime.export_stats))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping
 
+from .._control.configure import pure_python_core_note
+from .._control.exit import process_label
 from .._recording.metrics import snapshot_counters
 from .._runtime import runtime
 from .._support import units as _units
@@ -15,13 +18,19 @@ HOTTEST = 3
 
 def summary(export_stats: Mapping[str, Any]) -> str:
     """Threads seen, where the spans went, and the hottest primitives."""
-    lines = ["threadtrace summary:"]
+    lines = [f"threadtrace summary{process_label()}:"]
     lines.append(f"  threads   {runtime.threads_started} started")
     if not export_stats:
         lines.append("  exported  nothing (no exporters, or the program set its own providers)")
     for name, stats in export_stats.items():
         spans = stats.spans_exported
-        text = f"{spans} span{'' if spans == 1 else 's'} to {name} ({stats.destination})"
+        left_out = min(stats.spans_left_out, spans)
+        of = f"{spans - left_out} of " if left_out else ""
+        text = f"{of}{spans} span{'' if spans == 1 else 's'} to {name} ({stats.destination})"
+        if left_out:
+            text += f", {left_out} dropped"
+            if stats.left_out_reason:
+                text += f" ({stats.left_out_reason})"
         if stats.spans_lost:
             text += f", {stats.spans_lost} lost"
         if stats.metric_failures:
@@ -48,6 +57,10 @@ def summary(export_stats: Mapping[str, Any]) -> str:
             f"{_units.duration(wait_ns / 1e9)} in total, {contentions} of {operations} "
             f"acquisitions blocked"
         )
+    note = pure_python_core_note()
+    if note is not None:  # the C core is not built (logged too, but this is what gets read)
+        for i, text in enumerate(textwrap.wrap(note, 88)):
+            lines.append(f"  {'speed' if i == 0 else '':<9} {text}")
     for name, stats in export_stats.items():
         if name == "json" and stats.spans_exported:
             lines.append(

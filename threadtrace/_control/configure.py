@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from .._detect import watchdog
+from .._primitives import core
 from .._recording.recorder import Recorder
 from .._runtime import runtime
-from .._support.config import Config
+from .._support.config import Config, pure_python_requested
 from .._support.errors import ConfigurationError
+
+#: What the user is told, once, when the C lock core is not built (README, Performance).
+PURE_PYTHON_CORE = (
+    "the pure-Python lock core is in use because threadtrace's C extension "
+    "(threadtrace._primitives._lockcore) was not built at install time: an uncontended "
+    "`with lock:` costs about 2.4x a plain one instead of about 1.2x"
+)
+
+# Whether PURE_PYTHON_CORE was said.  Kept here, not in the runtime, like the
+# cache in _support/plugins.py: it is about the installation, so it is said
+# once per process, and a captured block (which saves and restores the
+# runtime) must not make it say so again.
+_pure_python_core_said = False
 
 
 def configure(
@@ -70,7 +85,35 @@ def configure(
     # threadtrace's appearing mid-run would change the thread count the
     # program sees (threading.active_count(), _thread._count()).
     watchdog.ensure_started()
+    _say_if_pure_python_core()
     return new
+
+
+def pure_python_core_note() -> Optional[str]:
+    """:data:`PURE_PYTHON_CORE` if the lock core is pure Python for want of the C one, else None.
+
+    None also when ``THREADTRACE_PURE_PYTHON`` asked for the pure-Python core:
+    who asked knows.
+    """
+    if core.lockcore is not None or pure_python_requested()[0]:
+        return None
+    return PURE_PYTHON_CORE
+
+
+def _say_if_pure_python_core() -> None:
+    """Warn once per process, on the ``threadtrace`` logger, that the C core is missing."""
+    global _pure_python_core_said
+    note = pure_python_core_note()
+    if note is None or _pure_python_core_said:
+        return
+    _pure_python_core_said = True  # two first calls at once may both say it: harmless
+    # Queued, not logged here: the caller may hold the program's locks (runtime.notice).
+    runtime.notice(
+        logging.WARNING,
+        "threadtrace: %s (reinstall threadtrace where a C compiler is found to build it, "
+        "or set THREADTRACE_PURE_PYTHON=1 to choose the pure-Python core without this warning)",
+        note,
+    )
 
 
 def _outputs(config: Config) -> tuple[object, ...]:

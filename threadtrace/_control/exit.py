@@ -1,18 +1,34 @@
-"""What threadtrace does when the interpreter exits: report, then flush.
+"""What threadtrace does when the process ends: report, then flush.
 
 :func:`at_exit` is registered with :mod:`atexit` when threadtrace is
 imported.  ``threadtrace run`` calls the same steps itself, to print its
-summary after them.
+summary after them, and puts its own steps in ``runtime.exit_steps``.
+
+A service is stopped by ``SIGTERM``, whose default action ends the process
+at once: no atexit handler runs, so no flush, no summary and no metrics
+file.  :func:`handle_sigterm` installs a handler (only where the program
+has none of its own) that runs the exit steps, for at most
+``flush_timeout`` (plus a second), and then ends the process by
+``SIGTERM`` after all, as the program would have ended: the same status
+for whoever waits for it.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, Optional
 
 from .._detect.problems import publish_pending
+from .._primitives.unfinished import record_unfinished
 from .._report.model import report
 from .._runtime import runtime
+from .._support import originals as _originals
 from .configure import shutdown
 
 logger = logging.getLogger("threadtrace")
@@ -34,19 +50,140 @@ def log_report() -> None:
     except Exception as error:
         logger.warning("threadtrace: could not make the contention report", exc_info=error)
         return
-    logger.info("%s", text)
+    title = "threadtrace contention report"
+    logger.info("%s", text.replace(title, title + process_label(), 1))
 
 
 def at_exit() -> None:
-    """At interpreter exit: log the contention report if asked, then flush.
+    """At interpreter exit: log the contention report if asked, then flush.  Never raises.
 
     The report comes first so it is computed from the same data as the
     exporters' last metrics export (``threadtrace report`` reads that back).
     """
-    runtime.publish_notices()
-    publish_pending()  # lock-order reports still queued
+    before_report()
     log_report()
-    shutdown(_final=True)
+    flush()
 
 
+def before_report() -> None:
+    """The first exit steps: what is queued, and the waits still going on, are recorded."""
+    runtime.exiting = True
+    steps = (runtime.publish_notices, _forked_child_outputs, record_unfinished, publish_pending)
+    for step in steps:
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - exit goes on regardless
+            runtime.internal_error("exit", error)
+
+
+def flush() -> None:
+    """The last exit step: threadtrace's own exporters flushed and closed, for good."""
+    try:
+        shutdown(_final=True)
+    except Exception as error:  # noqa: BLE001 - exit goes on regardless
+        logger.warning("threadtrace: could not flush at exit: %s", error)
+    if runtime.sigterm_pending:  # SIGTERM came during the flush: now it takes effect
+        _die_of_sigterm()
+
+
+def _forked_child_outputs() -> None:
+    """A forked child that recorded nothing yet still writes its files (its metrics count)."""
+    recorder = runtime.recorder
+    if runtime.forked_from is not None and recorder is not None:
+        recorder.prepare_exporters()
+        recorder.ensure_ready()
+
+
+def _die_of_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
+    """Flush (bounded), then die by SIGTERM as without threadtrace."""
+    if runtime.exiting:
+        # This very thread was flushing at exit (a multiprocessing worker's
+        # finalizer, say): let it finish, then die of SIGTERM (see flush()).
+        runtime.sigterm_pending = True
+        return
+    runtime.exiting = True
+    steps = runtime.exit_steps or at_exit
+    done = _originals.Event()
+
+    def finish() -> None:
+        try:
+            steps()
+        except Exception as error:  # noqa: BLE001 - the process ends regardless
+            logger.warning("threadtrace: could not flush on SIGTERM: %s", error)
+        finally:
+            done.set()
+
+    # On a thread of its own: this thread (the main one) may be inside
+    # threadtrace's bookkeeping, holding a lock the flush needs; then the
+    # wait below runs out and the process ends anyway.
+    _originals.Thread(target=finish, name="threadtrace-sigterm", daemon=True).start()
+    done.wait(runtime.config.flush_timeout + 1.0)
+    _die_of_sigterm()
+
+
+def handle_sigterm() -> bool:
+    """Flush on SIGTERM from now on, unless the program handles SIGTERM itself.
+
+    Only the main thread can install a signal handler; elsewhere, and where
+    the program installed its own handler (or ignores SIGTERM), nothing
+    changes.  Returns whether threadtrace's handler is in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current: Any = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        return True
+    if current is not signal.SIG_DFL:
+        return False  # the program's own (or SIG_IGN): it decides what SIGTERM does
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return True
+
+
+def stop_handling_sigterm() -> None:
+    """Put SIGTERM back to its default, if threadtrace's handler is still the one in place."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def process_label() -> str:
+    """`` (process 4242, forked from 4241)`` in a forked child, else nothing."""
+    if runtime.forked_from is None:
+        return ""
+    return f" (process {runtime.pid}, forked from {runtime.forked_from})"
+
+
+def _steps() -> None:
+    (runtime.exit_steps or at_exit)()
+
+
+def _flush_at_multiprocessing_exit(_: object) -> None:
+    """In a child multiprocessing forked: run the exit steps when the child ends.
+
+    Such a child ends with ``os._exit()``, which runs no atexit handler, but
+    multiprocessing runs its finalizers first (exit priority 0: after the
+    program's own).
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _steps, exitpriority=0)
+
+
+def _before_fork() -> None:
+    """In the parent, before a fork: make multiprocessing's children flush when they end."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None and "multiprocessing" not in runtime.installed:
+        # Kept by multiprocessing (weakly, by the runtime) and run in every
+        # child it forks, after it has cleared the parent's finalizers.
+        util.register_after_fork(runtime, _flush_at_multiprocessing_exit)
+        runtime.installed.add("multiprocessing")
+
+
+runtime.fork_hooks.append(_before_fork)
 atexit.register(at_exit)

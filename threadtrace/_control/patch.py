@@ -45,6 +45,7 @@ from .._primitives.semaphore import BoundedSemaphore, Semaphore
 from .._primitives.threads import join_traced, prepare_start, run_traced
 from .._runtime import runtime
 from .._support import originals as _originals
+from . import exit
 from .configure import configure
 
 PRIMITIVES: dict[str, Any] = {
@@ -93,6 +94,7 @@ class PatchHandle:
 
     def __init__(self) -> None:
         self.active = False
+        self._sigterm = False
         self._switch = _Switch()
         self._saved: list[tuple[Any, str, Any, Any]] = []
 
@@ -141,6 +143,8 @@ class PatchHandle:
         ):
             proxy = wrapt.FunctionWrapper(owner.__dict__[name], wrapper)
             self._replace(owner, name, proxy)
+        # A service stopped by SIGTERM still flushes (unless it handles SIGTERM).
+        self._sigterm = exit.handle_sigterm()
         self.active = True
 
     def unpatch(self) -> None:
@@ -154,6 +158,8 @@ class PatchHandle:
                     setattr(owner, name, original)
                 # else: somebody wrapped ours since; it stays, switched off.
             self._saved.clear()
+            if self._sigterm:
+                exit.stop_handling_sigterm()
             self.active = False
             if runtime.patch_handle is self:
                 runtime.patch_handle = None

@@ -47,10 +47,10 @@ def made(primitive: Any) -> str:
 def acquire_site_text(lock: Any) -> str:
     """Where the current holder acquired ``lock``, when that acquisition was measured."""
     site = runtime.lock_order.acquire_site(lock)
-    if site is None and lock._t_acq:
-        site = lock._site_acq
     if site is None:
-        return "an unmeasured site (sample_every=1 or lock_order=true measure every one)"
+        site = lock._site_acq  # the core notes where every acquisition happens
+    if site is None:
+        return "an unknown site"
     return site_text(site)
 
 
@@ -86,8 +86,7 @@ def thread_block(
 
 def held_by(ident: int) -> list[Any]:
     """The traced locks thread ``ident`` holds now."""
-    with runtime.book:
-        members = list(runtime.live)
+    members = runtime.primitives()
     return [
         p
         for p in members

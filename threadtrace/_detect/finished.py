@@ -59,22 +59,22 @@ def look(now: Optional[int] = None) -> list[Problem]:
     if not ended or time.monotonic() < state.next_held_look:
         return problems
     started = time.monotonic()
-    gone: dict[int, tuple[str, Any]] = {}
+    gone: dict[int, str] = {}
     while ended:
         ident, name, thread = ended.popleft()
         current = _originals._active.get(ident)
         if current is not None and current is not thread():
             continue  # the ident already belongs to a new thread: too late to tell
-        gone[ident] = (name, thread)
-    with runtime.book:
-        members = list(runtime.live)
+        gone[ident] = name
+    members = runtime.primitives()
     for primitive in members:
         kind = getattr(primitive, "_tt_kind", "")
         if kind in ("lock", "rlock"):
             owner = primitive._owner
             if owner in gone and primitive._raw_locked():
-                name, thread = gone[owner]
-                state.dead_owners[primitive] = (owner, state.tombstone(name), thread)
+                name = gone[owner]
+                tomb = state.tombstone(name)
+                state.dead_owners[primitive] = (owner, tomb, primitive._acquisitions)
                 problems.append(_held_problem(primitive, owner, name, None))
     for ident in gone:
         runtime.lock_order.thread_ended(ident)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from opentelemetry import context as otel_context
+
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.errors import DeadlockError
@@ -27,7 +29,14 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     me = _originals.get_ident()
     blocked = runtime.detect.blocked
     try:
-        wait = Blocked(primitive, operation, runtime.clock.monotonic_ns(), timeout, blocked.get(me))
+        wait = Blocked(
+            primitive,
+            operation,
+            runtime.clock.monotonic_ns(),
+            timeout,
+            blocked.get(me),
+            otel_context.get_current(),
+        )
         blocked[me] = wait
         watchdog.ensure_started()
     except Exception as error:  # noqa: BLE001 - never raise into the host
@@ -75,9 +84,13 @@ def permit_returned(ident: int, semaphore: Any) -> None:
 
 
 def thread_ended(ident: int, thread: Any) -> None:
-    """A traced thread finished (called in it, as it ends): the watchdog looks soon."""
+    """A traced thread finished (called in it, as it ends): the watchdog looks at its next round.
+
+    Not at once: a program that starts and ends threads by the thousand
+    would have the watchdog look at every live lock for each.
+    """
     if finished.record_end(ident, thread):
-        watchdog.wake()
+        watchdog.ensure_started()
 
 
 def publish_later(problem: Problem) -> None:

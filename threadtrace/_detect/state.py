@@ -20,11 +20,13 @@ class Blocked:
     """One thread, blocked in one operation on one primitive."""
 
     __slots__ = (
+        "context",
         "doomed",
         "notifies",
         "operation",
         "previous",
         "primitive",
+        "recorded",
         "since",
         "timeout",
         "unheard",
@@ -37,6 +39,7 @@ class Blocked:
         since: int,
         timeout: Optional[float],
         previous: Optional[Blocked],
+        context: Any = None,
     ) -> None:
         self.previous = previous  # a wait this one interrupts (a Condition re-taking its lock)
         self.primitive = primitive
@@ -47,6 +50,11 @@ class Blocked:
         self.unheard = getattr(primitive, "_tt_unheard", 0)
         #: The report of the deadlock this wait must end with (on_deadlock="raise").
         self.doomed: Optional[str] = None
+        #: The OpenTelemetry context of the waiting thread (for a wait still
+        #: going on at exit, recorded by another thread).
+        self.context = context
+        #: Recorded as unfinished, at exit (once).
+        self.recorded = False
 
     @property
     def timed(self) -> bool:
@@ -76,8 +84,9 @@ class DetectorState:
         next_held_look: when the next look for locks left held may happen
             (real time, not the clock).
         dead_owners: locks whose owner finished while holding them: lock ->
-            (ident, stand-in, weak reference to the thread).  Kept beside the lock (``_owner`` is
-            the lock's own business, and a C field).
+            (ident, stand-in, the lock's acquisition count then).  Kept beside
+            the lock (``_owner`` is the lock's own business, and a C field);
+            any later acquisition of the lock makes the entry stale.
         leaked_permits: BoundedSemaphore permits of finished threads,
             reported if still held after a grace period: (semaphore,
             stand-in) -> (ended at, name).
@@ -105,7 +114,7 @@ class DetectorState:
         self.tombstones = itertools.count(-1, -1)
         self.finished_names: dict[int, str] = {}
         self.next_held_look = 0.0
-        self.dead_owners: weakref.WeakKeyDictionary[Any, tuple[int, int, Any]] = (
+        self.dead_owners: weakref.WeakKeyDictionary[Any, tuple[int, int, int]] = (
             weakref.WeakKeyDictionary()
         )
         self.leaked_permits: dict[tuple[Any, int], tuple[int, str]] = {}
@@ -125,15 +134,40 @@ class DetectorState:
         return state
 
     def after_fork_in_child(self) -> None:
-        """The child has one thread: forget the others' waits, and the parent's watchdog."""
+        """The child has one thread: the parent's waits, watchdog and findings are not its own.
+
+        Locks that other threads of the parent held at the fork stay held
+        in the child forever (by nobody): they get stand-in owners, named
+        after those threads, so a report never names a thread of the child
+        that happens to get the same ident.
+        """
         self.watchdog = None  # started again on the next wait
         self.wake = _originals.Event()
         me = _originals.get_ident()
         for ident in list(self.blocked):
             if ident != me:
                 self.blocked.pop(ident, None)
-        self.ended.clear()
         self.pending.clear()  # the parent reports them
+        self._findings_afresh()
+        names = runtime.names_at_fork
+
+        def orphan(ident: int) -> int:
+            name = names.get(ident, f"thread-{ident}")
+            return self.tombstone(f"{name} (in the parent process, at the fork)")
+
+        for primitive in runtime.primitives():
+            kind = getattr(primitive, "_tt_kind", "")
+            if kind in ("lock", "rlock"):
+                owner = primitive._owner
+                if owner is not None and owner != me and primitive._raw_locked():
+                    self.dead_owners[primitive] = (owner, orphan(owner), primitive._acquisitions)
+            elif kind in ("semaphore", "bounded_semaphore"):
+                # No lock taken: another thread may have held the semaphore's at the fork.
+                holders, sites = primitive._tt_holders, primitive._tt_sites
+                for who in [who for who in holders if who != me and who >= 0]:
+                    tomb = orphan(who)
+                    holders[tomb] = holders.pop(who)
+                    sites[tomb] = sites.pop(who, [])
 
     def tombstone(self, name: str) -> int:
         """A stand-in ident for a finished thread called ``name``."""
@@ -151,10 +185,8 @@ def owner_of(lock: Any) -> Optional[int]:
     """The thread holding ``lock``: its ident, or a stand-in if that thread finished."""
     owner: Optional[int] = lock._owner
     dead = runtime.detect.dead_owners.get(lock)
-    if dead is not None and owner == dead[0]:
-        now_there = _originals._active.get(owner)
-        if now_there is None or now_there is dead[2]():
-            return dead[1]
+    if dead is not None and owner == dead[0] and lock._acquisitions == dead[2]:
+        return dead[1]
     return owner
 
 

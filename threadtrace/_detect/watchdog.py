@@ -28,11 +28,14 @@ MAX_INTERVAL = 0.5
 
 
 def ensure_started() -> None:
-    """Start the watchdog thread of this process if it is not running (and is wanted)."""
+    """Start the watchdog thread of this process if it is not running.
+
+    It runs with ``watchdog=false`` too: it is also the thread that records
+    what the program's threads queued and writes threadtrace's log lines;
+    it then only does that.
+    """
     state = runtime.detect
     if state.watchdog is not None and state.watchdog_pid == os.getpid():
-        return
-    if not runtime.config.watchdog:
         return
     with runtime.book:
         if state.watchdog is not None and state.watchdog_pid == os.getpid():
@@ -64,15 +67,30 @@ def _watch() -> None:
         state.wake.clear()
         if state.manual or not isinstance(runtime.clock, SystemClock):
             continue  # under an injected clock, its owner looks with scan()
-        try:
-            with runtime.guarded():
-                runtime.publish_notices()
-                if runtime.config.watchdog:
-                    scan()
-                else:
-                    publish_pending()
-        except Exception as error:  # noqa: BLE001 - the watchdog must outlive its bugs
-            runtime.internal_error("watchdog", error)
+        for step in (_record_queued, _publish_notices, _look):
+            try:  # one step failing must not stop the others
+                step()
+            except Exception as error:  # noqa: BLE001 - the watchdog must outlive its bugs
+                runtime.internal_error("watchdog", error)
+
+
+def _record_queued() -> None:
+    recorder = runtime.recorder
+    if recorder is not None:
+        recorder.drain()  # the waits the program's threads queued
+
+
+def _publish_notices() -> None:
+    with runtime.guarded():
+        runtime.publish_notices()
+
+
+def _look() -> None:
+    with runtime.guarded():
+        if runtime.config.watchdog:
+            scan()
+        else:
+            publish_pending()
 
 
 def scan(now: Optional[int] = None) -> list[Problem]:

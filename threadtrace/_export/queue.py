@@ -43,6 +43,9 @@ class ExportStats:
         self.spans_exported = 0
         self.spans_failed = 0  # handed over, not delivered
         self.spans_dropped = 0  # never handed over: queue full, or left at exit
+        # Taken by the exporter, then not kept by it (Exporter.dropped_spans), and why.
+        self.spans_left_out = 0
+        self.left_out_reason = ""
         self.metric_exports = 0
         self.metric_failures = 0
         self._warned = False
@@ -83,6 +86,10 @@ def deliver(stats: ExportStats, exporter: Exporter, spans: Sequence[ReadableSpan
     else:
         stats.spans_failed += len(spans)
         stats.warn_once(f"{len(spans)} spans", error)
+    # The exporter counts what it took and did not keep (a cap of its own):
+    # copied after every batch, on the thread that handed it over.
+    stats.spans_left_out = exporter.dropped_spans
+    stats.left_out_reason = exporter.drop_reason
 
 
 class SpanQueue(SpanProcessor):
@@ -110,8 +117,8 @@ class SpanQueue(SpanProcessor):
         if self._closed:
             self._stats.spans_dropped += 1  # ended after the exporter was shut down
             return
-        if self._pid != os.getpid():  # forked: the worker thread stayed in the parent
-            self._start()
+        if self._pid != os.getpid():
+            return  # a forked child's: it has its own providers; these are the parent's
         queue = self._queue
         if len(queue) >= MAX_QUEUE:
             self._stats.spans_dropped += 1
@@ -146,8 +153,8 @@ class SpanQueue(SpanProcessor):
             self._idle.set()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._pid != os.getpid():  # forked: the parent exports what it queued
-            self._start()
+        if self._pid != os.getpid():  # a forked child's: the parent exports what it queued
+            return True
         deadline = time.monotonic() + timeout_millis / 1000
         while True:
             self._wake.set()
@@ -193,10 +200,15 @@ class MetricAdapter(MetricExporter):
         super().__init__()
         self._exporter = exporter
         self._stats = stats
+        self._pid = os.getpid()
 
     def export(
         self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self._pid != os.getpid():
+            # The SDK restarts its reader in a forked child: this exporter is
+            # the parent's (its files too); the child exports through its own.
+            return MetricExportResult.SUCCESS
         error: Optional[BaseException] = None
         try:
             with exporting():

@@ -1,134 +1,521 @@
-/* The uncontended hot path of threadtrace.Lock and threadtrace.RLock, in C.
+/* The hot path of threadtrace.Lock and threadtrace.RLock, in C.
  *
- * A pure-Python wrapper pays two interpreted frames per `with lock:`
- * (__enter__ and __exit__), which on its own costs more than the 1.6x budget
- * threadtrace allows itself.  This module moves exactly the hot path into C:
+ * A traced lock must cost about what threading's costs when nobody waits,
+ * and must still know, whenever somebody does wait, who holds it and where
+ * that holder took it.  This module keeps everything on that path in C:
  *
- *   acquire: a non-blocking try of the real lock, the owner's ident, a
- *            countdown to the next sampled acquisition (and the depth, for
- *            an RLock);
- *   release: one flag test and the real release.
+ *   the lock itself     its own OS lock (PyThread_type_lock), as
+ *                       _thread.lock and _thread.RLock keep theirs, so
+ *                       an uncontended acquire is one try-lock, with no
+ *                       call through another object's method;
+ *   who holds it        the owner's ident and, for an RLock, the depth;
+ *   the counts          acquisitions, contentions, waits, measured holds:
+ *                       exact, in C fields the metrics read;
+ *   where               the program's acquire site: the caller's code
+ *                       object and instruction offset, read from the
+ *                       interpreter's own frame (no frame object is made,
+ *                       no line is computed), walking past the modules
+ *                       that take locks on the program's behalf (queue,
+ *                       threading, concurrent.futures).  The site of every
+ *                       acquisition is kept, so a report can always say
+ *                       where a held lock was taken;
+ *   hold times          sampled (one acquisition in sample_every, and every
+ *                       one for a while after a contention), timed here
+ *                       with the monotonic clock, and finished on release;
+ *   the registry        a list of live locks, for the metrics, the
+ *                       watchdog and fork;
+ *   construction        Lock() from the program's own code is made here,
+ *                       named after its site, without a Python call.
  *
- * Everything else (a try that failed, a sampled acquisition, a release that
- * has waiters or a measured hold, any unusual argument) calls back into the
- * Python methods of threadtrace._primitives.locks by name, so the semantics
- * live in one place.  pycore.py holds the same hot path in pure Python; it is
- * used when this extension is not built, and the test suite runs against both.
+ * Everything else calls the Python methods of threadtrace._primitives.locks
+ * by name: a try that failed (_acquire_slow, which waits, times the wait
+ * and notes the holder), a release that wakes waiters (_release_slow), a
+ * measured hold long enough for a span (_held, called after the release:
+ * nothing here lengthens the time the lock is held by a Python call), any
+ * unusual argument, and whatever an injected clock (tests) must answer.
+ * pycore.py holds the same logic in pure Python, for when this extension is
+ * not built; the test suite runs against both.
+ *
+ * Frames: from 3.11 the interpreter's frames are _PyInterpreterFrame
+ * structs, and a frame *object* exists only once somebody asks for one.
+ * PyEval_GetFrame() would make one on every acquisition.  Instead the
+ * leading fields of _PyInterpreterFrame are declared here for each
+ * supported version (they are stable within a minor version; the
+ * profilers that read stacks do the same) and read directly.  3.9 and 3.10
+ * keep PyFrameObjects, read through their public struct.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <frameobject.h>
 #include "pythread.h"
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *raw;           /* the real _thread.lock / _thread.RLock */
-    PyObject *try_;          /* raw.acquire */
-    PyObject *rel;           /* raw.release */
-    unsigned long owner;     /* valid while `owned` */
-    char owned;
-    char hot;                /* a release must call _release_slow() */
-    char reentrant;
-    Py_ssize_t left;         /* acquisitions until the next sampled one */
-    Py_ssize_t depth;        /* RLock recursion depth, as threadtrace tracks it */
-} CoreObject;
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
+#error "threadtrace's lock core supports CPython 3.9 to 3.13"
+#endif
 
-static PyObject *str_acquire_slow, *str_acquire_with, *str_sampled, *str_release_slow;
+/* -- the interpreter's frames, per version ------------------------------------------ */
 
-static int
-core_traverse(CoreObject *self, visitproc visit, void *arg)
+#if PY_VERSION_HEX >= 0x030B0000
+#define TT_FRAMES_311 1
+typedef uint16_t tt_codeunit;
+#if PY_VERSION_HEX >= 0x030D0000
+typedef struct tt_frame {
+    PyObject *f_executable;
+    struct tt_frame *previous;
+    PyObject *f_funcobj;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyFrameObject *frame_obj;
+    tt_codeunit *instr;
+    int stacktop;
+    uint16_t return_offset;
+    char owner;
+} tt_frame;
+#define TT_CODE(f) (PyCode_Check((f)->f_executable) ? (PyCodeObject *)(f)->f_executable : NULL)
+#define TT_CURRENT(ts) ((tt_frame *)(ts)->current_frame)
+#elif PY_VERSION_HEX >= 0x030C0000
+typedef struct tt_frame {
+    PyCodeObject *f_code;
+    struct tt_frame *previous;
+    PyObject *f_funcobj;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyFrameObject *frame_obj;
+    tt_codeunit *instr;
+    int stacktop;
+    uint16_t return_offset;
+    char owner;
+} tt_frame;
+#define TT_CODE(f) ((f)->f_code)
+#define TT_CURRENT(ts) ((tt_frame *)(ts)->cframe->current_frame)
+#else
+typedef struct tt_frame {
+    PyFunctionObject *f_func;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyCodeObject *f_code;
+    PyFrameObject *frame_obj;
+    struct tt_frame *previous;
+    tt_codeunit *instr;
+    int stacktop;
+    char is_entry;
+    char owner;
+} tt_frame;
+#define TT_CODE(f) ((f)->f_code)
+#define TT_CURRENT(ts) ((tt_frame *)(ts)->cframe->current_frame)
+#endif
+#define TT_OWNED_BY_CSTACK 3
+
+/* The current Python frame of this thread, or NULL. */
+static inline tt_frame *
+frame_skip(tt_frame *f)
 {
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->raw);
-    Py_VISIT(self->try_);
-    Py_VISIT(self->rel);
-    return 0;
-}
-
-static int
-core_clear(CoreObject *self)
-{
-    Py_CLEAR(self->raw);
-    Py_CLEAR(self->try_);
-    Py_CLEAR(self->rel);
-    return 0;
-}
-
-static void
-core_dealloc(CoreObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    core_clear(self);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-/* The try succeeded: note the owner and count down to the next sample. */
-static PyObject *
-core_acquired(CoreObject *self)
-{
-    self->owner = PyThread_get_thread_ident();
-    self->owned = 1;
-    if (self->reentrant) {
-        self->depth++;
+    while (f != NULL) {
+        PyCodeObject *code = TT_CODE(f);
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f->owner != TT_OWNED_BY_CSTACK && code != NULL) {
+            return f;
+        }
+#else
+        /* An incomplete frame (one being set up) has not run its first instruction. */
+        if (code != NULL && (f->owner == 1 ||
+                f->instr >= (tt_codeunit *)code->co_code_adaptive + code->_co_firsttraceable)) {
+            return f;
+        }
+#endif
+        f = f->previous;
     }
-    if (--self->left <= 0) {
-        PyObject *measure = (self->reentrant && self->depth != 1) ? Py_False : Py_True;
-        PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_sampled, measure);
+    return NULL;
+}
+#define FRAME_TOP() frame_skip(TT_CURRENT(PyThreadState_Get()))
+#define FRAME_BACK(f) frame_skip((f)->previous)
+#define FRAME_CODE(f) TT_CODE(f)
+#define FRAME_GLOBALS(f) ((f)->f_globals)
+#define FRAME_OFFSET(f) \
+    ((int)((char *)(f)->instr - (char *)TT_CODE(f)->co_code_adaptive))
+#else
+typedef PyFrameObject tt_frame;
+#define FRAME_TOP() (PyThreadState_Get()->frame)
+#define FRAME_BACK(f) ((f)->f_back)
+#define FRAME_CODE(f) ((f)->f_code)
+#define FRAME_GLOBALS(f) ((f)->f_globals)
+#if PY_VERSION_HEX >= 0x030A0000
+#define FRAME_OFFSET(f) ((f)->f_lasti * (int)sizeof(_Py_CODEUNIT))
+#else
+#define FRAME_OFFSET(f) ((f)->f_lasti)
+#endif
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define TT_REQUEST_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
+#define TT_GET_EXTRA PyUnstable_Code_GetExtra
+#define TT_SET_EXTRA PyUnstable_Code_SetExtra
+#else
+#define TT_REQUEST_EXTRA _PyEval_RequestCodeExtraIndex
+#define TT_GET_EXTRA _PyCode_GetExtra
+#define TT_SET_EXTRA _PyCode_SetExtra
+#endif
+
+/* -- threadtrace's own work: a flag per thread --------------------------------------- */
+
+/* Set while this thread records (the runtime's guard): primitives made then
+ * are threading's own, so recording never traces itself. */
+#if defined(_MSC_VER)
+static __declspec(thread) int guard_busy;
+#else
+static __thread int guard_busy;
+#endif
+
+static PyObject *
+module_get_guard(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(guard_busy);
+}
+
+static PyObject *
+module_set_guard(PyObject *Py_UNUSED(module), PyObject *value)
+{
+    int previous = guard_busy;
+    int v = PyObject_IsTrue(value);
+    if (v < 0) {
+        return NULL;
+    }
+    guard_busy = v;
+    return PyBool_FromLong(previous);
+}
+
+/* -- what Python tells this module (configure()) ------------------------------------ */
+
+/* Categories of a code object's module (threadtrace._support.sites). */
+#define CAT_NORMAL 1   /* the program's own */
+#define CAT_PASS 2     /* builds or takes primitives on the program's behalf */
+#define CAT_EXCLUDED 3 /* telemetry plumbing */
+#define CAT_COMPOSER 4 /* flag: threading or threadtrace (composes its own primitives) */
+
+static struct {
+    Py_ssize_t sample_period;     /* measure one acquisition in this many; 0: none */
+    long long hold_threshold_ns;  /* a measured hold this long calls _held() */
+    int profile_after;            /* acquisitions measured after a contention */
+    PyObject *clock;              /* NULL: the monotonic clock; else a callable -> ns */
+    PyObject *classify;           /* module name -> category (an int) */
+    PyObject *site_factory;       /* (code, offset, line, via) -> a Site */
+    PyObject *retire;             /* (kind, name, code, offset, counts) at dealloc */
+    PyObject *modules;            /* the categories' source: a new one bumps generation */
+    PyObject *internal_error;     /* (where, exception): the runtime counts it, logs the first */
+    int ordering;                 /* lock order is tracked: _ordered() and _release_slow() */
+    long generation;              /* bumped when the categories change */
+    Py_ssize_t extra_index;       /* the code objects' extra slot for our category */
+    long long serials;            /* lock serials, never reused */
+    PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered;
+    PyObject *str_name, *str_kind;
+} G;
+
+/* An error in threadtrace's own bookkeeping: the runtime counts it and logs
+ * the first one (from its own thread); the operation goes on as threading's
+ * would.  Never an exception into the program, never a traceback on stderr. */
+static void
+report_error(const char *where)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (G.internal_error != NULL && value != NULL) {
+        PyObject *r = PyObject_CallFunction(G.internal_error, "sO", where, value);
         if (r == NULL) {
-            /* The lock is held now: an error in bookkeeping must not turn
-             * a successful acquire into an exception that leaks it. */
-            PyErr_WriteUnraisable((PyObject *)self);
+            PyErr_Clear();
         }
         Py_XDECREF(r);
     }
-    Py_RETURN_TRUE;
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+static long long
+now_ns(void)
+{
+    if (G.clock != NULL) {
+        PyObject *r = PyObject_CallNoArgs(G.clock);
+        if (r == NULL) {
+            report_error("clock");
+            return 1;
+        }
+        long long v = PyLong_AsLongLong(r);
+        Py_DECREF(r);
+        if (v == -1 && PyErr_Occurred()) {
+            report_error("clock");
+            return 1;
+        }
+        return v;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    if (PyTime_MonotonicRaw(&t) < 0) {
+        return 1;
+    }
+    return (long long)t;
+#else
+    return (long long)_PyTime_GetMonotonicClock();
+#endif
+}
+
+/* The category of a frame's module: cached on its code object, per generation. */
+static int
+frame_category(tt_frame *f)
+{
+    PyObject *code = (PyObject *)FRAME_CODE(f);
+    if (code == NULL) {
+        return CAT_PASS;
+    }
+    void *extra = NULL;
+    if (G.extra_index >= 0 && TT_GET_EXTRA(code, G.extra_index, &extra) == 0 && extra != NULL) {
+        intptr_t v = (intptr_t)extra;
+        if ((v >> 3) == G.generation) {
+            return (int)(v & 7);
+        }
+    }
+    else {
+        PyErr_Clear();
+    }
+    if (G.classify == NULL) {
+        return CAT_NORMAL;
+    }
+    PyObject *globals = FRAME_GLOBALS(f);
+    PyObject *name = globals != NULL ? PyDict_GetItemWithError(globals, G.str_name) : NULL;
+    if (name == NULL) {
+        PyErr_Clear();
+        name = Py_None;
+    }
+    PyObject *r = PyObject_CallOneArg(G.classify, name);
+    if (r == NULL) {
+        report_error("module categories");
+        return CAT_NORMAL;
+    }
+    int cat = (int)PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (cat <= 0 || cat > 7) {
+        PyErr_Clear();
+        return CAT_NORMAL;
+    }
+    if (G.extra_index >= 0) {
+        intptr_t v = (intptr_t)((G.generation << 3) | cat);
+        if (TT_SET_EXTRA(code, G.extra_index, (void *)v) < 0) {
+            PyErr_Clear();
+        }
+    }
+    return cat;
+}
+
+/* -- the lock ------------------------------------------------------------------------ */
+
+/* A registry of live locks: a list threaded through the locks themselves,
+ * so registering one costs two pointer writes.  Each lock keeps its
+ * registry alive; the runtime swaps the current one (testing.capture()). */
+typedef struct Registry {
+    PyObject_HEAD
+    struct Core *first;
+    Py_ssize_t count;
+} Registry;
+
+static Registry *current_registry = NULL;
+
+typedef struct Core {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    unsigned long owner;      /* the holder, valid while locked */
+    char locked;              /* the OS lock is taken (set with it, under the GIL) */
+    char reentrant;           /* an RLock */
+    char hot;                 /* a release must call _release_slow() (waiters) */
+    char measured;            /* the current hold is timed (t_acq) */
+    Py_ssize_t depth;         /* RLock recursion depth */
+    long long acquisitions;
+    long long contended, timeouts, wait_total, wait_max, waiters;
+    long long holds, hold_total, hold_max;
+    Py_ssize_t left;          /* acquisitions until the next measured one */
+    int profile;              /* acquisitions still measured after a contention */
+    long long t_acq;          /* when the current hold began, if measured */
+    PyObject *acq_code;       /* where the current holder took it: code (strong) */
+    int acq_offset;           /* ... and instruction offset, or -1 */
+    int acq_line;             /* ... or the line, when set from Python; -1 if not */
+    PyObject *made_code;      /* where it was made (construction in C) */
+    int made_offset;
+    PyObject *site;           /* _tt_site: a Site, made from made_code on demand */
+    PyObject *name;           /* _tt_name: name= or None */
+    PyObject *waker;          /* _waker: the releaser who woke a waiter */
+    long long serial;         /* _tt_serial */
+    struct Core *prev, *next; /* the registry's list */
+    Registry *registry;       /* strong reference */
+    PyObject *weakreflist;
+} Core;
+
+static void
+core_register(Core *self)
+{
+    Registry *r = current_registry;
+    if (r == NULL) {
+        return;
+    }
+    Py_INCREF(r);
+    self->registry = r;
+    self->prev = NULL;
+    self->next = r->first;
+    if (r->first != NULL) {
+        r->first->prev = self;
+    }
+    r->first = self;
+    r->count++;
+}
+
+static void
+core_unregister(Core *self)
+{
+    Registry *r = self->registry;
+    if (r == NULL) {
+        return;
+    }
+    if (self->prev != NULL) {
+        self->prev->next = self->next;
+    }
+    else {
+        r->first = self->next;
+    }
+    if (self->next != NULL) {
+        self->next->prev = self->prev;
+    }
+    self->next = self->prev = NULL;
+    r->count--;
+    self->registry = NULL;
+    Py_DECREF(r);
+}
+
+/* Note where the current acquisition happens: the first frame of the
+ * program's own (not of a module that takes locks on its behalf) above
+ * this call.  Keeps a reference to its code; never fails. */
+static void
+capture_site(Core *self)
+{
+    tt_frame *f = FRAME_TOP();
+    while (f != NULL && (frame_category(f) & 3) != CAT_NORMAL) {
+        f = FRAME_BACK(f);
+    }
+    if (f == NULL) {
+        self->acq_offset = -1;
+        self->acq_line = -1;
+        Py_CLEAR(self->acq_code);
+        return;
+    }
+    PyObject *code = (PyObject *)FRAME_CODE(f);
+    if (code != self->acq_code) {
+        Py_INCREF(code);
+        Py_XSETREF(self->acq_code, code);
+    }
+    self->acq_offset = FRAME_OFFSET(f);
+    self->acq_line = -1;
+}
+
+static void
+call_ordered(Core *self, int blocking)
+{
+    PyObject *r = PyObject_CallMethodOneArg(
+        (PyObject *)self, G.str_ordered, blocking ? Py_True : Py_False);
+    if (r == NULL) {
+        /* The lock is held now: an error in bookkeeping must not turn a
+         * successful acquire into an exception that leaks it. */
+        report_error("lock order");
+    }
+    Py_XDECREF(r);
+}
+
+/* The OS lock was just taken by this thread. */
+static inline void
+mark_locked(Core *self)
+{
+    self->owner = PyThread_get_thread_ident();
+    self->locked = 1;
+    self->depth = 1;
+}
+
+/* An outermost acquisition: count it, note its site, time its hold when due. */
+static void
+taken(Core *self, int blocking, int measure, long long t_acq)
+{
+    self->acquisitions++;
+    capture_site(self);
+    if (measure) {
+        self->t_acq = t_acq ? t_acq : now_ns();
+        self->measured = 1;
+    }
+    else if (self->profile > 0 || --self->left <= 0) {
+        if (self->profile > 0) {
+            self->profile--;
+        }
+        else {
+            self->left = G.sample_period > 0 ? G.sample_period : PY_SSIZE_T_MAX;
+        }
+        self->t_acq = now_ns();
+        self->measured = 1;
+    }
+    if (G.ordering) {
+        call_ordered(self, blocking);
+    }
+}
+
+/* Try to take it without blocking; re-entering an RLock counts too. */
+static inline int
+try_take(Core *self, int blocking)
+{
+    if (self->reentrant && self->locked && self->owner == PyThread_get_thread_ident()) {
+        self->depth++;
+        self->acquisitions++;
+        return 1;
+    }
+    if (PyThread_acquire_lock_timed(self->lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        mark_locked(self);
+        taken(self, blocking, 0, 0);
+        return 1;
+    }
+    return 0;
 }
 
 static PyObject *
-core_fast_acquire(CoreObject *self)
+core_fast_acquire(Core *self)
 {
-    if (self->try_ == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "threadtrace lock used before initialisation");
-        return NULL;
-    }
-    PyObject *r = PyObject_CallOneArg(self->try_, Py_False);
-    if (r == NULL) {
-        return NULL;
-    }
-    int got = (r == Py_True);
-    Py_DECREF(r);
-    if (got) {
-        return core_acquired(self);
+    if (try_take(self, 1)) {
+        Py_RETURN_TRUE;
     }
     PyObject *minus_one = PyLong_FromLong(-1);
     if (minus_one == NULL) {
         return NULL;
     }
-    r = PyObject_CallMethodOneArg((PyObject *)self, str_acquire_slow, minus_one);
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, G.str_acquire_slow, minus_one);
     Py_DECREF(minus_one);
     return r;
 }
 
 static PyObject *
-core_enter(CoreObject *self, PyObject *Py_UNUSED(ignored))
+core_enter(Core *self, PyObject *Py_UNUSED(ignored))
 {
     return core_fast_acquire(self);
 }
 
 static PyObject *
-core_acquire(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+core_acquire(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 0 && kwnames == NULL) {
         return core_fast_acquire(self);
     }
-    /* Parse (blocking=True, timeout=-1) by hand: PyArg_ParseTupleAndKeywords
-     * would cost more than the whole fast path. */
+    /* Parse (blocking=True, timeout=-1) by hand: the usual parser would cost
+     * more than the whole fast path.  The common forms are served here;
+     * anything else goes to _acquire_with(), which checks the arguments
+     * exactly as threading does. */
     PyObject *blocking = NULL, *timeout = NULL;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (nargs > 2) {
-        goto let_the_real_lock_raise;
+        goto python;
     }
     if (nargs > 0) {
         blocking = args[0];
@@ -145,9 +532,8 @@ core_acquire(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0) {
             slot = &timeout;
         }
-        /* else: an unknown keyword */
         if (slot == NULL || *slot != NULL) {
-            goto let_the_real_lock_raise;
+            goto python;
         }
         *slot = args[nargs + i];
     }
@@ -157,95 +543,492 @@ core_acquire(CoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         long value = PyLong_AsLongAndOverflow(timeout, &overflow);
         default_timeout = (!overflow && value == -1);
     }
-    if ((blocking == NULL || blocking == Py_True) && default_timeout) {
+    if (default_timeout && (blocking == NULL || blocking == Py_True)) {
         return core_fast_acquire(self);
     }
-    /* Anything else takes the Python path, which matches threading exactly. */
-    PyObject *r;
-    PyObject *minus_one = NULL;
-    if (timeout == NULL) {
-        minus_one = PyLong_FromLong(-1);
-        if (minus_one == NULL) {
+    if (default_timeout && blocking == Py_False) {
+        /* A try: threading's, plus the bookkeeping; a try adds no lock order. */
+        return PyBool_FromLong(try_take(self, 0));
+    }
+python:;
+    /* Everything else takes the Python path, which matches threading exactly. */
+    PyObject *pos = PyTuple_New(nargs);
+    if (pos == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(pos, i, args[i]);
+    }
+    PyObject *kw = PyDict_New();
+    if (kw == NULL) {
+        Py_DECREF(pos);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            Py_DECREF(pos);
+            Py_DECREF(kw);
             return NULL;
         }
     }
-    r = PyObject_CallMethodObjArgs(
-        (PyObject *)self, str_acquire_with,
-        blocking ? blocking : Py_True,
-        timeout ? timeout : minus_one,
-        NULL);
-    Py_XDECREF(minus_one);
-    return r;
-
-let_the_real_lock_raise:
-    /* Arguments the real lock rejects before touching the lock: it raises
-     * threading's exact TypeError.  (Should it ever accept them, the result
-     * is still an acquisition, noted as one.) */
-    r = PyObject_Vectorcall(self->try_, args, nargs, kwnames);
-    if (r == Py_True) {
-        Py_DECREF(r);
-        return core_acquired(self);
-    }
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, G.str_acquire_with, pos, kw, NULL);
+    Py_DECREF(pos);
+    Py_DECREF(kw);
     return r;
 }
 
-static PyObject *
-core_release(CoreObject *self, PyObject *Py_UNUSED(ignored))
+/* Finish a measured hold; returns 1 when it is long enough for _held(). */
+static int
+finish_hold(Core *self, long long *start, long long *end)
 {
-    if (self->rel == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "threadtrace lock used before initialisation");
-        return NULL;
+    if (!self->measured) {
+        return 0;
     }
-    if (self->reentrant) {
-        if (!self->owned || self->owner != PyThread_get_thread_ident()) {
-            /* Not ours: the real lock raises exactly as threading does. */
-            return PyObject_CallNoArgs(self->rel);
-        }
-        if (--self->depth > 0) {
-            return PyObject_CallNoArgs(self->rel);
-        }
+    self->measured = 0;
+    long long t1 = now_ns();
+    long long hold = t1 - self->t_acq;
+    if (hold < 0) {
+        hold = 0;
     }
-    self->owned = 0;
-    if (self->hot) {
-        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_release_slow);
+    self->holds++;
+    self->hold_total += hold;
+    if (hold > self->hold_max) {
+        self->hold_max = hold;
+    }
+    *start = self->t_acq;
+    *end = t1;
+    self->t_acq = 0;
+    return hold >= G.hold_threshold_ns;
+}
+
+/* A measured hold long enough for a span: told after the release, so that
+ * the Python call never lengthens the time the lock is held. */
+static void
+call_held(Core *self, long long start, long long end)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "_held", "LL", start, end);
+    if (r == NULL) {
+        report_error("Lock._held");
+    }
+    Py_XDECREF(r);
+}
+
+/* Let go of the OS lock, with the bookkeeping of an outermost release. */
+static void
+let_go(Core *self)
+{
+    long long start = 0, end = 0;
+    int held = finish_hold(self, &start, &end);
+    if (self->hot || G.ordering) {
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, G.str_release_slow);
         if (r == NULL) {
             /* Release the lock whatever happened in the bookkeeping. */
-            PyErr_WriteUnraisable((PyObject *)self);
+            report_error("Lock._release_slow");
         }
         Py_XDECREF(r);
     }
-    return PyObject_CallNoArgs(self->rel);
+    self->locked = 0;
+    self->depth = 0;
+    PyThread_release_lock(self->lock);
+    if (held) {
+        call_held(self, start, end);
+    }
 }
 
 static PyObject *
-core_exit(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+core_release(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->reentrant) {
+        if (!self->locked || self->owner != PyThread_get_thread_ident()) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+            return NULL;
+        }
+        if (--self->depth > 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    else if (!self->locked) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    let_go(self);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_exit(Core *self, PyObject *const *args, Py_ssize_t nargs)
 {
     return core_release(self, NULL);
 }
 
+/* The slow path's wait: take the OS lock, blocking with the GIL released,
+ * running signal handlers when interrupted (an exception they raise ends
+ * the wait), as threading's acquire does.  timeout < 0: forever.  On
+ * success the lock is this thread's (owner, depth 1), not yet counted:
+ * _taken() follows. */
 static PyObject *
-core_get_owner(CoreObject *self, void *Py_UNUSED(closure))
+core_block(Core *self, PyObject *arg)
 {
-    if (!self->owned) {
+    double timeout = PyFloat_AsDouble(arg);
+    if (timeout == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PY_TIMEOUT_T microseconds = timeout < 0 ? -1 : (PY_TIMEOUT_T)(timeout * 1e6);
+    long long deadline = timeout > 0 ? now_ns() + (long long)(timeout * 1e9) : 0;
+    PyLockStatus r;
+    for (;;) {
+        r = PyThread_acquire_lock_timed(self->lock, 0, 0);
+        if (r == PY_LOCK_FAILURE && microseconds != 0) {
+            Py_BEGIN_ALLOW_THREADS
+            r = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
+            Py_END_ALLOW_THREADS
+        }
+        if (r != PY_LOCK_INTR) {
+            break;
+        }
+        if (Py_MakePendingCalls() < 0) {
+            return NULL;
+        }
+        if (timeout > 0) {
+            long long left = deadline - now_ns();
+            if (left <= 0) {
+                r = PY_LOCK_FAILURE;
+                break;
+            }
+            microseconds = (PY_TIMEOUT_T)(left / 1000);
+        }
+    }
+    if (r == PY_LOCK_ACQUIRED) {
+        mark_locked(self);
+        Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+/* The slow path took the lock (_block): count it, note its site, and time
+ * the hold from ``t_acq`` (the end of the wait) when ``measure``. */
+static PyObject *
+core_taken(Core *self, PyObject *args)
+{
+    int blocking = 1, measure = 0;
+    long long t_acq = 0;
+    if (!PyArg_ParseTuple(args, "|ppL", &blocking, &measure, &t_acq)) {
+        return NULL;
+    }
+    taken(self, blocking, measure, t_acq);
+    if (measure) {
+        self->profile = G.profile_after;
+    }
+    Py_RETURN_NONE;
+}
+
+/* RLock, for threading.Condition: let go whatever the depth; -> (depth, owner). */
+static PyObject *
+core_release_save(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->locked || self->owner != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+        return NULL;
+    }
+    Py_ssize_t depth = self->depth;
+    unsigned long owner = self->owner;
+    let_go(self);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return Py_BuildValue("(nk)", depth, owner);
+}
+
+/* RLock, for threading.Condition: set the depth after _block() took it back. */
+static PyObject *
+core_restore(Core *self, PyObject *arg)
+{
+    Py_ssize_t depth = PyLong_AsSsize_t(arg);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->depth = depth;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_locked(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->locked);
+}
+
+/* RLock, for threading.Condition (called on every notify): held by this thread? */
+static PyObject *
+core_is_owned(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->locked && self->owner == PyThread_get_thread_ident());
+}
+
+static PyObject *
+core_recursion_count(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    int mine = self->locked && self->owner == PyThread_get_thread_ident();
+    return PyLong_FromSsize_t(mine ? self->depth : 0);
+}
+
+static PyObject *
+core_at_fork_reinit(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    PyThread_type_lock fresh = PyThread_allocate_lock();
+    if (fresh == NULL) {
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate lock");
+        return NULL;
+    }
+    /* The old one may be held by a thread that does not exist here. */
+    self->lock = fresh;
+    self->locked = 0;
+    self->depth = 0;
+    self->waiters = 0;
+    self->hot = 0;
+    self->measured = 0;
+    self->t_acq = 0;
+    Py_RETURN_NONE;
+}
+
+/* -- construction and destruction --------------------------------------------------- */
+
+static Core *
+core_alloc(PyTypeObject *type, int reentrant)
+{
+    Core *self = (Core *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate lock");
+        return NULL;
+    }
+    self->reentrant = (char)reentrant;
+    self->left = 1; /* the first acquisition is measured */
+    self->acq_offset = self->acq_line = self->made_offset = -1;
+    self->serial = ++G.serials;
+    Py_INCREF(Py_None);
+    self->name = Py_None;
+    Py_INCREF(Py_None);
+    self->waker = Py_None;
+    return self;
+}
+
+/* Whether instances of ``type`` are reentrant (its _tt_reentrant), cached. */
+static int
+type_reentrant(PyTypeObject *type)
+{
+    static PyTypeObject *cached_type[4];
+    static char cached_value[4];
+    static int next;
+    for (int i = 0; i < 4; i++) {
+        if (cached_type[i] == type) {
+            return cached_value[i];
+        }
+    }
+    PyObject *v = PyObject_GetAttrString((PyObject *)type, "_tt_reentrant");
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (r < 0) {
+        PyErr_Clear();
+        r = 0;
+    }
+    /* Types live as long as the program here (their instances hold them). */
+    cached_type[next] = type;
+    cached_value[next] = (char)r;
+    next = (next + 1) % 4;
+    return r;
+}
+
+/* tp_new: Lock() made by the program's own code is made here, named after
+ * the line that made it; anything else (name=, arguments, made through a
+ * library class or by plumbing) goes to the Python classmethod
+ * _tt_new(args, kwargs), which decides (and may hand out threading's own
+ * lock). */
+static PyObject *
+core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if ((args == NULL || PyTuple_GET_SIZE(args) == 0)
+        && (kwargs == NULL || PyDict_GET_SIZE(kwargs) == 0) && G.classify != NULL && !guard_busy) {
+        tt_frame *f = FRAME_TOP();
+        if (f != NULL && frame_category(f) == CAT_NORMAL) {
+            Core *self = core_alloc(type, type_reentrant(type));
+            if (self == NULL) {
+                return NULL;
+            }
+            PyObject *code = (PyObject *)FRAME_CODE(f);
+            Py_INCREF(code);
+            self->made_code = code;
+            self->made_offset = FRAME_OFFSET(f);
+            core_register(self);
+            return (PyObject *)self;
+        }
+    }
+    PyObject *slow = PyObject_GetAttrString((PyObject *)type, "_tt_new");
+    if (slow == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallFunctionObjArgs(
+        slow, args != NULL ? args : Py_None, kwargs != NULL ? kwargs : Py_None, NULL);
+    Py_DECREF(slow);
+    return r;
+}
+
+/* The Python slow path's constructor: make(type, site, name) -> a traced lock. */
+static PyObject *
+module_make(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyTypeObject *type;
+    PyObject *site, *name;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyType_Type, &type, &site, &name)) {
+        return NULL;
+    }
+    Core *self = core_alloc(type, type_reentrant(type));
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(site);
+    self->site = site;
+    Py_INCREF(name);
+    Py_SETREF(self->name, name);
+    core_register(self);
+    return (PyObject *)self;
+}
+
+static int
+core_traverse(Core *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->acq_code);
+    Py_VISIT(self->made_code);
+    Py_VISIT(self->site);
+    Py_VISIT(self->name);
+    Py_VISIT(self->waker);
+    return 0;
+}
+
+static int
+core_clear(Core *self)
+{
+    Py_CLEAR(self->acq_code);
+    Py_CLEAR(self->made_code);
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->waker);
+    return 0;
+}
+
+/* What a collected lock did still counts (the metrics' retired totals). */
+static void
+core_retire(Core *self)
+{
+    if (G.retire == NULL || (self->acquisitions == 0 && self->timeouts == 0)) {
+        return;
+    }
+    PyObject *kind = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_kind);
+    if (kind == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *r = PyObject_CallFunction(
+        G.retire, "OOOOi(LLLLLL)", kind, self->name ? self->name : Py_None,
+        self->site ? self->site : Py_None, self->made_code ? self->made_code : Py_None,
+        self->made_offset, self->acquisitions, self->contended, self->wait_total,
+        self->hold_total, self->holds, self->hold_max);
+    if (r == NULL) {
+        report_error("retire");
+    }
+    Py_XDECREF(r);
+    Py_DECREF(kind);
+}
+
+static void
+core_dealloc(Core *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    core_unregister(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    core_retire(self);
+    PyErr_Restore(type, value, tb);
+    core_clear(self);
+    if (self->lock != NULL) {
+        if (self->locked) {
+            PyThread_release_lock(self->lock); /* freed while held, as _thread's locks do */
+        }
+        PyThread_free_lock(self->lock);
+        self->lock = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* -- the fields Python reads and writes ---------------------------------------------- */
+
+static PyObject *
+get_owner(Core *self, void *Py_UNUSED(c))
+{
+    if (!self->locked) {
         Py_RETURN_NONE;
     }
     return PyLong_FromUnsignedLong(self->owner);
 }
 
-static int
-core_set_owner(CoreObject *self, PyObject *value, void *Py_UNUSED(closure))
+/* The current holder's acquire site, as a Site (None when not known). */
+static PyObject *
+get_site_acq(Core *self, void *Py_UNUSED(c))
 {
-    if (value == NULL || value == Py_None) {
-        self->owned = 0;
-        return 0;
+    if (self->acq_code == NULL || G.site_factory == NULL) {
+        Py_RETURN_NONE;
     }
-    unsigned long owner = PyLong_AsUnsignedLong(value);
-    if (owner == (unsigned long)-1 && PyErr_Occurred()) {
-        return -1;
+    return PyObject_CallFunction(G.site_factory, "Oiii", self->acq_code, self->acq_offset,
+                                 self->acq_line, 0);
+}
+
+/* Where it was made: a Site, built on first use from the code and offset. */
+static PyObject *
+get_site(Core *self, void *Py_UNUSED(c))
+{
+    if (self->site == NULL) {
+        if (self->made_code == NULL || G.site_factory == NULL) {
+            Py_RETURN_NONE;
+        }
+        self->site = PyObject_CallFunction(G.site_factory, "Oiii", self->made_code,
+                                           self->made_offset, -1, 1);
+        if (self->site == NULL) {
+            return NULL;
+        }
     }
-    self->owner = owner;
-    self->owned = 1;
+    Py_INCREF(self->site);
+    return self->site;
+}
+
+static int
+set_site(Core *self, PyObject *value, void *Py_UNUSED(c))
+{
+    Py_XINCREF(value);
+    Py_XSETREF(self->site, value);
     return 0;
+}
+
+static PyObject *
+get_t_acq(Core *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(self->measured ? self->t_acq : 0);
 }
 
 static PyMethodDef core_methods[] = {
@@ -256,29 +1039,52 @@ static PyMethodDef core_methods[] = {
      "Acquire the lock, exactly as threading's lock does."},
     {"release", (PyCFunction)core_release, METH_NOARGS,
      "Release the lock, exactly as threading's lock does."},
+    {"_block", (PyCFunction)core_block, METH_O, NULL},
+    {"_taken", (PyCFunction)core_taken, METH_VARARGS, NULL},
+    {"_core_release_save", (PyCFunction)core_release_save, METH_NOARGS, NULL},
+    {"_core_restore", (PyCFunction)core_restore, METH_O, NULL},
+    {"_locked_now", (PyCFunction)core_locked, METH_NOARGS, NULL},
+    {"_core_is_owned", (PyCFunction)core_is_owned, METH_NOARGS, NULL},
+    {"_core_recursion_count", (PyCFunction)core_recursion_count, METH_NOARGS, NULL},
+    {"_at_fork_reinit", (PyCFunction)core_at_fork_reinit, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef core_members[] = {
-    {"_raw", T_OBJECT_EX, offsetof(CoreObject, raw), 0, NULL},
-    {"_try", T_OBJECT_EX, offsetof(CoreObject, try_), 0, NULL},
-    {"_rel", T_OBJECT_EX, offsetof(CoreObject, rel), 0, NULL},
-    {"_hot", T_BOOL, offsetof(CoreObject, hot), 0, NULL},
-    {"_reentrant", T_BOOL, offsetof(CoreObject, reentrant), 0, NULL},
-    {"_left", T_PYSSIZET, offsetof(CoreObject, left), 0, NULL},
-    {"_depth", T_PYSSIZET, offsetof(CoreObject, depth), 0, NULL},
+    {"_hot", T_BOOL, offsetof(Core, hot), 0, NULL},
+    {"_reentrant", T_BOOL, offsetof(Core, reentrant), READONLY, NULL},
+    {"_depth", T_PYSSIZET, offsetof(Core, depth), READONLY, NULL},
+    {"_acquisitions", T_LONGLONG, offsetof(Core, acquisitions), 0, NULL},
+    {"_contended", T_LONGLONG, offsetof(Core, contended), 0, NULL},
+    {"_timeouts", T_LONGLONG, offsetof(Core, timeouts), 0, NULL},
+    {"_wait_total", T_LONGLONG, offsetof(Core, wait_total), 0, NULL},
+    {"_wait_max", T_LONGLONG, offsetof(Core, wait_max), 0, NULL},
+    {"_waiters", T_LONGLONG, offsetof(Core, waiters), 0, NULL},
+    {"_holds", T_LONGLONG, offsetof(Core, holds), 0, NULL},
+    {"_hold_total", T_LONGLONG, offsetof(Core, hold_total), 0, NULL},
+    {"_hold_max", T_LONGLONG, offsetof(Core, hold_max), 0, NULL},
+    {"_left", T_PYSSIZET, offsetof(Core, left), 0, NULL},
+    {"_profile", T_INT, offsetof(Core, profile), 0, NULL},
+    {"_tt_name", T_OBJECT, offsetof(Core, name), 0, NULL},
+    {"_waker", T_OBJECT, offsetof(Core, waker), 0, NULL},
+    {"_tt_serial", T_LONGLONG, offsetof(Core, serial), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(Core, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef core_getset[] = {
-    {"_owner", (getter)core_get_owner, (setter)core_set_owner,
-     "Ident of the thread that last acquired the lock, or None after release.", NULL},
+    {"_owner", (getter)get_owner, NULL, "Ident of the thread that holds the lock, or None.", NULL},
+    {"_site_acq", (getter)get_site_acq, NULL,
+     "Where the current holder acquired it (a Site), or None.", NULL},
+    {"_tt_site", (getter)get_site, (setter)set_site, "Where the lock was made (a Site).", NULL},
+    {"_t_acq", (getter)get_t_acq, NULL,
+     "When the current (measured) hold began, in ns; 0 when not measured.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot core_slots[] = {
-    {Py_tp_doc, "The C hot path shared by threadtrace.Lock and threadtrace.RLock."},
-    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "The C core shared by threadtrace.Lock and threadtrace.RLock."},
+    {Py_tp_new, core_new},
     {Py_tp_dealloc, core_dealloc},
     {Py_tp_traverse, core_traverse},
     {Py_tp_clear, core_clear},
@@ -290,21 +1096,175 @@ static PyType_Slot core_slots[] = {
 
 static PyType_Spec core_spec = {
     .name = "threadtrace._primitives._lockcore.LockCore",
-    .basicsize = sizeof(CoreObject),
+    .basicsize = sizeof(Core),
     .itemsize = 0,
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = core_slots,
 };
 
+/* -- the registry type --------------------------------------------------------------- */
+
+static PyObject *
+registry_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return type->tp_alloc(type, 0);
+}
+
+static void
+registry_dealloc(Registry *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (current_registry == self) {
+        current_registry = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* Every live lock in it (a new list). */
+static PyObject *
+registry_list(Registry *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Core *c = self->first; c != NULL; c = c->next) {
+        if (Py_REFCNT(c) <= 0) {
+            continue; /* being deallocated */
+        }
+        if (PyList_Append(list, (PyObject *)c) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static Py_ssize_t
+registry_len(Registry *self)
+{
+    return self->count;
+}
+
+static PyMethodDef registry_methods[] = {
+    {"list", (PyCFunction)registry_list, METH_NOARGS, "Every live lock registered here."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot registry_slots[] = {
+    {Py_tp_doc, "A registry of live traced locks (threadtrace's runtime keeps the current one)."},
+    {Py_tp_new, registry_new},
+    {Py_tp_dealloc, registry_dealloc},
+    {Py_tp_methods, registry_methods},
+    {Py_sq_length, registry_len},
+    {0, NULL},
+};
+
+static PyType_Spec registry_spec = {
+    .name = "threadtrace._primitives._lockcore.Registry",
+    .basicsize = sizeof(Registry),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = registry_slots,
+};
+
+/* -- module functions ------------------------------------------------------------------- */
+
+/* The line of an instruction offset in a code object. */
+static PyObject *
+module_line_of(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *code;
+    int offset;
+    if (!PyArg_ParseTuple(args, "O!i", &PyCode_Type, &code, &offset)) {
+        return NULL;
+    }
+    return PyLong_FromLong(PyCode_Addr2Line((PyCodeObject *)code, offset));
+}
+
+static void
+set_global(PyObject **slot, PyObject *value)
+{
+    if (value == Py_None) {
+        value = NULL;
+    }
+    Py_XINCREF(value);
+    Py_XSETREF(*slot, value);
+}
+
+/* configure(sample_period, hold_threshold_ns, profile_after, clock, classify,
+ *           site_factory, retire, ordering, modules, registry, internal_error) */
+static PyObject *
+module_configure(PyObject *module, PyObject *args)
+{
+    Py_ssize_t period;
+    long long hold;
+    int profile, ordering;
+    PyObject *clock, *classify, *factory, *retire, *modules, *registry, *internal_error;
+    if (!PyArg_ParseTuple(args, "nLiOOOOpOOO", &period, &hold, &profile, &clock, &classify,
+                          &factory, &retire, &ordering, &modules, &registry,
+                          &internal_error)) {
+        return NULL;
+    }
+    PyObject *registry_type = PyObject_GetAttrString(module, "Registry");
+    if (registry_type == NULL) {
+        return NULL;
+    }
+    int ok = PyObject_TypeCheck(registry, (PyTypeObject *)registry_type);
+    Py_DECREF(registry_type);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "registry must be a Registry");
+        return NULL;
+    }
+    /* The runtime holds it: a borrowed pointer, cleared if it ever dies first. */
+    current_registry = (Registry *)registry;
+    G.sample_period = period;
+    G.hold_threshold_ns = hold;
+    G.profile_after = profile;
+    set_global(&G.clock, clock);
+    set_global(&G.classify, classify);
+    set_global(&G.site_factory, factory);
+    set_global(&G.retire, retire);
+    set_global(&G.internal_error, internal_error);
+    G.ordering = ordering;
+    if (modules != G.modules) {
+        /* The exclusions changed: every category cached on a code object is stale. */
+        set_global(&G.modules, modules);
+        G.generation++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
+    {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
+    {"make", module_make, METH_VARARGS, "make(type, site, name): a traced lock (the slow path's)."},
+    {"get_guard", module_get_guard, METH_NOARGS, "Whether this thread is inside threadtrace's recording."},
+    {"set_guard", module_set_guard, METH_O, "Set this thread's guard; returns what it was."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int
 lockcore_exec(PyObject *module)
 {
-    str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
-    str_acquire_with = PyUnicode_InternFromString("_acquire_with");
-    str_sampled = PyUnicode_InternFromString("_sampled");
-    str_release_slow = PyUnicode_InternFromString("_release_slow");
-    if (!str_acquire_slow || !str_acquire_with || !str_sampled || !str_release_slow) {
+    G.str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
+    G.str_acquire_with = PyUnicode_InternFromString("_acquire_with");
+    G.str_release_slow = PyUnicode_InternFromString("_release_slow");
+    G.str_ordered = PyUnicode_InternFromString("_ordered");
+    G.str_name = PyUnicode_InternFromString("__name__");
+    G.str_kind = PyUnicode_InternFromString("_tt_kind");
+    if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered
+        || !G.str_name || !G.str_kind) {
         return -1;
+    }
+    G.sample_period = 100;
+    G.hold_threshold_ns = 10000000;
+    G.profile_after = 16;
+    G.generation = 1;
+    G.extra_index = TT_REQUEST_EXTRA(NULL);
+    if (G.extra_index < 0) {
+        PyErr_Clear();
     }
     PyObject *core = PyType_FromSpec(&core_spec);
     if (core == NULL) {
@@ -314,11 +1274,22 @@ lockcore_exec(PyObject *module)
         Py_DECREF(core);
         return -1;
     }
+    PyObject *registry = PyType_FromSpec(&registry_spec);
+    if (registry == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "Registry", registry) < 0) {
+        Py_DECREF(registry);
+        return -1;
+    }
     return 0;
 }
 
 static PyModuleDef_Slot lockcore_slots[] = {
     {Py_mod_exec, lockcore_exec},
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 
@@ -327,6 +1298,7 @@ static struct PyModuleDef lockcore_module = {
     .m_name = "threadtrace._primitives._lockcore",
     .m_doc = "C hot path for threadtrace's locks (optional; pycore.py is the fallback).",
     .m_size = 0,
+    .m_methods = module_methods,
     .m_slots = lockcore_slots,
 };
 

@@ -54,7 +54,7 @@ class Traced:
         try:
             counts = self._tt_counters()
             if any(counts):
-                runtime.retired.append((self._tt_kind, self.name, counts))
+                runtime.retire(self._tt_kind, self.name, counts)
         except Exception:  # noqa: BLE001 - a finaliser must never raise; counts are lost
             return
 

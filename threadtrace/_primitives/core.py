@@ -1,4 +1,4 @@
-"""The lock hot path in force: the C core when it is built and wanted, else pure Python.
+"""The lock core in force: the C one when it is built and wanted, else pure Python.
 
 ``_lockcore`` is an optional C extension (``_lockcore.c``): without a
 compiler at install time threadtrace installs anyway and uses
@@ -6,23 +6,29 @@ compiler at install time threadtrace installs anyway and uses
 ``with lock:``.  ``THREADTRACE_PURE_PYTHON=1`` asks for the Python core
 (the test suite runs on both).  Like wrapt's switch between its C and its
 Python proxies, this module is the one place that decides.
+
+The C core keeps copies of what it needs from the runtime (the sampling
+period, the hold threshold, the clock when a test injects one, the module
+categories, the registry of live locks): :func:`sync` hands them over, and
+the runtime calls it whenever one of them changes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._runtime import runtime
+from .._support.clock import SystemClock
 from .._support.config import pure_python_requested
-from .pycore import LockCore as PyLockCore
-from .pycore import RLockCore as PyRLockCore
+from .._support.sites import Site
+from . import pycore
 
 lockcore: Optional[Any]
 try:
     from . import _lockcore as lockcore
 except ImportError:  # not built (no compiler at install time): the pure-Python core
     lockcore = None
-
 
 _pure, _error = pure_python_requested()
 if _error is not None and runtime.environment_error is None:
@@ -31,8 +37,89 @@ if _error is not None and runtime.environment_error is None:
 #: Whether the C hot path is in use (``THREADTRACE_PURE_PYTHON=1`` turns it off).
 SPEEDUPS = lockcore is not None and not _pure
 
+#: After a contention, this many further acquisitions are measured (hold time),
+#: so holds behind which others waited are known.
+PROFILE_AFTER_CONTENTION = 16
+
+#: A traced lock of a class, named after a site: ``make(cls, site, name)``.
+make: Callable[[type, Site, Optional[str]], Any]
+
 if TYPE_CHECKING or not SPEEDUPS:
-    LockCore = PyLockCore
-    RLockCore = PyRLockCore
+    LockCore = pycore.LockCore
+    make = pycore.make
 else:
-    LockCore = RLockCore = lockcore.LockCore
+    assert lockcore is not None
+    LockCore = lockcore.LockCore
+    make = lockcore.make
+    Site.line_of = staticmethod(lockcore.line_of)
+
+# -- what the C core is told -------------------------------------------------------------
+
+_NORMAL, _PASS, _EXCLUDED, _COMPOSER = 1, 2, 3, 4
+
+
+def classify(module: Any) -> int:
+    """The category of a module, as the C core wants it (see ``_lockcore.c``)."""
+    name = module if isinstance(module, str) else ""
+    category = (_NORMAL, _PASS, _EXCLUDED)[runtime.modules.category(name)]
+    if name in ("threading", "threadtrace") or name.startswith("threadtrace."):
+        category |= _COMPOSER
+    return category
+
+
+def site(code: CodeType, offset: int, line: int, made: int) -> Site:
+    """The shared :class:`Site` of a place the C core recorded."""
+    return runtime.site_cache.get(code, offset, line)
+
+
+def retire(
+    kind: str,
+    name: Optional[str],
+    made_site: Optional[Site],
+    made_code: Optional[CodeType],
+    made_offset: int,
+    counts: tuple[int, ...],
+) -> None:
+    """A traced lock was collected: its counts stay in the metrics (called as it dies)."""
+    if name is None:
+        if made_site is None and made_code is not None:
+            made_site = runtime.site_cache.get(made_code, made_offset, -1)
+        name = made_site.label if made_site is not None else "<unknown>"
+    runtime.retire(kind, name, counts)
+
+
+def sync() -> None:
+    """Hand the C core the runtime's settings, clock, categories and registry."""
+    if not SPEEDUPS or lockcore is None:
+        return
+    config = runtime.config
+    if runtime.locks is None:
+        runtime.locks = lockcore.Registry()
+    clock = runtime.clock
+    lockcore.configure(
+        config.sample_every,
+        int(config.hold_threshold * 1e9),
+        PROFILE_AFTER_CONTENTION,
+        None if isinstance(clock, SystemClock) else clock.monotonic_ns,
+        classify,
+        site,
+        retire,
+        config.lock_order,
+        runtime.modules,
+        runtime.locks,
+        runtime.internal_error,
+    )
+
+
+def live_locks() -> list[Any]:
+    """The traced locks alive in the current registry."""
+    locks = runtime.locks
+    return locks.list() if locks is not None else []
+
+
+runtime.watchers.append(sync)
+sync()
+if SPEEDUPS and lockcore is not None:
+    # One guard for both: the C constructor reads it without a Python call.
+    runtime.get_guard = lockcore.get_guard
+    runtime.set_guard = lockcore.set_guard

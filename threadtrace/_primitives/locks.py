@@ -1,26 +1,28 @@
-"""Traced ``Lock`` and ``RLock``: the hot path of the whole library.
+"""Traced ``Lock`` and ``RLock``: the hot path of the whole library, and its slow paths.
 
-An uncontended acquire is a non-blocking try of the real lock, one
-``get_ident()`` and a countdown; a release is one flag test and the real
-release.  No clock, no frame, no OpenTelemetry, no allocation.  Every write
-on that path happens while holding the lock, so the lock itself protects its
-counters.  That path lives in the "core" base class: C in ``_lockcore.c``
-when built, else ``pycore.py`` (:mod:`.core` chooses); this module holds
-everything else.
+An uncontended acquire is a try of the lock's own OS lock, the owner's
+ident, a count, and the program's acquire site (the caller's code and
+instruction, read from the interpreter's frame); a release is one flag test
+and the OS release.  No OpenTelemetry, no allocation, no Python call.  That
+path lives in the "core" base class: C in ``_lockcore.c`` when built, else
+``pycore.py`` (:mod:`.core` chooses); this module holds everything else.
 
-Everything else is the slow path, taken only when
+Everything else is a slow path, taken only when
 
 * the try failed and the caller blocks (a *contention*: timed, attributed to
-  the holder and its acquire site, linked to the thread that released), or
-* the countdown ran out (one acquisition in ``sample_every``: its hold time
-  and acquire site are measured), or
-* the acquisition was contended (its hold is measured too: the clock was
-  already read).
+  the holder and the site where it took the lock, linked to the thread that
+  released), or
+* a release has waiters to wake (who woke them is noted for their spans), or
+* a measured hold (one acquisition in ``sample_every``, and every one for a
+  while after a contention, timed by the core) was long enough for a span:
+  told after the release, never while the lock is held, or
+* the arguments are unusual (a timeout), or lock order is tracked.
 
 This is Go's design (count always, time only what blocked or was sampled)
-with JFR's threshold for turning a wait into an event.  A pure-Python wrapper
-cannot get under about 1.7x a C ``with lock:`` here (two interpreted frames
-per ``with``), hence the C core; ``bench/micro.py`` prints what both cost.
+with JFR's threshold for turning a wait into an event.  What a slow path
+records is queued and recorded by threadtrace's own thread: a thread that
+has just taken the lock does a few writes and lets it go, so heavy
+contention cannot turn into a convoy.
 
 At about 600 lines this module is one topic, the slow paths of the two
 locks around one hot path, and reads better whole than split.
@@ -28,33 +30,24 @@ locks around one hot path, and reads better whole than split.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._detect import hooks
-from .._recording.recorder import current_waker, holder_site_now
+from .._detect.state import name_of, owner_of
+from .._recording.events import HoldRecord, WaitRecord
+from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
 from .._support.statistics import LockStatistics
+from . import core
 from .base import PrimitiveType, Traced, site_for
-from .core import LockCore as _LockCore
-from .core import RLockCore as _RLockCore
+from .core import LockCore
 
 _get_ident = _originals.get_ident
-_NEVER = 1 << 62
-
-#: After a contention, this many further acquisitions are measured (hold time
-#: and acquire site), so the next waiter learns where its holder acquired.
-PROFILE_AFTER_CONTENTION = 16
-
-
-def _period() -> int:
-    if runtime.config.lock_order:
-        return 1  # the order of every acquisition is needed
-    every = runtime.config.sample_every
-    return every if every > 0 else _NEVER
 
 
 def _read_clock() -> int:
@@ -66,13 +59,10 @@ def _read_clock() -> int:
         return 0
 
 
-def _valid_timeout(timeout: Any) -> bool:
-    """Whether ``acquire(True, timeout)`` would accept ``timeout`` without raising."""
-    try:
-        value = float(timeout)
-    except (TypeError, ValueError):
-        return False
-    return value == -1 or 0 <= value <= _originals.TIMEOUT_MAX
+#: What a waiter notes before blocking: the holder, its name and acquire
+#: site, where the waiter waits, and its OpenTelemetry context.
+Before = tuple[Optional[int], Optional[str], Optional[Site], Optional[Site], Any]
+_NOTHING_BEFORE: Before = (None, None, None, None, None)
 
 
 def _thread_name(ident: Optional[int]) -> Optional[str]:
@@ -80,109 +70,94 @@ def _thread_name(ident: Optional[int]) -> Optional[str]:
 
 
 class _LockBase(Traced):
-    """State and slow paths shared by :class:`Lock` and :class:`RLock`."""
+    """The slow paths shared by :class:`Lock` and :class:`RLock`."""
 
     if not TYPE_CHECKING:  # mypy would reject assigning the subclasses' slots here
         __slots__ = ()
-    _raw_factory: Any
-    _tt_core: Any
     _tt_reentrant = False
-    # Fields of the core base class (C or _core.py):
-    _raw: Any
-    _try: Any
-    _rel: Any
+    #: threading's own class, handed out where a primitive stays untraced.
+    _tt_original: Any
+    # Fields and methods of the core base class (C or pycore.py):
     _owner: Optional[int]
-    _left: int
     _hot: bool
     _depth: int
     _reentrant: bool
-    # Fields of this class (slots declared by Lock and RLock: see _SLOTS).
-    _base: int
-    _period: int
-    _profile: int
-    _t_acq: int
-    _site_acq: Optional[Site]
-    _waiters: int
-    _waker: Any
+    _acquisitions: int
     _contended: int
     _timeouts: int
     _wait_total: int
     _wait_max: int
+    _waiters: int
     _holds: int
     _hold_total: int
     _hold_max: int
+    _left: int
+    _profile: int
+    _t_acq: int
+    _site_acq: Optional[Site]
+    _waker: Any
     _tt_serial: int
 
-    def _tt_init(self, site: Site, name: Optional[str]) -> None:
-        raw = self._raw_factory()
-        self._raw = raw
-        self._try = raw.acquire
-        self._rel = raw.release
-        self._owner = None
-        self._reentrant = self._tt_reentrant
-        self._depth = 0
-        self._profile = 0
-        # The first acquisition is always measured, so a lock taken only a few
-        # times still has a known acquire site (a deadlock report needs it).
-        self._period = self._left = 1
-        self._base = 0
-        self._hot = False
-        self._t_acq = 0
-        self._site_acq = None
-        self._waiters = 0
-        self._waker: Any = None
-        self._contended = 0
-        self._timeouts = 0
-        self._wait_total = 0
-        self._wait_max = 0
-        self._holds = 0
-        self._hold_total = 0
-        self._hold_max = 0
-        self._tt_site = site
-        self._tt_name = name
-        self._tt_serial = runtime.lock_order.serial()
-        runtime.register(self)
+    if TYPE_CHECKING:
+
+        def _block(self, timeout: float) -> bool: ...
+
+        def _taken(self, blocking: bool = ..., measure: bool = ..., t_acq: int = ...) -> None: ...
+
+        def _locked_now(self) -> bool: ...
+
+        def _core_release_save(self) -> tuple[int, int]: ...
+
+        def _core_restore(self, depth: int) -> None: ...
+
+    # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def _tt_new(cls, name: Optional[str]) -> Any:
-        """A new lock for the caller's caller: traced, or threading's own when excluded.
+    def _tt_new(cls, args: Any, kwargs: Any) -> Any:
+        """A new lock, when the core did not make it itself.
 
-        Only the exact drop-in classes hand out threading's object; a user's
-        subclass is always an instance of itself.
+        The core makes a lock made by the program's own code with no
+        arguments; this takes the rest: ``name=``, arguments (which threading
+        rejects as it does), a lock made through a library class (named
+        ``Queue@app.py:12``), or by plumbing, which gets threading's own lock.
+        Only the exact drop-in classes hand that out; a user's subclass is
+        always an instance of itself.
         """
-        site = site_for(name, 2)
+        args = () if args is None else tuple(args)
+        kwargs = {} if kwargs is None else dict(kwargs)
+        name = kwargs.pop("name", None)
+        cls._tt_check_arguments(args, kwargs)
+        # Frames above: this method, then the caller of Lock(...) (the core's
+        # constructor is C, or pycore's __new__).
+        depth = 1 if core.SPEEDUPS else 2
+        site = site_for(name, depth)
         if site is None and cls.__dict__.get("_tt_original") is not None:
-            return cls._raw_factory()
-        self = cls._tt_core.__new__(cls)
-        self._tt_init(site or UNKNOWN, name)
-        return self
+            return cls._tt_original_factory()
+        return core.make(cls, site or UNKNOWN, name)
+
+    @classmethod
+    def _tt_check_arguments(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # A subclass's own __init__ takes its arguments; threading's raise as threading does.
+        if (args or kwargs) and cls.__dict__.get("_tt_original") is not None:
+            cls._tt_original_factory(*args, **kwargs)
+
+    @classmethod
+    def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
 
     @classmethod
     def _tt_traced(cls, site: Site, name: Optional[str]) -> Any:
         """A traced instance named after ``site``, skipping the exclusion check."""
-        self = cls._tt_core.__new__(cls)
-        self._tt_init(site, name)
-        return self
-
-    def __del__(self) -> None:
-        self._tt_retire()
-
-    # -- counters ------------------------------------------------------------------
-
-    @property
-    def _acquisitions(self) -> int:
-        return self._base + self._period - self._left
-
-    def _at_fork_reinit(self) -> None:
-        self._raw._at_fork_reinit()
-        self._owner = None
-        self._depth = 0
-        self._waiters = 0
-        self._hot = False
-        self._t_acq = 0
+        return core.make(cls, site, name)
 
     def __repr__(self) -> str:
-        return self._repr_from_raw()
+        cls = type(self)
+        state = "locked" if self._locked_now() else "unlocked"
+        details = ""
+        if self._reentrant:
+            owner = self._owner if self._locked_now() else 0
+            details = f" owner={owner or 0} count={self._depth if owner else 0}"
+        return f"<{state} {cls.__module__}.{cls.__qualname__} object{details} at {id(self):#x}>"
 
     def _tt_counters(self) -> tuple[int, ...]:
         # Six fields: a collected lock's measured holds stay in the report.
@@ -195,55 +170,64 @@ class _LockBase(Traced):
             self._hold_max,
         )
 
-    # -- slow paths ------------------------------------------------------------------
+    def _tt_forget_counts(self) -> None:
+        """In a forked child: count from zero (its report is its own); nobody waits yet."""
+        self._acquisitions = self._contended = self._timeouts = 0
+        self._wait_total = self._wait_max = 0
+        self._holds = self._hold_total = self._hold_max = 0
+        self._waiters = 0
+        self._waker = None
 
-    def _sampled(self, measure: bool = True, blocking: bool = True) -> None:
-        """The countdown ran out: measure this acquisition's hold and site.
+    def _tt_note_unfinished(self, waited: int) -> None:
+        """A wait still going on at exit counts as an acquisition that blocked, so far."""
+        with runtime.book:
+            self._acquisitions += 1
+            self._contended += 1
+            self._wait_total += waited
+            if waited > self._wait_max:
+                self._wait_max = waited
 
-        Called by the core right after a successful try; never raises.
-        ``blocking=False`` says it was a try (or timed): it adds no lock order.
+    # -- the slow paths ----------------------------------------------------------------
+
+    def _acquire_with(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """``acquire`` with arguments other than none or ``False``: threading's checks, exactly.
+
+        Arguments threading would reject raise threading's own exception
+        (a fresh lock of threading's own raises it); a try and a timed
+        acquire add no lock order (they cannot deadlock).
         """
-        try:
-            self._sample(measure, blocking)
-        except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
-            self._restart_countdown(_NEVER)  # stop sampling this lock
-            runtime.internal_error("Lock._sampled", error)
+        # A fresh lock of threading's own checks the arguments: it raises
+        # exactly what threading raises, and never waits (nobody holds it).
+        self._tt_original_factory().acquire(*args, **kwargs)
+        params = dict(zip(("blocking", "timeout"), args))
+        params.update(kwargs)
+        blocking = bool(params.get("blocking", True))
+        timeout = params.get("timeout", -1)
+        timeout = -1 if timeout == -1 else float(timeout)
+        if self._try_take(blocking and timeout == -1):
+            return True
+        if not blocking:
+            return False
+        return self._acquire_slow(timeout)
 
-    def _restart_countdown(self, period: int) -> None:
-        """Sample again after ``period`` more acquisitions, keeping the count exact.
-
-        The countdown is the acquisition counter too (``_acquisitions``):
-        what it counted so far moves into ``_base`` first.
-        """
-        self._base += self._period - self._left
-        self._period = self._left = period
-
-    def _sample(self, measure: bool, blocking: bool = True) -> None:
-        if self._profile > 0:  # recently contended: measure every acquisition for a while
-            self._profile -= 1
-            self._restart_countdown(1)
-        else:
-            self._restart_countdown(_period())
-        if not measure:  # a reentrant acquisition: the outer one's hold is what counts
-            return
-        frame = runtime.modules.user_frame(1)
-        site = self._site_acq = Site.of_frame(frame) if frame is not None else None
-        self._t_acq = runtime.clock.monotonic_ns()
-        self._hot = True
-        if runtime.config.lock_order:
-            if blocking:
-                runtime.lock_order.acquired(self, site)
-            else:
-                runtime.lock_order.restored(self, site)
+    def _try_take(self, blocking: bool) -> bool:
+        """A try through the core, counted as the core counts one."""
+        if self._reentrant and self._locked_now() and self._owner == _get_ident():
+            return bool(self.acquire(False))  # type: ignore[attr-defined]
+        if self._block(0):
+            self._taken(blocking)
+            return True
+        return False
 
     def _acquire_slow(self, timeout: Any) -> bool:
         """The try failed: block, timing the wait and noting who we waited for.
 
-        Only the real acquire may raise (as threading's would); an error in
-        the bookkeeping around it is counted and swallowed.
+        Only the wait itself may raise (as threading's would: a signal
+        handler's exception); an error in the bookkeeping around it is
+        counted and swallowed.
         """
         if timeout == 0:  # a try in disguise: nothing will wait
-            return self._acquire_exact(True, 0)
+            return self._try_take(False)
         # Registered for the watchdog before it counts as a waiter: whoever
         # sees the waiter (wait_for_waiters) also finds the registration.
         wait = hooks.begin(self, "acquire", None if timeout == -1 else timeout)
@@ -259,7 +243,7 @@ class _LockBase(Traced):
             if timeout == -1 and wait is not None and runtime.config.on_deadlock == "raise":
                 ok = self._acquire_or_doomed(wait)
             else:
-                ok = bool(self._raw.acquire(True, timeout))
+                ok = self._block(-1.0 if timeout == -1 else float(timeout))
         finally:
             hooks.end()
             with runtime.book:
@@ -272,57 +256,47 @@ class _LockBase(Traced):
 
     def _acquire_or_doomed(self, wait: Any) -> bool:
         """Wait without a timeout, in slices, so a deadlock can end it (on_deadlock="raise")."""
-        acquire = self._raw.acquire
-        while not acquire(True, 0.05):
+        while not self._block(0.05):
             hooks.raise_if_doomed(wait)
         return True
 
-    def _before_wait(self) -> tuple[Optional[int], Optional[str], Optional[Site]]:
-        """Count the waiter, and note who holds the lock and where, before blocking."""
+    def _before_wait(self) -> Before:
+        """Count the waiter; note who holds the lock (and where they took it) and where we wait.
+
+        All of it before blocking: once the lock is ours, every instruction
+        until the release lengthens the wait of whoever comes next.
+        """
         with runtime.book:
             self._waiters += 1
             self._hot = True
-        holder = self._owner
-        holder_site = self._site_acq if self._t_acq else None
-        holder_name = _originals.thread_name(holder) if holder is not None else None
-        if holder_site is None and holder is not None and holder != _get_ident():
-            # The holder's acquisition was not measured: where it is right now,
-            # before it moves on, is the best account of what it is doing.
-            holder_site = holder_site_now(holder)
-        return holder, holder_name, holder_site
+        # A stand-in for a holder that finished (or stayed in the parent at a
+        # fork): its ident may belong to another thread by now.
+        holder = owner_of(self)
+        # Where the holder took it: the core notes every acquisition's site.
+        holder_site = self._site_acq if holder is not None else None
+        holder_name = name_of(holder) if holder is not None else None
+        frame = runtime.modules.user_frame(2)
+        site = (
+            runtime.site_cache.get(frame.f_code, _offset(frame), frame.f_lineno) if frame else None
+        )
+        return holder, holder_name, holder_site, site, current_context()
 
-    def _after_wait(
-        self,
-        ok: bool,
-        timeout: Any,
-        t0: int,
-        before: Optional[tuple[Optional[int], Optional[str], Optional[Site]]],
-    ) -> None:
+    def _after_wait(self, ok: bool, timeout: Any, t0: int, before: Optional[Before]) -> None:
+        """The wait is over; if ``ok`` the lock is ours: a few writes, and a record queued."""
         t1 = runtime.clock.monotonic_ns()
         wait = t1 - t0
-        frame = runtime.modules.user_frame(2)
+        holder, holder_name, holder_site, site, context = before or _NOTHING_BEFORE
         waker = None
         if ok:
-            # We hold the lock now: it protects these writes.
-            self._owned_after_wait()
-            self._base += 1
+            # We hold the lock now: it protects these writes.  Its hold is
+            # measured (the clock was read), and so are the next few, so that
+            # whoever holds it when the next thread waits has a known hold.
+            self._taken(timeout == -1, True, t1)
             self._contended += 1
             self._wait_total += wait
             if wait > self._wait_max:
                 self._wait_max = wait
             waker, self._waker = self._waker, None
-            self._t_acq = t1
-            site = self._site_acq = Site.of_frame(frame) if frame is not None else None
-            self._hot = True
-            if runtime.config.lock_order:
-                if timeout == -1:
-                    runtime.lock_order.acquired(self, site)
-                else:
-                    runtime.lock_order.restored(self, site)
-            # Measure the next acquisitions too, so that whoever holds this lock
-            # when the next thread waits has a known acquire site.
-            self._profile = PROFILE_AFTER_CONTENTION
-            self._restart_countdown(1)
         else:
             with runtime.book:
                 self._timeouts += 1
@@ -331,117 +305,91 @@ class _LockBase(Traced):
                     self._wait_max = wait
         recorder = runtime.recorder
         if recorder is not None:
-            holder, holder_name, holder_site = before or (None, None, None)
             if holder is None and waker is not None:
                 # The lock was changing hands when the wait began (taken, its
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
                 holder, holder_name = waker[0], waker[1]
-            recorder.blocked(
-                self._tt_kind,
-                self.name,
-                "acquire",
-                t0,
-                t1,
-                ok=ok,
-                timeout=None if timeout == -1 else timeout,
-                holder=holder,
-                holder_name=holder_name,
-                holder_site=holder_site,
-                waker=waker,
-                frame=frame,
+            recorder.defer(
+                WaitRecord(
+                    self._tt_kind,
+                    self.name,
+                    "acquire",
+                    t0,
+                    t1,
+                    ok,
+                    _get_ident(),
+                    _originals.current_thread_name(),
+                    site,
+                    context,
+                    timeout=None if timeout == -1 else timeout,
+                    holder=holder,
+                    holder_name=holder_name,
+                    holder_site=holder_site,
+                    waker=waker,
+                )
             )
 
-    def _owned_after_wait(self) -> None:
-        self._owner = _get_ident()
-        if self._reentrant:
-            self._depth = 1
-
-    def _acquire_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """``acquire(*args, **kwargs)`` for the pure-Python core."""
-        if len(args) <= 2 and kwargs.keys() <= {"blocking", "timeout"}:
-            params = dict(zip(("blocking", "timeout"), args))
-            if not params.keys() & kwargs.keys():
-                params.update(kwargs)
-                return self._acquire_with(params.get("blocking", True), params.get("timeout", -1))
-        return self._acquire_exact(*args, **kwargs)  # the real lock raises threading's TypeError
-
-    def _acquire_with(self, blocking: Any, timeout: Any) -> bool:
-        """``acquire`` with arguments other than the defaults.
-
-        Arguments threading would reject (or that are not plain numbers) go
-        to the real lock untimed, so the exception is exactly threading's.
-        """
-        if not isinstance(blocking, int) or (
-            timeout != -1 and (not blocking or not _valid_timeout(timeout))
-        ):
-            return self._acquire_exact(blocking, timeout)
-        if self._try(False):
-            self._owner = _get_ident()
-            if self._reentrant:
-                self._depth += 1
-            left = self._left - 1
-            self._left = left
-            if left <= 0:
-                # A try or a timed acquire cannot deadlock: no lock order from it.
-                self._sampled(
-                    not self._reentrant or self._depth == 1, bool(timeout == -1 and blocking)
-                )
-            return True
-        if not blocking:
-            return False
-        return self._acquire_slow(timeout)
-
-    def _acquire_exact(self, *args: Any, **kwargs: Any) -> bool:
-        """Acquire with threading's own argument handling, untimed."""
-        ok = bool(self._raw.acquire(*args, **kwargs))
-        if ok:
-            self._owner = _get_ident()
-            if self._reentrant:
-                self._depth += 1
-            self._base += 1
-        return ok
+    def _ordered(self, blocking: bool) -> None:
+        """Lock order is tracked: this thread now holds this lock (its outermost hold)."""
+        try:
+            if blocking:
+                runtime.lock_order.acquired(self, self._site_acq)
+            else:
+                runtime.lock_order.restored(self, self._site_acq)
+        except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
+            runtime.internal_error("lock order", error)
 
     def _release_slow(self) -> None:
-        """Releasing a measured hold, or a lock others wait for; never raises."""
+        """A release with waiters to wake (or lock order tracked), before the OS release.
+
+        Never raises: the lock must still be released.
+        """
         try:
-            self._release_bookkeeping()
+            lock_order = runtime.lock_order
+            if lock_order.held:
+                lock_order.released(self)
+            if self._waiters and runtime.recorder is not None and not runtime.recording():
+                try:
+                    self._waker = current_waker()
+                except Exception:  # noqa: BLE001 - a missing link must never break release()
+                    self._waker = None
+            with runtime.book:
+                self._hot = self._waiters > 0
         except Exception as error:  # noqa: BLE001 - the lock must still be released
             self._hot = False
             runtime.internal_error("Lock._release_slow", error)
 
-    def _release_bookkeeping(self) -> None:
-        t_acq = self._t_acq
+    def _held(self, start: int, end: int) -> None:
+        """A measured hold long enough for a span ended (told after the release)."""
         recorder = runtime.recorder
-        lock_order = runtime.lock_order
-        if lock_order.held:
-            lock_order.released(self)
-        if t_acq:
-            self._t_acq = 0
-            now = runtime.clock.monotonic_ns()
-            hold = now - t_acq
-            self._holds += 1
-            self._hold_total += hold
-            if hold > self._hold_max:
-                self._hold_max = hold
-            if recorder is not None and hold >= runtime.config.hold_threshold * 1e9:
-                recorder.held(self, t_acq, now, self._site_acq)
-        if self._waiters and recorder is not None and not runtime.recording():
-            try:
-                self._waker = current_waker()
-            except Exception:  # noqa: BLE001 - a missing link must never break release()
-                self._waker = None
-        with runtime.book:
-            self._hot = self._waiters > 0
+        if recorder is None:
+            return
+        try:
+            recorder.defer(
+                HoldRecord(
+                    self._tt_kind,
+                    self.name,
+                    start,
+                    end,
+                    _get_ident(),
+                    _originals.current_thread_name(),
+                    self._site_acq,
+                    current_context(),
+                )
+            )
+        except Exception as error:  # noqa: BLE001 - never raise into the host
+            runtime.internal_error("Lock._held", error)
 
     # -- statistics ------------------------------------------------------------------
 
     def _holders(self) -> tuple[int, ...]:
         owner = self._owner
-        return (owner,) if owner is not None and self._raw_locked() else ()
+        return (owner,) if owner is not None and self._locked_now() else ()
 
     def _raw_locked(self) -> bool:
-        raise NotImplementedError
+        """Whether some thread holds it (the watchdog's question)."""
+        return bool(self._locked_now())
 
     def statistics(self) -> LockStatistics:
         """A snapshot of what this lock has seen.
@@ -466,42 +414,18 @@ class _LockBase(Traced):
             waiters=self._waiters,
         )
 
-    def _repr_from_raw(self) -> str:
-        """The real lock's repr, with this class and address in it.
 
-        ``<locked _thread.RLock object owner=1 count=2 at 0x...>`` becomes
-        ``<locked threadtrace.RLock object owner=1 count=2 at 0x...>``.
-        """
-        raw = repr(self._raw)
-        cls = type(self)
-        state = raw[1 : raw.index(" ")]
-        details = raw[raw.index(" object") : raw.rindex(" at ")]
-        return f"<{state} {cls.__module__}.{cls.__qualname__}{details} at {id(self):#x}>"
+def _offset(frame: Any) -> int:
+    return int(frame.f_lasti) * (2 if sys.version_info[:2] == (3, 10) else 1)
 
 
-_SLOTS = (
-    "__weakref__",
-    "_base",
-    "_contended",
-    "_hold_max",
-    "_hold_total",
-    "_holds",
-    "_period",
-    "_profile",
-    "_site_acq",
-    "_t_acq",
-    "_timeouts",
-    "_tt_name",
-    "_tt_serial",
-    "_tt_site",
-    "_wait_max",
-    "_wait_total",
-    "_waiters",
-    "_waker",
-)
+def _signature(function: Any) -> inspect.Signature:
+    """The signature of a constructor, without its ``cls``, for ``inspect.signature()``."""
+    signature = inspect.signature(function)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
-class Lock(_LockBase, _LockCore, metaclass=PrimitiveType):
+class Lock(_LockBase, LockCore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.Lock`.
 
     Thread-safe, like the lock it wraps.  ``Lock(name="ledger")`` names it;
@@ -512,28 +436,31 @@ class Lock(_LockBase, _LockCore, metaclass=PrimitiveType):
         a class there too, so ``isinstance`` works with it on every version.
     """
 
-    __slots__ = _SLOTS
+    __slots__ = ()
     _tt_kind = "lock"
     _tt_original = _originals.LockType
-    _tt_core = _LockCore
-    _raw_factory = staticmethod(_originals.allocate_lock)
 
-    def __new__(cls, *, name: Optional[str] = None) -> Lock:
-        return cls._tt_new(name)  # type: ignore[no-any-return]
+    def __new(cls, *, name: Optional[str] = None) -> Lock:  # type: ignore[empty-body]
+        ...  # only its signature: the core makes the lock
+
+    __signature__ = _signature(__new)
+    del __new
+
+    @classmethod
+    def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
+        return _originals.Lock(*args, **kwargs)  # raises exactly as threading does
 
     def locked(self) -> bool:
         """Whether the lock is held by any thread."""
-        return bool(self._raw.locked())
-
-    _raw_locked = locked
+        return bool(self._locked_now())
 
     # Legacy aliases the C lock still has.
-    acquire_lock = _LockCore.acquire
-    release_lock = _LockCore.release
+    acquire_lock = LockCore.acquire
+    release_lock = LockCore.release
     locked_lock = locked
 
 
-class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
+class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.RLock` (reentrant).
 
     Thread-safe.  Reentrant acquisitions count as acquisitions; the hold time
@@ -543,62 +470,55 @@ class RLock(_LockBase, _RLockCore, metaclass=PrimitiveType):
         ``threading.RLock`` is a factory function; this is a class.
     """
 
-    __slots__ = _SLOTS
+    __slots__ = ()
     _tt_kind = "rlock"
     _tt_original = _originals.RLockType
-    _tt_core = _RLockCore
     _tt_reentrant = True
-    _raw_factory = staticmethod(_originals.RLock)
 
-    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> RLock:
+    def __new(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> RLock:  # type: ignore[empty-body]
+        ...  # only its signature
+
+    __signature__ = _signature(__new)
+    del __new
+
+    @classmethod
+    def _tt_check_arguments(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if (args or kwargs) and cls is RLock:
             # threading.RLock() warns; a subclass's own __init__ may take arguments.
             _warn_rlock_arguments(args, kwargs)
-        return cls._tt_new(name)  # type: ignore[no-any-return]
 
-    # The hooks threading.Condition uses to wait on an RLock.
-    @property
-    def _is_owned(self) -> Any:
-        # The real lock's own method: Condition binds it once and calls it
-        # on every notify(), so it stays C.  Ownership is the real lock's.
-        return self._raw._is_owned
+    @classmethod
+    def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
+        return _originals.RLock(*args, **kwargs)
+
+    # The hooks threading.Condition uses to wait on an RLock.  Condition binds
+    # _is_owned once and calls it on every notify(), so it stays the core's.
+    _is_owned = LockCore._core_is_owned
 
     def _release_save(self) -> Any:
-        if self._owner != _get_ident():
-            return self._raw._release_save()  # raises exactly as threading does
-        depth, self._depth = self._depth, 0
-        self._owner = None
-        if self._hot:
-            self._release_slow()
-        return (self._raw._release_save(), depth)
+        return self._core_release_save()  # raises exactly as threading does
 
     def _acquire_restore(self, saved: Any) -> None:
-        state, depth = saved
+        depth, _ = saved
         # A Condition taking its lock back may wait for it: the watchdog must
         # see that wait, or a deadlock through a Condition() would go unseen.
         hooks.begin(self, "acquire", None)
         try:
-            self._raw._acquire_restore(state)
+            self._block(-1.0)
         finally:
             hooks.end()
-        self._owner = _get_ident()
-        self._depth = depth
+        self._core_restore(depth)
         if runtime.config.lock_order:
             runtime.lock_order.restored(self, self._site_acq)
             self._hot = True  # so the release takes it off the held stack
 
-    def _raw_locked(self) -> bool:
-        return self._owner is not None
-
     if hasattr(_originals.RLockType, "_recursion_count"):
-
-        def _recursion_count(self) -> int:
-            return int(self._raw._recursion_count())
+        _recursion_count = LockCore._core_recursion_count
 
     if hasattr(_originals.RLockType, "locked"):  # threading's RLock has it from 3.14
 
         def locked(self) -> bool:
-            return bool(self._raw.locked())
+            return bool(self._locked_now())
 
 
 def _warn_rlock_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -607,6 +527,7 @@ def _warn_rlock_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None
         warnings.warn(
             "Passing arguments to RLock is deprecated and will be removed in 3.15",
             DeprecationWarning,
-            stacklevel=3,
+            # Frames: this, _tt_check_arguments, _tt_new, (pycore's __new__,) the caller.
+            stacklevel=4 if core.SPEEDUPS else 5,
         )
     _originals.RLockType(*args, **kwargs)  # raises where threading's would

@@ -30,8 +30,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._detect import hooks
+from .._recording.events import WaitRecord
+from .._recording.recorder import current_context
 from .._runtime import runtime
 from .._support import originals as _originals
+from .._support.sites import Site
 from .._support.statistics import WaitStatistics
 
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -155,6 +158,8 @@ def join_traced(
     clock = runtime.clock
     wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
     start = clock.monotonic_ns()
+    frame = runtime.modules.user_frame(1)
+    site = Site.of_frame(frame) if frame is not None else None
     with runtime.book:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
     try:
@@ -173,17 +178,28 @@ def join_traced(
         _count_join(thread, blocked=True, wait=end - start, ok=ok)
         recorder = runtime.recorder
         if recorder is not None:
-            recorder.blocked(
-                "thread",
-                thread.name,
-                "join",
-                start,
-                end,
-                ok=ok,
-                timeout=timeout,
-                link_to=getattr(thread, "_tt_span_context", None),
-                metric_name=getattr(thread, "_tt_function", None),
+            recorder.defer(
+                WaitRecord(
+                    "thread",
+                    thread.name,
+                    "join",
+                    start,
+                    end,
+                    ok,
+                    _originals.get_ident(),
+                    _originals.current_thread_name(),
+                    site,
+                    current_context(),
+                    timeout=timeout,
+                    link_to=getattr(thread, "_tt_span_context", None),
+                    series=getattr(thread, "_tt_function", None),
+                )
             )
+
+
+def count_unfinished_join(thread: Any, waited: int) -> None:
+    """A join still waiting at exit counts as one that blocked, so far."""
+    _count_join(thread, blocked=True, wait=waited, ok=True)
 
 
 def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -> None:

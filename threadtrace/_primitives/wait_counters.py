@@ -9,14 +9,19 @@ the counting and timing below around the calls that can block.
 from __future__ import annotations
 
 import itertools
-from types import FrameType
 from typing import Any, Optional
 
 from .._detect import hooks
-from .._recording.recorder import current_waker
+from .._recording.events import WaitRecord, error_info
+from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
+from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
 from .base import Traced
+
+#: What :meth:`WaitCounters._tt_begin` hands to ``_tt_end``: when the wait
+#: began, where the program waits, and the OpenTelemetry context it is in.
+Begun = tuple[int, Optional[Site], Any]
 
 
 class WaitCounters(Traced):
@@ -57,11 +62,13 @@ class WaitCounters(Traced):
     def _tt_counters(self) -> tuple[int, int, int, int]:
         return (self._tt_operations, self._tt_blocked, self._tt_wait_total, 0)
 
-    def _tt_begin(self, operation: str = "wait", timeout: Optional[float] = None) -> int:
-        """About to block: count the waiter and read the clock.  Never raises.
+    def _tt_begin(self, operation: str = "wait", timeout: Optional[float] = None) -> Begun:
+        """About to block: count the waiter, read the clock, note where.  Never raises.
 
-        Every call is paired with :meth:`_tt_end`.  ``timeout`` is ``None``
-        for a wait that can last forever (the watchdog watches those).
+        Every call is paired with :meth:`_tt_end`, which gets what this
+        returns.  ``timeout`` is ``None`` for a wait that can last forever
+        (the watchdog watches those).  Where the program waits is read here,
+        before blocking: afterwards a ``Condition`` holds its lock again.
         """
         hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
         try:
@@ -71,42 +78,43 @@ class WaitCounters(Traced):
             start = 0
         with runtime.book:
             self._tt_waiters += 1
-        return start
+        try:
+            frame = runtime.modules.user_frame(1)
+            return (start, Site.of_frame(frame) if frame is not None else None, current_context())
+        except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
+            runtime.internal_error(f"{type(self).__name__} wait", error)
+            return (start, None, None)
 
     def _tt_end(
         self,
-        start_ns: int,
+        begun: Begun,
         operation: str,
         *,
         ok: bool,
         timeout: Optional[float],
         waker: Any = None,
         error: Optional[BaseException] = None,
-        frame: Optional[FrameType] = None,
-        holder: Optional[int] = None,
         blocked: bool = True,
     ) -> None:
-        """Done blocking: account for the wait and report it.  Never raises.
+        """Done blocking: account for the wait and queue its record.  Never raises.
 
         ``blocked=False`` says the call turned out not to wait after all (the
         last thread to reach a barrier): it is counted, not timed.
         """
         hooks.end()
         try:
-            self._tt_account(start_ns, operation, ok, timeout, waker, error, frame, holder, blocked)
+            self._tt_account(begun, operation, ok, timeout, waker, error, blocked)
         except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
             runtime.internal_error(f"{type(self).__name__}.{operation}", exc)
 
     def _tt_account(
         self,
-        start_ns: int,
+        begun: Begun,
         operation: str,
         ok: bool,
         timeout: Optional[float],
         waker: Any,
         error: Optional[BaseException],
-        frame: Optional[FrameType],
-        holder: Optional[int],
         blocked: bool,
     ) -> None:
         if not blocked:
@@ -114,6 +122,7 @@ class WaitCounters(Traced):
                 self._tt_waiters -= 1
                 self._tt_ops += 1
             return
+        start_ns, site, context = begun
         end_ns = runtime.clock.monotonic_ns()
         wait = end_ns - start_ns
         with runtime.book:
@@ -126,20 +135,42 @@ class WaitCounters(Traced):
             if wait > self._tt_wait_max:
                 self._tt_wait_max = wait
         recorder = runtime.recorder
-        if recorder is not None and not runtime.recording():
-            recorder.blocked(
-                self._tt_kind,
-                self.name,
-                operation,
-                start_ns,
-                end_ns,
-                ok=ok,
-                timeout=timeout,
-                waker=waker,
-                error=error,
-                frame=frame if frame is not None else runtime.modules.user_frame(3),
-                holder=holder,
+        if recorder is not None:
+            recorder.defer(
+                WaitRecord(
+                    self._tt_kind,
+                    self.name,
+                    operation,
+                    start_ns,
+                    end_ns,
+                    ok,
+                    _originals.get_ident(),
+                    _originals.current_thread_name(),
+                    site,
+                    context,
+                    timeout=timeout,
+                    error=error_info(error),
+                    waker=waker,
+                )
             )
+
+    def _tt_forget_counts(self) -> None:
+        """In a forked child: count from zero (its report is its own); nobody waits yet."""
+        self._tt_ops = 0
+        self._tt_fast_ops = itertools.count()
+        self._tt_blocked = self._tt_timeouts = 0
+        self._tt_wait_total = self._tt_wait_max = 0
+        self._tt_waiters = 0
+        self._tt_waker = None
+
+    def _tt_note_unfinished(self, waited: int) -> None:
+        """A wait still going on at exit counts as one that blocked, so far."""
+        with runtime.book:
+            self._tt_ops += 1
+            self._tt_blocked += 1
+            self._tt_wait_total += waited
+            if waited > self._tt_wait_max:
+                self._tt_wait_max = waited
 
     def _tt_wait_fields(self) -> dict[str, Any]:
         """The fields every wait-type statistics snapshot shares."""

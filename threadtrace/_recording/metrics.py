@@ -44,32 +44,13 @@ Key = tuple[str, str]
 Observed = list[tuple[Number, dict[str, Any]]]
 
 
-def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]:
-    """Add a collected primitive's counters to its series' retired totals.
-
-    The first five fields are sums; a sixth, the longest hold, is a maximum.
-    """
-    width = max(len(previous), len(counts))
-    previous = previous + (0,) * (width - len(previous))
-    counts = counts + (0,) * (width - len(counts))
-    folded = [a + b for a, b in zip(previous[:5], counts[:5])]
-    if width > 5:
-        folded.append(max(previous[5], counts[5]))
-    return tuple(folded)
-
-
 def _retired_totals() -> dict[Key, tuple[int, ...]]:
-    """The counters of collected primitives, by (kind, name), after draining the queue."""
-    retired_totals = runtime.retired_totals
-    while runtime.retired:
-        kind, name, counts = runtime.retired.popleft()
-        retired_totals[(kind, name)] = _fold(retired_totals.get((kind, name), ()), counts)
-    return retired_totals
+    """The counters of collected primitives, by (kind, name)."""
+    return runtime.retired_now()
 
 
 def _members() -> list[Any]:
-    with runtime.book:
-        return list(runtime.live)
+    return runtime.primitives()
 
 
 def snapshot_counters() -> dict[Key, tuple[int, ...]]:
@@ -137,6 +118,7 @@ def _contention(field: int) -> Callable[[], Observed]:
     """
 
     def read() -> Observed:
+        _drained()
         out: Observed = []
         for attributes, count, total_ns, max_ns in _profile.series():
             value = (count, total_ns / 1e9, max_ns / 1e9)[field]
@@ -147,7 +129,20 @@ def _contention(field: int) -> Callable[[], Observed]:
 
 
 def _timeouts() -> Observed:
+    _drained()
     return [(n, primitive_attributes(kind, name)) for (kind, name), n in _profile.timeouts()]
+
+
+def _unfinished() -> Observed:
+    _drained()
+    return [(n, primitive_attributes(kind, name)) for (kind, name), n in _profile.unfinished()]
+
+
+def _drained() -> None:
+    """Record what the primitives queued, so the profile read next is complete."""
+    recorder = runtime.recorder
+    if recorder is not None:
+        recorder.drain()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +179,14 @@ OBSERVABLES = (
         "{timeout}",
         "Operations that blocked and gave up when their timeout expired.",
         _timeouts,
+    ),
+    Observable(
+        "threadtrace.wait.unfinished",
+        "counter",
+        "{wait}",
+        "Operations still blocked when threadtrace recorded them, at exit (counted in "
+        "threadtrace.contention.* too, with their time so far).",
+        _unfinished,
     ),
     Observable(
         "threadtrace.hold.time",
@@ -298,6 +301,7 @@ def live_points() -> Points:
     Thread-safe; read without stopping other threads, so points taken while
     threads block may mix two moments.
     """
+    _drained()
     readers = {observable.name: observable.read for observable in OBSERVABLES}
     points: Points = {}
     for name in REPORT_METRICS:

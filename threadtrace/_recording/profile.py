@@ -74,13 +74,15 @@ SeriesKey = tuple[Optional[SiteKey], Optional[SiteKey], str, Optional[str]]
 class _Primitive:
     """What one primitive's blocked operations added up to."""
 
-    __slots__ = ("buckets", "max", "min", "series", "timeouts", "values")
+    __slots__ = ("buckets", "max", "min", "series", "timeouts", "unfinished", "values")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(WAIT_BUCKETS) + 1)
         self.min: Optional[int] = None
         self.max = 0
         self.timeouts = 0
+        #: Waits still going on when they were recorded (at exit).
+        self.unfinished = 0
         #: series key -> [count, total ns, max ns]
         self.series: dict[SeriesKey, list[int]] = {}
         #: the values seen on each of the four sides, up to MAX_VALUES each
@@ -125,8 +127,9 @@ class ContentionAggregator:
         waiter_site: Optional[SiteKey],
         holder_thread: Optional[str],
         holder_site: Optional[SiteKey],
+        unfinished: bool = False,
     ) -> None:
-        """Add one blocked operation."""
+        """Add one blocked operation (``unfinished``: still blocked when recorded, at exit)."""
         wait_ns = max(0, wait_ns)
         # The bucket the SDK's histogram puts the same wait in: the same
         # float, the same comparison (bisect_left on the boundaries).
@@ -142,6 +145,8 @@ class ContentionAggregator:
                 primitive.max = wait_ns
             if not ok:
                 primitive.timeouts += 1
+            if unfinished:
+                primitive.unfinished += 1
             ws, hs, wt, ht = primitive.values
             key: SeriesKey = (
                 _bounded(ws, waiter_site, OTHER_SITE),
@@ -202,6 +207,13 @@ class ContentionAggregator:
             ]
         return sorted(rows)
 
+    def unfinished(self) -> list[tuple[tuple[str, str], int]]:
+        """``((kind, name), waits still going on at exit)`` of every primitive that had one."""
+        with self._lock:
+            return sorted(
+                (key, p.unfinished) for key, p in self._primitives.items() if p.unfinished
+            )
+
     def timeouts(self) -> list[tuple[tuple[str, str], int]]:
         """``((kind, name), waits that timed out)`` of every primitive, sorted."""
         with self._lock:
@@ -246,11 +258,12 @@ def record_wait(
     waiter_site: Optional[Site],
     holder_thread: Optional[str],
     holder_site: Optional[Site],
+    unfinished: bool = False,
 ) -> None:
     """One operation on primitive ``(kind, name)`` blocked for ``wait_ns``.
 
-    Called by ``Recorder.blocked`` for every operation that blocked, and
-    only for those.  Thread-safe.
+    Called when a wait's record is recorded (``Recorder.drain``), for every
+    operation that blocked, and only for those.  Thread-safe.
     """
     runtime.profile.record(
         kind,
@@ -261,6 +274,7 @@ def record_wait(
         _site_key(waiter_site),
         holder_thread,
         _site_key(holder_site),
+        unfinished,
     )
 
 
@@ -299,3 +313,8 @@ def histograms() -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
 def timeouts() -> list[tuple[tuple[str, str], int]]:
     """See :meth:`ContentionAggregator.timeouts`, for the profile in force."""
     return runtime.profile.timeouts()
+
+
+def unfinished() -> list[tuple[tuple[str, str], int]]:
+    """See :meth:`ContentionAggregator.unfinished`, for the profile in force."""
+    return runtime.profile.unfinished()

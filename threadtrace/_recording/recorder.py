@@ -18,9 +18,8 @@ Two rules keep the host safe:
 
 from __future__ import annotations
 
+import collections
 import logging
-import sys
-from types import FrameType
 from typing import Any, Callable, Optional, Sequence
 
 from opentelemetry import context as otel_context
@@ -34,6 +33,7 @@ from .._support.names import DISPLAY
 from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile
+from .events import ErrorInfo, HoldRecord, Record, RunEnd, WaitRecord, error_info
 from .metrics import Instruments
 
 try:  # the key moved between releases; both spellings are honoured
@@ -47,6 +47,11 @@ _INSTRUMENTATION_SCOPE = "threadtrace"
 Waker = tuple[int, str, Optional[SpanContext]]
 
 
+def current_context() -> Any:
+    """The OpenTelemetry context of this thread now: the parent of its wait's span."""
+    return otel_context.get_current()
+
+
 def current_waker() -> Waker:
     """Who is running now, for the waiter it is about to wake."""
     ctx = trace.get_current_span().get_span_context()
@@ -57,11 +62,7 @@ def current_waker() -> Waker:
     )
 
 
-def _frame_attributes(
-    prefix: str, frame: Optional[FrameType], site: Optional[Site]
-) -> dict[str, Any]:
-    if site is None and frame is not None:
-        site = Site.of_frame(frame)
+def _site_attributes(prefix: str, site: Optional[Site]) -> dict[str, Any]:
     if site is None or site.code is None:
         return {}
     return {
@@ -71,22 +72,37 @@ def _frame_attributes(
     }
 
 
-def holder_site_now(holder: int) -> Optional[Site]:
-    """Where the holder is now: the best we know when its acquire was not measured."""
-    frame = runtime.modules.first_user_frame(sys._current_frames().get(holder))
-    return Site.of_frame(frame) if frame is not None else None
-
-
 def _mark_error(span: trace.Span, error: Optional[BaseException]) -> None:
     if error is not None:
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
+def _mark_error_info(span: trace.Span, error: ErrorInfo, when: int) -> None:
+    """What ``record_exception`` would add, from an exception kept as text."""
+    kind, message, stack = error
+    span.add_event(
+        "exception",
+        {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack},
+        timestamp=when,
+    )
+    span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
+
+
+#: Records waiting to be recorded before new ones are dropped (and counted).
+MAX_PENDING = 65536
+#: Records waiting at which the worker thread is woken at once.
+WAKE_AT = 1024
+
+
 class Recorder:
     """Records spans and metric points for threadtrace.
 
-    Thread-safe: called concurrently from every thread that blocked.
+    Thread-safe: program threads queue records (:meth:`defer`), and
+    threadtrace's worker records them (:meth:`drain`).
+
+    Attributes:
+        lost: records dropped because the queue was full.
     """
 
     def __init__(
@@ -108,6 +124,9 @@ class Recorder:
         self.spans_enabled = True
         self.metrics_enabled = True
         self._setup_lock = _originals.RLock()
+        self._pending: collections.deque[Record] = collections.deque()
+        self._drain_lock = _originals.allocate_lock()
+        self.lost = 0
 
     # -- providers -----------------------------------------------------------------
 
@@ -215,6 +234,11 @@ class Recorder:
         )
 
     def _safely(self, part: str, action: Callable[[], object]) -> None:
+        """Run ``action`` as threadtrace's own work; disable ``part`` if it fails.
+
+        Nothing is recorded from inside threadtrace's own work or where
+        instrumentation is suppressed.
+        """
         if runtime.recording() or self._suppressed():
             return
         with runtime.guarded():
@@ -225,119 +249,165 @@ class Recorder:
 
     # -- events from the primitives -----------------------------------------------------
 
-    def blocked(
-        self,
-        kind: str,
-        name: str,
-        operation: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        ok: bool,
-        timeout: Optional[float] = None,
-        holder: Optional[int] = None,
-        holder_name: Optional[str] = None,
-        holder_site: Optional[Site] = None,
-        waker: Optional[Waker] = None,
-        frame: Optional[FrameType] = None,
-        link_to: Optional[SpanContext] = None,
-        error: Optional[BaseException] = None,
-        metric_name: Optional[str] = None,
-    ) -> None:
-        """An operation on primitive ``name`` blocked from ``start_ns`` to ``end_ns``.
+    def defer(self, record: Record, *, always: bool = False) -> None:
+        """Queue what a thread saw, to be recorded by threadtrace's own thread.
 
-        Times are :attr:`threadtrace._runtime.Runtime.clock` monotonic nanoseconds.
-        ``metric_name`` names the metric series when ``name`` would be too
-        many series (each thread's own name).
+        An append and nothing else: the caller may hold the very lock it
+        waited for.  Bounded: past :data:`MAX_PENDING` records waiting,
+        new ones are counted as lost (and said once) instead.  ``always``:
+        queue it even from threadtrace's own work (the end of a span that
+        was started).
         """
-        duration = end_ns - start_ns
-        if frame is None:
-            frame = runtime.modules.user_frame(2)
-        if self.metrics_enabled:
-            series = metric_name or name
-            self._safely("metrics", lambda: self._record_wait(kind, series, duration))
-            waiting_at = frame
-
-            def profile() -> None:
-                _profile.record_wait(
-                    kind,
-                    series,
-                    operation,
-                    duration,
-                    ok=ok or error is not None,  # an interrupted wait did not time out
-                    waiter_thread=_originals.current_thread_name(),
-                    waiter_site=Site.of_frame(waiting_at) if waiting_at is not None else None,
-                    holder_thread=(
-                        holder_name
-                        if holder_name is not None or holder is None
-                        else _originals.thread_name(holder)
-                    ),
-                    holder_site=holder_site,
+        if not always and (runtime.recording() or self._suppressed()):
+            return  # threadtrace's own work, or instrumentation suppressed here
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
+            self.lost += 1
+            if self.lost == 1:
+                runtime.notice(
+                    logging.WARNING,
+                    "threadtrace: recording fell behind the program's waits; %d were "
+                    "kept, later ones are counted and dropped",
+                    MAX_PENDING,
                 )
+            return
+        pending.append(record)
+        if len(pending) >= WAKE_AT:
+            detect = getattr(runtime, "detect", None)
+            if detect is not None:
+                detect.wake.set()
 
-            self._safely("metrics", profile)
+    def drain(self) -> int:
+        """Record everything queued so far, on this thread; returns how many.
+
+        Called by threadtrace's worker thread, and by whoever needs the data
+        complete now (a report, a metric collection, the exit, tests).  Only
+        returns once every record queued before the call is recorded, by
+        this thread or another.  The whole batch runs as threadtrace's own
+        work (nothing the SDK does meanwhile is traced); spans or metrics
+        that fail are disabled, as everywhere.
+        """
+        pending = self._pending
+        done = 0
+        with self._drain_lock:
+            if not pending:
+                return 0
+            previous = runtime.set_recording(True)
+            try:
+                while pending:
+                    record = pending.popleft()
+                    if type(record) is WaitRecord:
+                        self._record_wait(record)
+                    elif type(record) is HoldRecord:
+                        self._record_hold(record)
+                    else:
+                        self._end_run(record)  # type: ignore[arg-type]
+                    done += 1
+            finally:
+                runtime.set_recording(previous)
+        return done
+
+    def _record_wait(self, wait: WaitRecord) -> None:
+        """One queued wait: a histogram point, a row of the profile, and a span if long enough."""
+        duration = wait.duration
+        if self.metrics_enabled:
+            series = wait.series or wait.name
+            try:
+                self._record_histogram(wait.kind, series, duration)
+                holder_thread = wait.holder_name
+                if holder_thread is None and wait.holder is not None:
+                    holder_thread = _originals.thread_name(wait.holder)
+                _profile.record_wait(
+                    wait.kind,
+                    series,
+                    wait.operation,
+                    duration,
+                    # An interrupted wait did not time out.
+                    ok=wait.ok or wait.error is not None or wait.unfinished,
+                    unfinished=wait.unfinished,
+                    waiter_thread=wait.thread_name,
+                    waiter_site=wait.site,
+                    holder_thread=holder_thread,
+                    holder_site=wait.holder_site,
+                )
+            except Exception as error:  # noqa: BLE001 - never raise into the host
+                self._fail("metrics", error)
         if not self.spans_enabled or duration < runtime.config.wait_threshold * 1e9:
             return
+        try:
+            self._wait_span(wait)
+        except Exception as error:  # noqa: BLE001 - never raise into the host
+            self._fail("spans", error)
 
-        def span() -> None:
-            attributes: dict[str, Any] = {
-                "threadtrace.primitive.kind": kind,
-                "threadtrace.primitive.name": name,
-                "threadtrace.operation": operation,
-                "threadtrace.timed_out": not ok and error is None,
-                "thread.id": _originals.get_ident(),
-                "thread.name": _originals.current_thread_name(),
-            }
-            if timeout is not None and timeout >= 0:
-                attributes["threadtrace.timeout"] = float(timeout)
-            attributes.update(_frame_attributes("", frame, None))
-            if holder is not None:
-                attributes["threadtrace.holder.thread.id"] = holder
-                attributes["threadtrace.holder.thread.name"] = (
-                    holder_name if holder_name is not None else _originals.thread_name(holder)
-                )
-                site = holder_site if holder_site is not None else holder_site_now(holder)
-                attributes.update(_frame_attributes("threadtrace.holder.", None, site))
-            links: list[Link] = []
-            if waker is not None:
-                waker_id, waker_name, waker_ctx = waker
-                attributes["threadtrace.waker.thread.id"] = waker_id
-                attributes["threadtrace.waker.thread.name"] = waker_name
-                if waker_ctx is not None:
-                    links.append(
-                        Link(
-                            waker_ctx,
-                            {
-                                "threadtrace.link.type": "woken_by",
-                                "thread.id": waker_id,
-                                "thread.name": waker_name,
-                            },
-                        )
+    def _wait_span(self, wait: WaitRecord) -> None:
+        timed_out = not wait.ok and wait.error is None and not wait.unfinished
+        attributes: dict[str, Any] = {
+            "threadtrace.primitive.kind": wait.kind,
+            "threadtrace.primitive.name": wait.name,
+            "threadtrace.operation": wait.operation,
+            "threadtrace.timed_out": timed_out,
+            "thread.id": wait.thread_id,
+            "thread.name": wait.thread_name,
+        }
+        if wait.unfinished:
+            attributes["threadtrace.unfinished"] = True
+        timeout = wait.timeout
+        if timeout is not None and timeout >= 0:
+            attributes["threadtrace.timeout"] = float(timeout)
+        attributes.update(_site_attributes("", wait.site))
+        if wait.holder is not None:
+            attributes["threadtrace.holder.thread.id"] = wait.holder
+            attributes["threadtrace.holder.thread.name"] = (
+                wait.holder_name
+                if wait.holder_name is not None
+                else _originals.thread_name(wait.holder)
+            )
+            attributes.update(_site_attributes("threadtrace.holder.", wait.holder_site))
+        links: list[Link] = []
+        if wait.waker is not None:
+            waker_id, waker_name, waker_ctx = wait.waker
+            attributes["threadtrace.waker.thread.id"] = waker_id
+            attributes["threadtrace.waker.thread.name"] = waker_name
+            if waker_ctx is not None:
+                links.append(
+                    Link(
+                        waker_ctx,
+                        {
+                            "threadtrace.link.type": "woken_by",
+                            "thread.id": waker_id,
+                            "thread.name": waker_name,
+                        },
                     )
-            if link_to is not None and link_to.is_valid:
-                links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
-            self._span(f"{DISPLAY[kind]}.{operation}", start_ns, end_ns, attributes, links, error)
+                )
+        link_to = wait.link_to
+        if link_to is not None and link_to.is_valid:
+            links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
+        self._span(
+            f"{DISPLAY[wait.kind]}.{wait.operation}",
+            wait.start,
+            wait.end,
+            attributes,
+            links,
+            wait.error,
+            wait.context,
+        )
 
-        self._safely("spans", span)
-
-    def held(self, primitive: Any, start_ns: int, end_ns: int, site: Optional[Site]) -> None:
-        """A measured hold lasted from ``start_ns`` to ``end_ns`` (monotonic)."""
+    def _record_hold(self, hold: HoldRecord) -> None:
         if not self.spans_enabled:
             return
-        kind = primitive._tt_kind
-
-        def span() -> None:
-            attributes: dict[str, Any] = {
-                "threadtrace.primitive.kind": kind,
-                "threadtrace.primitive.name": primitive.name,
-                "threadtrace.operation": "hold",
-                "thread.id": _originals.get_ident(),
-                "thread.name": _originals.current_thread_name(),
-            }
-            attributes.update(_frame_attributes("", None, site))
-            self._span(f"{DISPLAY[kind]}.hold", start_ns, end_ns, attributes, [], None)
-
-        self._safely("spans", span)
+        attributes: dict[str, Any] = {
+            "threadtrace.primitive.kind": hold.kind,
+            "threadtrace.primitive.name": hold.name,
+            "threadtrace.operation": "hold",
+            "thread.id": hold.thread_id,
+            "thread.name": hold.thread_name,
+        }
+        attributes.update(_site_attributes("", hold.site))
+        name = f"{DISPLAY[hold.kind]}.hold"
+        try:
+            self._span(name, hold.start, hold.end, attributes, [], None, hold.context)
+        except Exception as error:  # noqa: BLE001 - never raise into the host
+            self._fail("spans", error)
 
     def _span(
         self,
@@ -346,17 +416,20 @@ class Recorder:
         end_ns: int,
         attributes: dict[str, Any],
         links: Sequence[Link],
-        error: Optional[BaseException],
+        error: Optional[ErrorInfo],
+        context: Any,
     ) -> None:
         offset = _epoch_offset()
         span = self.tracer().start_span(
             name,
+            context=context,
             kind=trace.SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
             start_time=start_ns + offset,
         )
-        _mark_error(span, error)
+        if error is not None:
+            _mark_error_info(span, error, end_ns + offset)
         span.end(end_time=end_ns + offset)
 
     # -- threads ---------------------------------------------------------------------
@@ -383,11 +456,19 @@ class Recorder:
         return result[0] if result else None
 
     def end_thread_span(self, span: trace.Span, error: Optional[BaseException]) -> None:
-        def end() -> None:
-            _mark_error(span, error)
-            span.end(end_time=runtime.clock.monotonic_ns() + _epoch_offset())
+        """End a thread's run span, after the records its thread queued before (kept in order)."""
+        if not self.spans_enabled:
+            return
+        self.defer(RunEnd(span, runtime.clock.monotonic_ns(), error_info(error)), always=True)
 
-        self._safely("spans", end)
+    def _end_run(self, end: RunEnd) -> None:
+        try:
+            when = end.end + _epoch_offset()
+            if end.error is not None:
+                _mark_error_info(end.span, end.error, when)
+            end.span.end(end_time=when)
+        except Exception as error:  # noqa: BLE001 - never raise into the host
+            self._fail("spans", error)
 
     def problem(self, kind: str, text: str, threads: Sequence[str]) -> None:
         """The watchdog or the lock-order check found a problem: a span with an event, and a count.
@@ -455,7 +536,7 @@ class Recorder:
             for provider, active in providers
         ]
 
-    def _record_wait(self, kind: str, name: str, duration_ns: int) -> None:
+    def _record_histogram(self, kind: str, name: str, duration_ns: int) -> None:
         for instruments in self.instruments():
             instruments.record_wait(kind, name, duration_ns)
 
@@ -485,15 +566,32 @@ class Recorder:
                 self._fallback_unlocked()
 
     def after_fork_in_child(self) -> None:
-        """Another thread may have held the setup lock at the fork."""
+        """In a forked child: new locks, and threadtrace's own providers made afresh.
+
+        Another thread may have held a lock at the fork.  The inherited
+        providers and exporters are the parent's (their threads stayed
+        there, their files are the parent's): they are left alone, and the
+        child builds its own, on its own files, when it first records.
+        What the parent had queued, the parent records.
+        """
         self._setup_lock = _originals.RLock()
+        self._drain_lock = _originals.allocate_lock()
+        self._pending.clear()
+        self._fallback = None
+        self._instrument_sets = None
+        self._problem_counters = None
+        self._tracer = None
+        self._tracer_source = None
+        self.lost = 0
 
     def shutdown(self, timeout: float = 5.0, *, final: bool = False) -> None:
         """Flush and close threadtrace's own providers (never the app's).
 
-        Idempotent.  Recording afterwards builds fresh providers on demand,
-        unless ``final`` (the exit flush) said it is over.
+        Idempotent.  What is queued is recorded first.  Recording afterwards
+        builds fresh providers on demand, unless ``final`` (the exit flush)
+        said it is over.
         """
+        self.drain()
         with self._setup_lock:
             if final:
                 self.closed = True

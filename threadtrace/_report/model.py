@@ -96,6 +96,8 @@ class PrimitiveContention:
         share: ``contended / operations``, or ``None``.
         waits: operations that blocked, timed-out ones included.
         timeouts: of those, the ones that gave up when their timeout expired.
+        unfinished: of those, the ones still blocked at exit (counted with
+            their time until then; a deadlock or a hang shows here).
         total_wait: time blocked, in total.
         mean_wait: ``total_wait / waits``.
         p50_wait: median wait, interpolated in the wait histogram's bucket.
@@ -121,6 +123,7 @@ class PrimitiveContention:
     share: Optional[float]
     waits: int
     timeouts: int
+    unfinished: int
     total_wait: float
     mean_wait: float
     p50_wait: float
@@ -348,6 +351,7 @@ def _primitive_row(
         share=share,
         waits=waits,
         timeouts=int(points.get("threadtrace.wait.timeouts", {}).get(key, 0)),
+        unfinished=int(points.get("threadtrace.wait.unfinished", {}).get(key, 0)),
         total_wait=_s(total),
         mean_wait=_s((2 * total + waits) // (2 * waits)),
         p50_wait=_s(quantile(histogram, 50, longest)),

@@ -66,6 +66,8 @@ def _block(number: int, p: PrimitiveContention) -> list[str]:
         share = f" ({p.share:.0%})" if p.share is not None else ""
         lines.append(f"   contended  {p.contended} of {p.operations} {operations}{share}")
     timed_out = f", {p.timeouts} timed out" if p.timeouts else ""
+    if p.unfinished:
+        timed_out += f", {p.unfinished} still waiting at exit"
     lines.append(
         f"   wait       {d(p.total_wait)} in {_plural(p.waits, 'wait')}{timed_out}: "
         f"mean {d(p.mean_wait)}, p50 {d(p.p50_wait)}, p99 {d(p.p99_wait)}, max {d(p.max_wait)}"

@@ -391,6 +391,30 @@ class Config:
                 break
         return f"{base}.metrics.jsonl"
 
+    def for_child(self, pid: int) -> Config:
+        """The settings of a forked child ``pid``: the same, writing files of its own.
+
+        ``threadtrace-trace.jsonl`` becomes ``threadtrace-trace.<pid>.jsonl``
+        (its metrics ``threadtrace-trace.<pid>.metrics.jsonl``), and so on for
+        every output path, so parent and child never write the same file.
+        """
+        return dataclasses.replace(
+            self,
+            json_path=_with_pid(self.json_path, pid),
+            json_metrics_path=(
+                _with_pid(self.json_metrics_path, pid) if self.json_metrics_path else ""
+            ),
+            perfetto_path=_with_pid(self.perfetto_path, pid),
+        )
+
+
+def _with_pid(path: str, pid: int) -> str:
+    """``out/trace.jsonl`` -> ``out/trace.<pid>.jsonl`` (the pid before the suffix)."""
+    directory, name = os.path.split(path)
+    stem, dot, suffix = name.partition(".")
+    named = f"{stem}.{pid}{dot}{suffix}" if dot and stem else f"{name}.{pid}"
+    return os.path.join(directory, named)
+
 
 def setting_names() -> tuple[str, ...]:
     """Every setting, in declaration order."""

@@ -37,6 +37,7 @@ REPORT_METRICS = (
     "threadtrace.operations",
     "threadtrace.contentions",
     "threadtrace.wait.timeouts",
+    "threadtrace.wait.unfinished",
     "threadtrace.hold.time",
     "threadtrace.hold.count",
     "threadtrace.hold.max",

@@ -24,6 +24,7 @@ first asked for.  A :class:`ModuleFilter` is made for one exclusion list
 
 from __future__ import annotations
 
+import dis
 import os
 import sys
 from types import CodeType, FrameType
@@ -38,6 +39,7 @@ PASS_THROUGH = (
     "concurrent.futures",
     "threadtrace",
     "_threading_local",
+    "multiprocessing",
     "opentelemetry.instrumentation",
     "wrapt",
 )
@@ -49,25 +51,67 @@ def _matches(module: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
+def _line_of(code: CodeType, offset: int) -> int:
+    """The line of the instruction at byte ``offset`` in ``code`` (Python's own tables)."""
+    if hasattr(code, "co_lines"):  # 3.10+
+        for start, end, line in code.co_lines():
+            if start <= offset < end:
+                return line if line is not None else code.co_firstlineno
+        return code.co_firstlineno
+    line = code.co_firstlineno
+    for start, starts_line in dis.findlinestarts(code):  # 3.9
+        if start > offset:
+            break
+        line = starts_line
+    return line
+
+
+#: Byte offsets: 3.10 counts ``f_lasti`` in instructions (two bytes each).
+_LASTI_SCALE = 2 if sys.version_info[:2] == (3, 10) else 1
+
+
 class Site:
     """A place in the program: a code object and a line, formatted lazily.
+
+    The line may be given, or found from the instruction's byte ``offset``
+    when first asked for (the C lock core records offsets: cheaper than a
+    line).  ``offset`` also tells apart two calls on one line.
 
     Attributes:
         via: the library class the primitive was made through
             (``"Queue"``, ``"ThreadPoolExecutor"``), or ``None``.
     """
 
-    __slots__ = ("_label", "code", "lineno", "via")
+    __slots__ = ("_label", "_lineno", "code", "offset", "via")
 
-    def __init__(self, code: Optional[CodeType], lineno: int, via: Optional[str] = None) -> None:
+    #: Finds a line from an offset; the C core, when built, provides a faster one.
+    line_of = staticmethod(_line_of)
+
+    def __init__(
+        self,
+        code: Optional[CodeType],
+        lineno: int = -1,
+        via: Optional[str] = None,
+        offset: int = -1,
+    ) -> None:
         self.code = code
-        self.lineno = lineno
+        self._lineno = lineno
+        self.offset = offset
         self.via = via
         self._label: Optional[str] = None
 
+    @property
+    def lineno(self) -> int:
+        line = self._lineno
+        if line < 0:
+            code = self.code
+            line = Site.line_of(code, self.offset) if code is not None and self.offset >= 0 else 0
+            self._lineno = line
+        return line
+
     @classmethod
     def of_frame(cls, frame: FrameType, via: Optional[str] = None) -> Site:
-        return cls(frame.f_code, frame.f_lineno, via)
+        return cls(frame.f_code, frame.f_lineno, via, frame.f_lasti * _LASTI_SCALE)
 
     @property
     def filename(self) -> str:
@@ -96,6 +140,29 @@ class Site:
 
 
 UNKNOWN = Site(None, 0)
+
+
+class SiteCache:
+    """One shared :class:`Site` per place: made once, however many locks are made there.
+
+    Keyed by code object and offset (or line).  Bounded: past
+    :data:`MAX_SITES` distinct places it starts afresh (sites already handed
+    out stay valid).
+    """
+
+    MAX_SITES = 100_000
+
+    def __init__(self) -> None:
+        self._sites: dict[tuple[CodeType, int, int], Site] = {}
+
+    def get(self, code: CodeType, offset: int, line: int = -1, via: Optional[str] = None) -> Site:
+        key = (code, offset, line)
+        site = self._sites.get(key)
+        if site is None or site.via != via:
+            if len(self._sites) >= self.MAX_SITES:
+                self._sites.clear()
+            site = self._sites[key] = Site(code, line, via, offset)
+        return site
 
 
 def _via(frame: FrameType) -> Optional[str]:
@@ -130,6 +197,10 @@ class ModuleFilter:
         self._categories[module] = category
         return category
 
+    def category(self, module: str) -> int:
+        """0 for the program's own module, 1 for one passed through, 2 for one excluded."""
+        return self._category(module)
+
     def excludes(self, module: str) -> bool:
         """Whether ``module`` is telemetry plumbing (or threadtrace): never traced."""
         return _matches(module, self.excluded)
@@ -157,11 +228,14 @@ class ModuleFilter:
         category = self._category(module)
         via_frame = None
         while category == _PASS:
+            if not composed and module.startswith("threadtrace._"):
+                return None  # a thread threadtrace starts for itself (flush, watchdog...)
             via_frame = frame
             frame = frame.f_back
             if frame is None:
                 return UNKNOWN
-            category = self._category(frame.f_globals.get("__name__", ""))
+            module = frame.f_globals.get("__name__", "")
+            category = self._category(module)
         if category == _EXCLUDED:
             return None
         return Site.of_frame(frame, _via(via_frame) if via_frame is not None else None)

@@ -1,0 +1,165 @@
+"""What a thread saw, kept as plain records until threadtrace's own thread records them.
+
+A thread that blocked (or held a lock long) gathers what there is to know
+about it into a :class:`WaitRecord` (:class:`HoldRecord`): the times, the
+thread, where it waited, who held what it waited for and where that holder
+took it, who woke it, and the OpenTelemetry context it was in.  That costs
+an object and a context read.  Turning the record into a span, a histogram
+point and a row of the contention profile costs tens of microseconds of
+SDK work, and happens later, on threadtrace's worker thread
+(:meth:`threadtrace._recording.recorder.Recorder.drain`): never inside the
+lock the thread has just taken, where it would lengthen every other
+thread's wait and, under heavy contention, turn the lock into a convoy.
+
+An exception that ended a wait is kept as text (type, message, stack), not
+as the exception: its traceback would keep the program's frames alive.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Optional, Union
+
+from .._support.sites import Site
+
+#: (type name, message, formatted traceback) of an exception that ended a wait.
+ErrorInfo = tuple[str, str, str]
+
+
+def error_info(error: Optional[BaseException]) -> Optional[ErrorInfo]:
+    """The exception as text, for a span's exception event; ``None`` for none."""
+    if error is None:
+        return None
+    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return (type(error).__qualname__, str(error), stack)
+
+
+class WaitRecord:
+    """One operation that blocked, from ``start`` to ``end`` (monotonic ns).
+
+    Attributes:
+        ok: it got what it waited for (``False``: timed out, or an error).
+        timeout: the timeout it was given, in seconds, or ``None``.
+        error: the exception that ended it, as text.
+        thread_id, thread_name: the thread that waited.
+        site: where the program waited.
+        holder, holder_name, holder_site: who held what it waited for, and
+            where that holder had acquired it (``None`` when not measured:
+            never a guess).
+        waker: (ident, name, span context) of the thread that woke it.
+        link_to: a span context to link to (a joined thread's run).
+        series: the metric series name when ``name`` would be too many.
+        unfinished: the wait was still going on when threadtrace recorded
+            it (at exit): ``end`` is that moment, not the wait's end.
+        context: the OpenTelemetry context it waited in (the span's parent).
+    """
+
+    __slots__ = (
+        "context",
+        "end",
+        "error",
+        "holder",
+        "holder_name",
+        "holder_site",
+        "kind",
+        "link_to",
+        "name",
+        "ok",
+        "operation",
+        "series",
+        "site",
+        "start",
+        "thread_id",
+        "thread_name",
+        "timeout",
+        "unfinished",
+        "waker",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        operation: str,
+        start: int,
+        end: int,
+        ok: bool,
+        thread_id: int,
+        thread_name: str,
+        site: Optional[Site],
+        context: Any,
+        *,
+        timeout: Optional[float] = None,
+        error: Optional[ErrorInfo] = None,
+        holder: Optional[int] = None,
+        holder_name: Optional[str] = None,
+        holder_site: Optional[Site] = None,
+        waker: Any = None,
+        link_to: Any = None,
+        series: Optional[str] = None,
+        unfinished: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.operation = operation
+        self.start = start
+        self.end = end
+        self.ok = ok
+        self.thread_id = thread_id
+        self.thread_name = thread_name
+        self.site = site
+        self.context = context
+        self.timeout = timeout
+        self.error = error
+        self.holder = holder
+        self.holder_name = holder_name
+        self.holder_site = holder_site
+        self.waker = waker
+        self.link_to = link_to
+        self.series = series
+        self.unfinished = unfinished
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+
+class HoldRecord:
+    """A measured hold of a lock, from ``start`` to ``end`` (monotonic ns)."""
+
+    __slots__ = ("context", "end", "kind", "name", "site", "start", "thread_id", "thread_name")
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        start: int,
+        end: int,
+        thread_id: int,
+        thread_name: str,
+        site: Optional[Site],
+        context: Any,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.start = start
+        self.end = end
+        self.thread_id = thread_id
+        self.thread_name = thread_name
+        self.site = site
+        self.context = context
+
+
+class RunEnd:
+    """A thread's run ended at ``end`` (monotonic ns): its span is ended in queue order."""
+
+    __slots__ = ("end", "error", "span")
+
+    def __init__(self, span: Any, end: int, error: Optional[ErrorInfo]) -> None:
+        self.span = span
+        self.end = end
+        self.error = error
+
+
+#: Anything the worker records.
+Record = Union[WaitRecord, HoldRecord, RunEnd]
