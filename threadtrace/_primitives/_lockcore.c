@@ -1288,6 +1288,8 @@ lockcore_exec(PyObject *module)
 static PyModuleDef_Slot lockcore_slots[] = {
     {Py_mod_exec, lockcore_exec},
 #ifdef Py_mod_gil
+    /* Free-threaded 3.13t: the counters and the per-thread guard assume the
+     * GIL, so importing this module turns it back on (docs/limitations.md). */
     {Py_mod_gil, Py_MOD_GIL_USED},
 #endif
     {0, NULL},
