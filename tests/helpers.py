@@ -18,10 +18,34 @@ def line() -> int:
     return sys._getframe(1).f_lineno
 
 
+def named(variable: Optional[str], file: str, lineno: int, via: Optional[str] = None) -> str:
+    """The name threadtrace gives a primitive made at ``file:lineno`` and kept in ``variable``.
+
+    ``named("lock", "app.py", 4)`` is ``lock (app.py:4)``; made through a
+    library class, ``named("jobs", "app.py", 9, via="Queue")`` is
+    ``jobs (Queue@app.py:9)``; with no variable, the place alone.
+    """
+    place = f"{via}@{file}:{lineno}" if via else f"{file}:{lineno}"
+    return f"{variable} ({place})" if variable else place
+
+
 def function_name(function: Any) -> str:
     """What threadtrace reports as ``code.function.name``: the qualified name from 3.11."""
     code = function.__code__
     return str(getattr(code, "co_qualname", code.co_name))
+
+
+def qualified_name(function: Any) -> str:
+    """What threadtrace reports as ``code.function.name``: ``<module>.<qualname>``.
+
+    Before 3.11 a code object has no qualified name: threadtrace finds it for
+    module-level functions and methods, and gives a nested function's bare name.
+    """
+    code = function.__code__
+    qualname = getattr(code, "co_qualname", None)
+    if qualname is None:
+        qualname = code.co_name if "<locals>" in function.__qualname__ else function.__qualname__
+    return f"{function.__module__}.{qualname}"
 
 
 def contend(lock: Any) -> None:

@@ -3,7 +3,9 @@
 A primitive is named after the first frame outside the modules that build
 primitives on the user's behalf (``threading``, ``queue``,
 ``concurrent.futures`` and threadtrace itself), so the three conditions
-inside a ``queue.Queue`` are named after the line that made the queue.
+inside a ``queue.Queue`` are named after the line that made the queue, and
+after the variable that line assigns it to (``jobs (Queue@app.py:12)``, see
+:attr:`Site.label` and :mod:`threadtrace._support.targets`).
 
 The same walk decides exclusion.  A primitive is left untraced (the factory
 returns the stdlib object) when:
@@ -29,6 +31,8 @@ import os
 import sys
 from types import CodeType, FrameType
 from typing import Optional
+
+from .targets import TargetNames
 
 #: Modules that create primitives on the user's behalf: skipped when naming.
 #: OpenTelemetry's instrumentations wrap the user's calls (``Thread.start`` among
@@ -66,10 +70,6 @@ def _line_of(code: CodeType, offset: int) -> int:
     return line
 
 
-#: Byte offsets: 3.10 counts ``f_lasti`` in instructions (two bytes each).
-_LASTI_SCALE = 2 if sys.version_info[:2] == (3, 10) else 1
-
-
 class Site:
     """A place in the program: a code object and a line, formatted lazily.
 
@@ -86,6 +86,8 @@ class Site:
 
     #: Finds a line from an offset; the C core, when built, provides a faster one.
     line_of = staticmethod(_line_of)
+    #: Reads the variable a creation site assigns to; the runtime installs its own.
+    targets: Optional[TargetNames] = None
 
     def __init__(
         self,
@@ -111,7 +113,9 @@ class Site:
 
     @classmethod
     def of_frame(cls, frame: FrameType, via: Optional[str] = None) -> Site:
-        return cls(frame.f_code, frame.f_lineno, via, frame.f_lasti * _LASTI_SCALE)
+        # ``f_lasti`` is in bytes on every version (3.10's frame struct counts
+        # instructions, but its Python attribute converts).
+        return cls(frame.f_code, frame.f_lineno, via, frame.f_lasti)
 
     @property
     def filename(self) -> str:
@@ -126,14 +130,38 @@ class Site:
 
     @property
     def label(self) -> str:
-        """``app.py:12``, or ``Queue@app.py:12`` when made through a library class."""
+        """The name of a primitive made here: ``cache_lock (app.py:12)``.
+
+        The variable the call's value is assigned to, as written
+        (``cache_lock``, ``self._lock``), then the place in parentheses.  The
+        place is ``app.py:12``, or ``Queue@app.py:12`` when made through a
+        library class: the variable then holds the library's object (the
+        queue), or whatever its method returned (a ``Future``), so the class
+        stays with the place rather than read as the variable's type.  With
+        no variable to read (``register(Lock())``, ``return Lock()``, no
+        source and no bytecode that says), the label is the place alone.
+        Two calls alike on one line get their order on it: ``app.py:12#2``.
+
+        Computed once per Site (and the variable once per call site), when
+        first asked for; never raises.
+        """
         label = self._label
         if label is None:
-            label = f"{os.path.basename(self.filename)}:{self.lineno}"
-            if self.via:
-                label = f"{self.via}@{label}"
+            label = self._make_label()
             self._label = label
         return label
+
+    def _make_label(self) -> str:
+        place = f"{os.path.basename(self.filename)}:{self.lineno}"
+        variable, order = None, 0
+        targets = Site.targets
+        if targets is not None and self.code is not None and self.offset >= 0:
+            variable, order = targets.lookup(self.code, self.offset)
+        if order:
+            place = f"{place}#{order}"
+        if self.via:
+            place = f"{self.via}@{place}"
+        return f"{variable} ({place})" if variable else place
 
     def __repr__(self) -> str:
         return f"<Site {self.label} in {self.function}>"
@@ -145,18 +173,20 @@ UNKNOWN = Site(None, 0)
 class SiteCache:
     """One shared :class:`Site` per place: made once, however many locks are made there.
 
-    Keyed by code object and offset (or line).  Bounded: past
-    :data:`MAX_SITES` distinct places it starts afresh (sites already handed
-    out stay valid).
+    Keyed by code object, its file, and offset (or line): code objects
+    compare equal by their contents, not their file, so two files with the
+    same function at the same line would otherwise share one Site (and its
+    name).  Bounded: past :data:`MAX_SITES` distinct places it starts afresh
+    (sites already handed out stay valid).
     """
 
     MAX_SITES = 100_000
 
     def __init__(self) -> None:
-        self._sites: dict[tuple[CodeType, int, int], Site] = {}
+        self._sites: dict[tuple[CodeType, str, int, int], Site] = {}
 
     def get(self, code: CodeType, offset: int, line: int = -1, via: Optional[str] = None) -> Site:
-        key = (code, offset, line)
+        key = (code, code.co_filename, offset, line)
         site = self._sites.get(key)
         if site is None or site.via != via:
             if len(self._sites) >= self.MAX_SITES:
@@ -205,7 +235,9 @@ class ModuleFilter:
         """Whether ``module`` is telemetry plumbing (or threadtrace): never traced."""
         return _matches(module, self.excluded)
 
-    def creation_site(self, depth: int, *, composed: bool = True) -> Optional[Site]:
+    def creation_site(
+        self, depth: int, *, composed: bool = True, sites: Optional[SiteCache] = None
+    ) -> Optional[Site]:
         """The site to name a primitive after, or ``None`` to leave it untraced.
 
         Args:
@@ -214,6 +246,7 @@ class ModuleFilter:
                 means "internal building block, leave untraced" (true for
                 primitives; false for thread starts, which pass through
                 ``Thread.start``).
+            sites: where to get the shared :class:`Site` of the place (else a new one).
         """
         try:
             frame: Optional[FrameType] = sys._getframe(depth + 1)
@@ -226,19 +259,39 @@ class ModuleFilter:
         ):
             return None
         category = self._category(module)
-        via_frame = None
-        while category == _PASS:
-            if not composed and module.startswith("threadtrace._"):
-                return None  # a thread threadtrace starts for itself (flush, watchdog...)
-            via_frame = frame
-            frame = frame.f_back
-            if frame is None:
-                return UNKNOWN
-            module = frame.f_globals.get("__name__", "")
-            category = self._category(module)
+        via = None
+        if category == _PASS:
+            frame, category, via = self._past_pass_through(frame, composed)
         if category == _EXCLUDED:
             return None
-        return Site.of_frame(frame, _via(via_frame) if via_frame is not None else None)
+        if frame is None:
+            return UNKNOWN
+        if sites is not None:  # one shared Site per place: its name is worked out once
+            return sites.get(frame.f_code, frame.f_lasti, -1, via)
+        return Site.of_frame(frame, via)
+
+    def _past_pass_through(
+        self, frame: FrameType, composed: bool
+    ) -> tuple[Optional[FrameType], int, Optional[str]]:
+        """The first caller outside the pass-through modules, its category, and the
+        class of the innermost object it went through (the Future, not its pool;
+        ``threading``'s own ``Thread.start`` does not count).
+
+        A thread threadtrace starts for itself (flush, watchdog...) counts as excluded.
+        """
+        via = None
+        caller: Optional[FrameType] = frame
+        while caller is not None:
+            module = caller.f_globals.get("__name__", "")
+            category = self._category(module)
+            if category != _PASS:
+                return caller, category, via
+            if not composed and module.startswith("threadtrace._"):
+                return None, _EXCLUDED, None
+            if via is None and module != "threading":
+                via = _via(caller)
+            caller = caller.f_back
+        return None, _PASS, via
 
     def user_frame(self, depth: int) -> Optional[FrameType]:
         """The first frame above ``depth`` that is neither pass-through nor excluded."""

@@ -1,0 +1,374 @@
+"""A primitive without ``name=`` is named after the variable it is assigned to, then its site.
+
+``cache_lock = threading.Lock()`` at line 4 of ``app.py`` is ``cache_lock
+(app.py:4)``.  The same forms are read on every Python (from the source's
+columns on 3.11+, from the bytecode on 3.9 and 3.10 and wherever there is
+no source) and on both lock cores (the suite runs again with
+``THREADTRACE_PURE_PYTHON=1``): a ``Lock`` made by the program is made in
+the C core, a ``Condition`` in Python.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib.util
+import logging
+import os
+import queue
+import textwrap
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import pytest
+from helpers import line, named
+
+import threadtrace
+from threadtrace._detect.problems import publish_pending
+from threadtrace._runtime import runtime
+from threadtrace.testing import Capture, capture
+
+HERE = os.path.basename(__file__)
+
+
+def marked(marker: str) -> int:
+    """The line of this file that ends with the comment ``# <marker>``."""
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    return next(n for n, text in enumerate(lines, 1) if text.endswith(f"# {marker}"))
+
+
+@pytest.fixture
+def patched() -> Iterator[Capture]:
+    with capture() as recorded:
+        yield recorded
+
+
+def pair(*items: Any) -> tuple[Any, ...]:
+    return items
+
+
+class Holder:
+    """Primitives kept in attributes."""
+
+    registry_lock: Any = None
+
+    def __init__(self) -> None:
+        self._lock = threadtrace.Lock()  # holder
+        self.ready = threadtrace.Condition()
+        self.inner = Holder.__new__(Holder)
+        self.inner.cond = threadtrace.Condition()
+        self.locks: dict[str, Any] = {}
+        self.locks["key"] = threadtrace.Lock()
+        self.more: list[Any] = []
+        self.more += [threadtrace.Lock()]
+
+    @classmethod
+    def make(cls) -> None:
+        cls.registry_lock = threadtrace.RLock()
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock", "Condition", "Semaphore", "Event"])
+def test_a_primitive_is_named_after_the_variable_then_its_line(kind: str) -> None:
+    """``cache_lock = Lock()`` on line N is ``cache_lock (test_names.py:N)``, for every kind."""
+    cache_lock, where = getattr(threadtrace, kind)(), line()
+    assert named("cache_lock", HERE, where) == cache_lock.name
+
+
+def test_attribute_targets_are_read_as_written() -> None:
+    """``self._lock``, ``self.inner.cond`` and ``cls.registry_lock``; a subscript is not a name."""
+    holder = Holder()
+    Holder.make()
+    at = marked("holder")
+    assert named("self._lock", HERE, at) == holder._lock.name
+    assert named("self.ready", HERE, at + 1) == holder.ready.name
+    assert named("self.inner.cond", HERE, at + 3) == holder.inner.cond.name
+    assert named(None, HERE, at + 5) == holder.locks["key"].name
+    assert named("self.more", HERE, at + 7) == holder.more[0].name
+    assert named("cls.registry_lock", HERE, at + 11) == Holder.registry_lock.name
+
+
+def test_each_element_of_a_tuple_assignment_has_its_own_name() -> None:
+    """``a, b = Lock(), Lock()``: ``a (…:N)`` and ``b (…:N)``, nested tuples too."""
+    where = line() + 1
+    a, b = threadtrace.Lock(), threadtrace.Condition()
+    c, d, e, f = threadtrace.Lock(), threadtrace.Lock(), threadtrace.Lock(), threadtrace.Lock()
+    (g, h), i = (threadtrace.Lock(), threadtrace.Lock()), threadtrace.Lock()
+    assert [named(n, HERE, where) for n in "ab"] == [a.name, b.name]
+    assert [named(n, HERE, where + 1) for n in "cdef"] == [x.name for x in (c, d, e, f)]
+    assert [named(n, HERE, where + 2) for n in "ghi"] == [x.name for x in (g, h, i)]
+
+
+def test_other_assignments_name_their_target() -> None:
+    """Annotated, walrus, chained, conditional, a display, a comprehension (``with`` below)."""
+    where = line() + 1
+    annotated: Any = threadtrace.Lock()
+    if walrus := threadtrace.Semaphore(2):
+        pass
+    first = second = threadtrace.Lock()
+    either = threadtrace.Lock() if walrus else threadtrace.RLock()
+    displayed = {"key": threadtrace.Condition()}
+    locks = [threadtrace.Lock() for _ in range(3)]
+    conditions = [threadtrace.Condition() for _ in range(2)]
+    assert annotated.name == named("annotated", HERE, where)
+    assert walrus.name == named("walrus", HERE, where + 1)
+    assert first.name == named("first", HERE, where + 3)
+    assert second is first
+    assert either.name == named("either", HERE, where + 4)
+    assert displayed["key"].name == named("displayed", HERE, where + 5)
+    assert {lock.name for lock in locks} == {named("locks", HERE, where + 6)}
+    assert {c.name for c in conditions} == {named("conditions", HERE, where + 7)}
+
+
+def made() -> Any:
+    return threadtrace.Lock()  # returned
+
+
+def test_without_a_target_the_name_is_the_site_as_before() -> None:
+    """An argument, a return value, a default argument: ``test_names.py:N``."""
+    where = line() + 1
+    (argument,) = pair(threadtrace.Lock())
+    returned = made()
+
+    def defaulted(lock: Any = threadtrace.Condition()) -> Any:  # noqa: B008 - the point
+        return lock
+
+    assert argument.name == named(None, HERE, where)
+    assert returned.name == named(None, HERE, marked("returned"))
+    assert defaulted().name == named(None, HERE, where + 3)
+
+
+def test_a_dataclass_default_factory_is_named_after_its_field() -> None:
+    """``field(default_factory=Lock)`` is called by the generated ``__init__`` (no source)."""
+
+    @dataclasses.dataclass
+    class Account:
+        lock: Any = dataclasses.field(default_factory=threadtrace.Lock)
+
+    assert Account().lock.name.startswith("self.lock (<string>:")
+
+
+def test_two_calls_on_one_line_without_targets_get_their_order() -> None:
+    """``pair(Lock(), Lock())``: ``…:N#1`` and ``…:N#2``; other calls on the line do not count."""
+    first, second = pair(threadtrace.Lock(), threadtrace.Lock())
+    where = line() - 1
+    only, _ = pair(threadtrace.Lock(), len(pair()))
+    one, two = threadtrace.Lock(), threadtrace.Lock()
+    both = [threadtrace.Lock(), threadtrace.Lock()]
+    assert [first.name, second.name] == [f"{HERE}:{where}#1", f"{HERE}:{where}#2"]
+    assert only.name == named(None, HERE, where + 2)
+    assert [one.name, two.name] == [named("one", HERE, where + 3), named("two", HERE, where + 3)]
+    assert [lock.name for lock in both] == [f"both ({HERE}:{where + 4}#{n})" for n in (1, 2)]
+
+
+def test_two_statements_on_one_line_are_told_apart_by_their_targets() -> None:
+    where = line() + 1
+    left = threadtrace.Lock(); right = threadtrace.Lock()  # noqa: E702  # fmt: skip
+    assert [left.name, right.name] == [named("left", HERE, where), named("right", HERE, where)]
+
+
+def test_a_queue_and_a_pools_primitives_are_named_after_the_variable(patched: Capture) -> None:
+    """``jobs = queue.Queue()``: ``jobs (Queue@…:N)``, the class it was made through kept."""
+    jobs = queue.Queue()  # type: ignore[var-annotated]
+    jobs_line = line() - 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(int)
+        future.result(10)
+    pool_line, future_line = jobs_line + 2, jobs_line + 3
+    assert type(jobs.mutex) is threadtrace.Lock
+    expected = named("jobs", HERE, jobs_line, via="Queue")
+    assert [jobs.mutex.name, jobs.not_empty.name, jobs.not_full.name] == [expected] * 3
+    assert pool._shutdown_lock.name == named("pool", HERE, pool_line, via="ThreadPoolExecutor")  # type: ignore[attr-defined]
+    assert future._condition.name == named("future", HERE, future_line, via="Future")  # type: ignore[attr-defined]
+
+
+def test_without_source_the_bytecode_names_the_variable() -> None:
+    """Code compiled from a string (``python -c``, ``exec``): names from the bytecode alone."""
+    source = textwrap.dedent(
+        """\
+        import threadtrace
+        lock = threadtrace.Lock()
+        a, b = threadtrace.Lock(), threadtrace.Condition()
+        class Holder:
+            def __init__(self):
+                self.ready = threadtrace.Condition()
+        holder = Holder()
+        many = [threadtrace.Lock() for _ in range(2)]
+        pair = (threadtrace.Lock, threadtrace.Lock)
+        first, second = pair[0](), pair[1]()
+        """
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    assert namespace["lock"].name == "lock (<generated>:2)"
+    assert [namespace["a"].name, namespace["b"].name] == ["a (<generated>:3)", "b (<generated>:3)"]
+    assert namespace["holder"].ready.name == "self.ready (<generated>:6)"
+    # What needs the source (a comprehension's target) falls back to the site.
+    assert {lock.name for lock in namespace["many"]} == {"<generated>:8"}
+    assert [namespace["first"].name, namespace["second"].name] == [
+        "first (<generated>:10)",
+        "second (<generated>:10)",
+    ]
+
+
+def fresh_module(tmp_path: Path, source: str, stem: str = "made_here") -> ModuleType:
+    """Import ``source`` as a module of a new file (no file parsed or code seen before)."""
+    path = tmp_path / f"{stem}.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"made_here_{id(path)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_variable_is_read_once_per_site_however_many_primitives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 primitives from two lines: each line is read once, the file parsed once."""
+    names = runtime.target_names
+    resolved: list[int] = []
+    resolve = names._resolve
+
+    def counting(code: Any, offset: int) -> Any:
+        resolved.append(offset)
+        return resolve(code, offset)
+
+    monkeypatch.setattr(names, "_resolve", counting)
+    parses = names.parses
+    module = fresh_module(
+        tmp_path,
+        """\
+        import threadtrace
+        def make():
+            lock = threadtrace.Lock()
+            ready = [threadtrace.Condition() for _ in range(1)]
+            return lock, ready[0]
+        made = [make() for _ in range(50)]
+        """,
+    )
+    assert resolved == []  # nothing is read while primitives are made
+    labels = {primitive.name for both in module.made for primitive in both}
+    labels |= {primitive.name for both in module.made for primitive in both}
+    assert labels == {"lock (made_here.py:3)", "ready (made_here.py:4)"}
+    assert len(resolved) == 2  # once per line
+    assert names.parses - parses == 1
+
+
+def test_the_same_code_in_two_files_is_named_after_each_file(tmp_path: Path) -> None:
+    """Code objects compare equal across files: each file's locks still carry its own name."""
+    source = """\
+        import threadtrace
+        def make():
+            lock = threadtrace.Lock()
+            return lock
+        """
+    first = fresh_module(tmp_path, source, "first").make()
+    second = fresh_module(tmp_path, source, "second").make()
+    assert [first.name, second.name] == ["lock (first.py:3)", "lock (second.py:3)"]
+
+
+def test_a_failure_while_reading_the_source_leaves_the_old_name_and_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser raising something unexpected: the site as before, one internal error, no raise."""
+    from threadtrace._support import targets
+
+    def broken(source: str, filename: str) -> Any:
+        raise RuntimeError("parser broke")
+
+    monkeypatch.setattr(targets, "parse", broken)
+    with capture(patch=False):
+        errors = runtime.internal_errors
+        module = fresh_module(
+            tmp_path,
+            """\
+            import threadtrace
+            conditions = [threadtrace.Condition() for _ in range(2)]
+            """,
+        )
+        assert {c.name for c in module.conditions} == {"made_here.py:2"}
+        assert runtime.internal_errors == errors + 1
+
+
+def test_a_failure_in_the_bytecode_model_leaves_the_old_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from threadtrace._support import bytecode
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("model broke")
+
+    monkeypatch.setattr(bytecode, "fate", broken)
+    with capture(patch=False):
+        namespace: dict[str, Any] = {}
+        exec(compile("import threadtrace\nlock = threadtrace.Lock()\n", "<x>", "exec"), namespace)
+        assert namespace["lock"].name == "<x>:2"
+
+
+def test_a_source_that_no_longer_parses_falls_back_to_the_bytecode(tmp_path: Path) -> None:
+    """The file was edited since it was imported: the bytecode still names the variable."""
+    module = fresh_module(
+        tmp_path,
+        """\
+        import threadtrace
+        def make():
+            lock = threadtrace.Lock()
+            return lock
+        """,
+    )
+    (tmp_path / "made_here.py").write_text("def make(:\n", encoding="utf-8")
+    import linecache
+
+    linecache.checkcache(str(tmp_path / "made_here.py"))
+    assert module.make().name == "lock (made_here.py:3)"
+
+
+def test_a_lock_order_report_names_two_locks_made_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``a, b = Lock(), Lock()`` taken in both orders: ``cycle: a (…:N) -> b (…:N) -> a (…:N)``."""
+    with capture(sample_every=1, lock_order=True):
+        a, b = threadtrace.Lock(), threadtrace.Lock()
+        where = line() - 1
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            with a, b:
+                pass
+            with b, a:
+                pass
+            publish_pending()
+    (report,) = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
+    a_name, b_name = named("a", HERE, where), named("b", HERE, where)
+    assert f"  cycle: {a_name} -> {b_name} -> {a_name}\n" in report
+
+
+def test_a_call_spread_over_lines_is_named_at_its_first_line() -> None:
+    module = threadtrace
+    lock = module.Lock(
+        name=None,
+    )
+    condition = module.Condition(
+        module.RLock(),
+    )
+    where = line() - 6
+    assert [lock.name, condition.name] == [
+        named("lock", HERE, where),
+        named("condition", HERE, where + 3),
+    ]
+    assert condition._lock.name == named(None, HERE, where + 4)  # type: ignore[attr-defined]
+
+
+def test_names_read_from_many_threads_at_once_agree() -> None:
+    """Labels asked for from several threads at once (no lock guards the tables)."""
+    conditions, where = [threadtrace.Condition() for _ in range(8)], line()
+    seen: list[str] = []
+    threads = [
+        threading.Thread(target=lambda c=c: seen.append(c.name))  # type: ignore[misc]
+        for c in conditions
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert set(seen) == {named("conditions", HERE, where)}
