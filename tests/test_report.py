@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from helpers import line
+from helpers import line, named
 
 import threadtrace
 from threadtrace._cli.main import COMMANDS, main
@@ -128,7 +128,7 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
         return f"   {text:<{width + 2}}{'  waits     total       max' if header else ''}".rstrip()
 
     first = [
-        f"1. Lock {FILE}:{ledger_line}",
+        f"1. Lock {named('ledger', FILE, ledger_line)}",
         "   contended  2 of 3 acquisitions (67%)",
         "   wait       800 ms in 2 waits: mean 400 ms, p50 400 ms, p99 400 ms, max 400 ms",
         "   hold       400 ms in 3 measured holds: max 400 ms",
@@ -144,7 +144,7 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
     ]
     width = max(len(at_read), len(at_main))
     second = [
-        f"2. Lock {FILE}:{stats_line}",
+        f"2. Lock {named('stats', FILE, stats_line)}",
         "   contended  1 of 2 acquisitions (50%)",
         "   wait       50.0 ms in 1 wait: mean 50.0 ms, p50 50.0 ms, p99 50.0 ms, max 50.0 ms",
         "   hold       50.0 ms in 2 measured holds: max 50.0 ms",
@@ -176,7 +176,8 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
             "label": f"{FILE}:{line_number} in {name}",
             "file": __file__,
             "line": line_number,
-            "function": name,
+            # code.function.name is fully qualified; the label shortens it.
+            "function": f"{__name__}.{name}",
             "count": count,
             "total": seconds * count,
             "max": seconds,
@@ -194,7 +195,7 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
         "primitives": [
             {
                 "kind": "lock",
-                "name": f"{FILE}:{ledger_line}",
+                "name": named("ledger", FILE, ledger_line),
                 "operations": 3,
                 "contended": 2,
                 "share": 2 / 3,
@@ -216,7 +217,7 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
             },
             {
                 "kind": "lock",
-                "name": f"{FILE}:{stats_line}",
+                "name": named("stats", FILE, stats_line),
                 "operations": 2,
                 "contended": 1,
                 "share": 0.5,
@@ -272,7 +273,7 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
     at_put = f"{FILE}:{put_line} in {qualname(produce)}"
     condition = {
         "kind": "condition",
-        "name": f"Queue@{FILE}:{jobs_line}",
+        "name": named("jobs", FILE, jobs_line, via="Queue"),
         "operations": 1,
         "contended": 1,
         "share": 1.0,
@@ -289,7 +290,8 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
         "max_hold": None,
         "waiting_sites": [
             {"label": at_put, "file": __file__, "line": put_line,
-             "function": qualname(produce), "count": 1, "total": 0.25, "max": 0.25}
+             "function": f"{__name__}.{qualname(produce)}", "count": 1, "total": 0.25,
+             "max": 0.25}
         ],
         "holder_sites": [],
         "waiting_threads": [{"name": "producer", "count": 1, "total": 0.25, "max": 0.25}],
@@ -302,7 +304,7 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
         f"blocked {1 + mutex_waits} time{'s' if mutex_waits else ''}, 250 ms in total; "
         "by total wait",
         "",
-        f"1. Condition Queue@{FILE}:{jobs_line}",
+        f"1. Condition {named('jobs', FILE, jobs_line, via='Queue')}",
         "   contended  1 of 1 waits (100%)",
         "   wait       250 ms in 1 wait: mean 250 ms, p50 250 ms, p99 250 ms, max 250 ms",
         f"   {'waiting at':<{width + 2}}  waits     total       max",
@@ -313,7 +315,7 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
     if mutex_waits:
         (mutex,) = report.primitives[1:]
         assert (mutex.kind, mutex.name, mutex.waits, mutex.total_wait) == (
-            "lock", f"Queue@{FILE}:{jobs_line}", 1, 0.0,
+            "lock", named("jobs", FILE, jobs_line, via="Queue"), 1, 0.0,
         )  # fmt: skip
         assert [s.label for s in mutex.waiting_sites] == [at_put]
         this = qualname(test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line)
@@ -566,7 +568,7 @@ def test_the_offline_report_of_a_run_equals_the_live_one(tmp_path: Path) -> None
     spans = [r for r in read_trace_file(str(tmp_path / "threadtrace-trace.jsonl"))
              if r.name.endswith((".acquire", ".wait", ".join"))]  # fmt: skip
     assert len(spans) < live["default"]["waits"]
-    (ledger,) = [p for p in live["default"]["primitives"] if p["name"] == "program.py:8"]
+    (ledger,) = [p for p in live["default"]["primitives"] if p["name"] == "ledger (program.py:8)"]
     assert ledger["timeouts"] == 20
 
 

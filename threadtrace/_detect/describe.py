@@ -1,22 +1,20 @@
-"""How the detectors' reports name things: primitives, sites, holders, threads and stacks.
+"""How the detectors' reports name things: primitives, sites, holders and how threads ended.
 
 Shared by every report (deadlock, stuck, held by a finished thread), so a
-primitive or a thread reads the same in all of them.
+primitive or a thread reads the same in all of them.  Whole threads, with
+their stacks, are :mod:`.dump`'s.
 """
 
 from __future__ import annotations
 
 import os
-import traceback
-from types import FrameType
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
-from .._support import units as _units
 from .._support.names import DISPLAY
 from .._support.sites import Site
-from .state import Blocked, name_of
+from .state import Ending, name_of
 
 
 def display(primitive: Any) -> str:
@@ -36,12 +34,17 @@ def site_text(site: Optional[Site]) -> str:
     return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
 
 
-def made(primitive: Any) -> str:
-    """``Lock ledger made at bank.py:10 in Bank.__init__``, or shorter when named after it."""
+def made(primitive: Any, kind: bool = True) -> str:
+    """``Lock ledger made at bank.py:10 in Bank.__init__``, or shorter when named after it.
+
+    ``kind=False`` leaves the kind out: for a queue's conditions, which the
+    program knows as the queue (``jobs (Queue@app.py:12)``).
+    """
     site = primitive._tt_site
+    what = describe(primitive) if kind else primitive.name
     if primitive._tt_name is None and site is not None and site.code is not None:
-        return f"{describe(primitive)} made in {site.function}"  # the name is the site
-    return f"{describe(primitive)} made at {site_text(site)}"
+        return f"{what} made in {site.function}"  # the name is the site
+    return f"{what} made at {site_text(site)}"
 
 
 def acquire_site_text(lock: Any) -> str:
@@ -56,72 +59,21 @@ def acquire_site_text(lock: Any) -> str:
 
 def holder_text(lock: Any, owner: int) -> str:
     """``worker-1, acquired at bank.py:30 in Bank.audit``, marked when it finished."""
-    state = "" if owner in _originals._active else " (finished)"
-    return f"{name_of(owner)}{state}, acquired at {acquire_site_text(lock)}"
+    return f"{name_of(owner)}{finished_text(owner)}, acquired at {acquire_site_text(lock)}"
 
 
-def thread_block(
-    ident: int,
-    name: str,
-    wait: Optional[Blocked],
-    frames: dict[int, FrameType],
-    now: int,
-) -> list[str]:
-    """A thread: what it waits on, what it holds, and its stack."""
-    lines = [f"  {name} (thread {ident})"]
-    if wait is not None:
-        age = _units.duration((now - wait.since) / 1e9)
-        lines.append(
-            f"    blocked for {age} in {display(wait.primitive)}.{wait.operation}"
-            + ("" if wait.operation == "join" else f" on {wait.primitive.name}")
-        )
-    for lock in held_by(ident):
-        lines.append(f"    holds {describe(lock)}, acquired at {acquire_site_text(lock)}")
-    frame = frames.get(ident)
-    if frame is not None:
-        lines.append("    stack (most recent call last):")
-        lines.extend(stack_lines(frame, wait))
-    return lines
+def finished_text(ident: int) -> str:
+    """`` (finished)``, `` (ended with KeyError: 'x' at app.py:9 in load)``, or nothing if alive."""
+    return "" if ident in _originals._active else f" ({how_it_ended(ident)})"
 
 
-def held_by(ident: int) -> list[Any]:
-    """The traced locks thread ``ident`` holds now."""
-    members = runtime.primitives()
-    return [
-        p
-        for p in members
-        if getattr(p, "_tt_kind", "") in ("lock", "rlock") and p._owner == ident and p._raw_locked()
-    ]
+def how_it_ended(ident: int) -> str:
+    """``finished``, or ``ended with KeyError: 'x' at app.py:9 in load`` (a stand-in ident)."""
+    ending = runtime.detect.endings.get(ident)
+    return "finished" if ending is None or ending.error is None else ending_text(ending)
 
 
-def stack_lines(frame: FrameType, wait: Optional[Blocked]) -> list[str]:
-    """The program's part of a stack, outermost first, the waiting frame marked."""
-    waiting_frame = runtime.modules.first_user_frame(frame) if wait is not None else None
-    pairs = list(_walk(frame))
-    pairs.reverse()  # outermost first, as tracebacks read
-    # Under `threadtrace run`, the program starts inside threadtrace's runner:
-    # what is outside it (the command's own script, runpy) is not the program.
-    runner = [
-        i
-        for i, (each, _) in enumerate(pairs)
-        if each.f_globals.get("__name__") in ("threadtrace._cli.run", "runpy")
-    ]
-    if runner:
-        pairs = pairs[runner[-1] + 1 :]
-    summary = traceback.StackSummary.extract(iter(pairs), lookup_lines=True)
-    lines = []
-    for (each, _), entry in zip(pairs, summary):
-        module = each.f_globals.get("__name__", "")
-        if module.startswith("threadtrace") or module == "threading":
-            continue
-        mark = "   <-- waits here" if each is waiting_frame else ""
-        lines.append(f'      File "{entry.filename}", line {entry.lineno}, in {entry.name}{mark}')
-        if entry.line:
-            lines.append(f"        {entry.line.strip()}")
-    return lines
-
-
-def _walk(frame: Optional[FrameType]) -> Iterable[tuple[FrameType, int]]:
-    while frame is not None:
-        yield frame, frame.f_lineno
-        frame = frame.f_back
+def ending_text(ending: Ending) -> str:
+    """``ended with KeyError: 'port' at app.py:17 in load_config``."""
+    where = f" at {site_text(ending.site)}" if ending.site is not None else ""
+    return f"ended with {ending.error}{where}"

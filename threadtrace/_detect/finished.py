@@ -12,32 +12,68 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 import weakref
+from types import TracebackType
 from typing import Any, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.sites import Site
-from .describe import acquire_site_text, describe, made, site_text
+from .describe import acquire_site_text, describe, ending_text, made, site_text
 from .problems import Problem
+from .state import Ending
+
+#: The longest exception message a report quotes.
+MESSAGE_CHARS = 200
 
 
-def record_end(ident: int, thread: Any) -> bool:
+def ending_of(name: str, error: Optional[BaseException]) -> Ending:
+    """How a thread ended, as text and a site: no reference to the exception or its frames."""
+    text = site = None
+    if error is not None:
+        try:
+            text = traceback.format_exception_only(type(error), error)[-1].strip()
+        except Exception:  # noqa: BLE001 - a __str__ that raises: the type is enough
+            text = type(error).__name__
+        if len(text) > MESSAGE_CHARS:
+            text = text[: MESSAGE_CHARS - 3] + "..."
+        site = _raised_at(error.__traceback__)
+    return Ending(name, runtime.clock.monotonic_ns(), text, site)
+
+
+def _raised_at(tb: Optional[TracebackType]) -> Optional[Site]:
+    """The program's innermost frame of a traceback (not the library's it called)."""
+    site = None
+    modules = runtime.modules
+    while tb is not None:
+        frame = tb.tb_frame
+        if modules.category(frame.f_globals.get("__name__", "")) == 0:
+            site = Site(frame.f_code, tb.tb_lineno)
+        tb = tb.tb_next
+    return site
+
+
+def record_end(ident: int, thread: Any, error: Optional[BaseException] = None) -> bool:
     """A traced thread finished (called in it, as it ends); returns whether to look.
 
-    Its semaphore permits are known right here, and handed to stand-ins at
-    once, before the OS gives the ident to a new thread.  The locks it may
-    still hold are for the watchdog to find (a look at every live lock),
-    at once but at most a few times a second.
+    How it ended is kept as text (an exception that ended it is named in
+    later reports).  Its semaphore permits are known right here, and handed
+    to stand-ins at once, before the OS gives the ident to a new thread.
+    The locks it may still hold are for the watchdog to find (a look at
+    every live lock), at once but at most a few times a second.
     """
     state = runtime.detect
     semaphores = state.permits.pop(ident, None)
     if not runtime.config.watchdog:
         return False
+    ending = ending_of(thread.name, error)
+    if ending.error is not None:
+        state.crashes.append(ending)
     if semaphores:
         now = runtime.clock.monotonic_ns()
         for semaphore in list(semaphores):
-            tomb = state.tombstone(thread.name)
+            tomb = state.tombstone(thread.name, ending)
             if (
                 semaphore._tt_rename_holder(ident, tomb)
                 and semaphore._tt_kind == "bounded_semaphore"
@@ -46,7 +82,7 @@ def record_end(ident: int, thread: Any) -> bool:
                 state.leaked_permits[(semaphore, tomb)] = (now, thread.name)
     # A weak reference: a finished thread's object (and what its locals and
     # threading.local values hold) must die when the program drops it.
-    state.ended.append((ident, thread.name, weakref.ref(thread)))
+    state.ended.append((ident, weakref.ref(thread), ending))
     return True
 
 
@@ -59,23 +95,23 @@ def look(now: Optional[int] = None) -> list[Problem]:
     if not ended or time.monotonic() < state.next_held_look:
         return problems
     started = time.monotonic()
-    gone: dict[int, str] = {}
+    gone: dict[int, Ending] = {}
     while ended:
-        ident, name, thread = ended.popleft()
+        ident, thread, ending = ended.popleft()
         current = _originals._active.get(ident)
         if current is not None and current is not thread():
             continue  # the ident already belongs to a new thread: too late to tell
-        gone[ident] = name
+        gone[ident] = ending
     members = runtime.primitives()
     for primitive in members:
         kind = getattr(primitive, "_tt_kind", "")
         if kind in ("lock", "rlock"):
             owner = primitive._owner
             if owner in gone and primitive._raw_locked():
-                name = gone[owner]
-                tomb = state.tombstone(name)
+                ending = gone[owner]
+                tomb = state.tombstone(ending.name, ending)
                 state.dead_owners[primitive] = (owner, tomb, primitive._acquisitions)
-                problems.append(_held_problem(primitive, owner, name, None))
+                problems.append(_held_problem(primitive, ending, None))
     for ident in gone:
         runtime.lock_order.thread_ended(ident)
     # A look at every live lock costs time in proportion to them: keep the
@@ -93,7 +129,8 @@ def _permits_still_leaked(now: int) -> list[Problem]:
     once ``stuck_after`` (or 5 s) has passed with the permit still out.
     """
     grace = (runtime.config.stuck_after or 5.0) * 1e9
-    leaked = runtime.detect.leaked_permits
+    state = runtime.detect
+    leaked = state.leaked_permits
     problems = []
     for key, (ended_at, name) in list(leaked.items()):
         semaphore, tomb = key
@@ -102,11 +139,12 @@ def _permits_still_leaked(now: int) -> list[Problem]:
             del leaked[key]
         elif now - ended_at >= grace:
             del leaked[key]
-            problems.append(_held_problem(semaphore, tomb, name, still))
+            ending = state.endings.get(tomb) or Ending(name, ended_at, None, None)
+            problems.append(_held_problem(semaphore, ending, still))
     return problems
 
 
-def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Site]]) -> Problem:
+def _held_problem(primitive: Any, ending: Ending, sites: Optional[list[Site]]) -> Problem:
     if sites is None:
         where = acquire_site_text(primitive)
         what = describe(primitive)
@@ -122,9 +160,10 @@ def _held_problem(primitive: Any, ident: int, name: str, sites: Optional[list[Si
         fewer = "one fewer" if count == 1 else f"{count} fewer"
         them = "it" if count == 1 else "them"
         never = f"nobody gave {them} back: the semaphore has {fewer} to give"
+    how = f"{ending_text(ending)}," if ending.error is not None else "ended"
     text = (
-        f"threadtrace: HELD BY A FINISHED THREAD: {name} ended holding {what}, "
+        f"threadtrace: HELD BY A FINISHED THREAD: {ending.name} {how} holding {what}, "
         f"acquired at {where}; {never}.\n"
         f"  {made(primitive)}"
     )
-    return Problem("held_by_finished_thread", logging.ERROR, text, [name])
+    return Problem("held_by_finished_thread", logging.ERROR, text, [ending.name])

@@ -83,13 +83,20 @@ def permit_returned(ident: int, semaphore: Any) -> None:
         held.discard(semaphore)
 
 
-def thread_ended(ident: int, thread: Any) -> None:
+def thread_ended(ident: int, thread: Any, error: Optional[BaseException] = None) -> None:
     """A traced thread finished (called in it, as it ends): the watchdog looks at its next round.
 
-    Not at once: a program that starts and ends threads by the thousand
-    would have the watchdog look at every live lock for each.
+    ``error`` is the exception that ended it, if one did (only its text is
+    kept).  Not at once: a program that starts and ends threads by the
+    thousand would have the watchdog look at every live lock for each.
+    Never raises.
     """
-    if finished.record_end(ident, thread):
+    try:
+        look = finished.record_end(ident, thread, error)
+    except Exception as exc:  # noqa: BLE001 - never raise into the host
+        runtime.internal_error("watchdog", exc)
+        return
+    if look:
         watchdog.ensure_started()
 
 

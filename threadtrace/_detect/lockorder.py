@@ -28,8 +28,10 @@ from .._support.sites import Site
 from .hooks import publish_later
 from .problems import Problem
 
-#: Orders kept before the table starts afresh (go-deadlock does the same).
-MAX_ORDERS = 65536
+#: Orders kept; past this the orders of collected locks are dropped (a lock
+#: that no longer exists cannot deadlock), and if that is not enough the table
+#: starts afresh, as go-deadlock's does.  About 0.5 KB each.
+MAX_ORDERS = 8192
 
 
 class Order(NamedTuple):
@@ -97,6 +99,14 @@ class LockOrder:
             self._record(stack, lock, site)
         stack.append([lock, site])
 
+    def nested(self, held: tuple[Any, ...], lock: Any) -> None:
+        """The C lock core's held stack (oldest first) took ``lock``: a nesting it had not seen.
+
+        The C core keeps the held stacks and the pairs seen; this records the
+        orders and looks for a cycle, as :meth:`acquired` does.
+        """
+        self._record([[first, first._site_acq] for first in held], lock, lock._site_acq)
+
     def restored(self, lock: Any, site: Optional[Site]) -> None:
         """``lock`` is held again after a ``Condition`` wait: held, but no new order."""
         self.held.setdefault(_originals.get_ident(), []).append([lock, site])
@@ -122,6 +132,27 @@ class LockOrder:
     def thread_ended(self, ident: int) -> None:
         self.held.pop(ident, None)
 
+    def _forget_the_dead(self) -> None:
+        """Drop the orders of locks that were collected (a program that makes locks as it goes).
+
+        Called with :attr:`lock` held.  Orders between names stay: they
+        stand for every lock made at a place.
+        """
+        alive = {getattr(p, "_tt_serial", None) for p in runtime.primitives()}
+
+        def lives(end: Any) -> bool:
+            return end[0] != "i" or end[1] in alive
+
+        self.orders = {key: o for key, o in self.orders.items() if lives(key[0]) and lives(key[1])}
+        if len(self.orders) > MAX_ORDERS // 2:  # mostly live locks: start afresh
+            self.orders.clear()
+        self.successors = {}
+        for first, second in self.orders:
+            self.successors.setdefault(first, set()).add(second)
+        self.seen = {pair for pair in self.seen if pair[0] in alive and pair[1] in alive}
+        if not self.orders:
+            self.seen.clear()
+
     def _record(self, stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
         serial = lock._tt_serial
         seen = self.seen
@@ -132,9 +163,7 @@ class LockOrder:
         with self.lock:
             seen.update((first._tt_serial, serial) for first, _ in stack if first is not lock)
             if len(self.orders) > MAX_ORDERS:
-                self.orders.clear()
-                self.successors.clear()
-                seen.clear()
+                self._forget_the_dead()
             for first, first_site in stack:
                 if first is lock:
                     continue

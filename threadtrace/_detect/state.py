@@ -14,6 +14,10 @@ from typing import Any, Callable, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
+from .._support.sites import Site
+
+#: How many threads that ended with an exception the reports can name.
+CRASHES_KEPT = 32
 
 
 class Blocked:
@@ -28,6 +32,7 @@ class Blocked:
         "primitive",
         "recorded",
         "since",
+        "taken",
         "timeout",
         "unheard",
     )
@@ -48,6 +53,9 @@ class Blocked:
         self.timeout = timeout
         self.notifies = getattr(primitive, "_tt_notifies", 0)
         self.unheard = getattr(primitive, "_tt_unheard", 0)
+        #: How many times the primitive had been acquired when the wait began
+        #: (locks and semaphores): the starvation check counts those since.
+        self.taken = acquisitions(primitive)
         #: The report of the deadlock this wait must end with (on_deadlock="raise").
         self.doomed: Optional[str] = None
         #: The OpenTelemetry context of the waiting thread (for a wait still
@@ -61,15 +69,46 @@ class Blocked:
         return self.timeout is not None
 
 
+def acquisitions(primitive: Any) -> int:
+    """How many times a ``Lock`` or a semaphore has been acquired so far (0 for other kinds)."""
+    kind = getattr(primitive, "_tt_kind", "")
+    if kind == "lock":
+        return int(primitive._acquisitions)
+    if kind in ("semaphore", "bounded_semaphore"):
+        return int(primitive._tt_operations)
+    # An RLock counts its re-entries too, which overtake nobody: left out.
+    return 0
+
+
+class Ending:
+    """How a traced thread ended: text only, so that nothing keeps its frames alive.
+
+    Attributes:
+        name: the thread's name.
+        at: when it ended (the clock threadtrace uses, ns).
+        error: ``KeyError: 'port'`` when an exception ended it, else ``None``.
+        site: where that exception was raised: the program's innermost frame.
+    """
+
+    __slots__ = ("at", "error", "name", "site")
+
+    def __init__(self, name: str, at: int, error: Optional[str], site: Optional[Site]) -> None:
+        self.name = name
+        self.at = at
+        self.error = error
+        self.site = site
+
+
 class DetectorState:
     """Everything the watchdog and the checks keep.
 
     Attributes:
         blocked: thread ident -> what it is blocked in now.  Written by the
             blocked thread only, read by the watchdog.
-        ended: traced threads that ended since the last look: (ident, name,
-            weak reference to the thread).  Bounded: a program that ends threads faster than the
-            watchdog looks loses the oldest checks, not memory.
+        ended: traced threads that ended since the last look: (ident, weak
+            reference to the thread, how it ended).  Bounded: a program
+            that ends threads faster than the watchdog looks loses the oldest
+            checks, not memory.
         reported: what was already reported, so each problem is reported once.
         pending: problems found on a program thread (lock order, found inside
             acquire), to be reported from the watchdog's thread: logging
@@ -92,6 +131,15 @@ class DetectorState:
             stand-in) -> (ended at, name).
         permits: thread ident -> the semaphores it holds permits of (kept by
             the semaphores).
+        deadlocked: the waits of threads in a deadlock already reported
+            (ident -> the wait), so that each deadlock is reported once.
+        never_proceed: the waits of the threads the latest look found
+            deadlocked, reported yet or not: the stuck check leaves them out.
+        episodes: what each stuck report covered, by the kind, name and
+            operation of what the threads wait on: while one of those waits
+            goes on, more threads stuck the same way join it silently.
+        crashes: the latest threads that ended with an exception (bounded).
+        endings: stand-in ident -> how that finished thread ended.
     """
 
     def __init__(self) -> None:
@@ -105,7 +153,7 @@ class DetectorState:
         self._findings_afresh()
 
     def _findings_afresh(self) -> None:
-        self.ended: collections.deque[tuple[int, str, Any]] = collections.deque(maxlen=100_000)
+        self.ended: collections.deque[tuple[int, Any, Ending]] = collections.deque(maxlen=100_000)
         self.reported: set[Any] = set()
         self.cycles_before: set[frozenset[Any]] = set()
         #: Stand-in idents for finished threads that still hold something, so
@@ -119,6 +167,11 @@ class DetectorState:
         )
         self.leaked_permits: dict[tuple[Any, int], tuple[int, str]] = {}
         self.permits: dict[int, set[Any]] = {}
+        self.deadlocked: dict[int, Blocked] = {}
+        self.never_proceed: dict[int, Blocked] = {}
+        self.episodes: dict[tuple[str, str, str], list[tuple[int, Blocked]]] = {}
+        self.crashes: collections.deque[Ending] = collections.deque(maxlen=CRASHES_KEPT)
+        self.endings: dict[int, Ending] = {}
 
     def fresh(self) -> DetectorState:
         """No findings; the waits in progress, the queue, the listeners and the thread stay."""
@@ -169,10 +222,12 @@ class DetectorState:
                     holders[tomb] = holders.pop(who)
                     sites[tomb] = sites.pop(who, [])
 
-    def tombstone(self, name: str) -> int:
-        """A stand-in ident for a finished thread called ``name``."""
+    def tombstone(self, name: str, ending: Optional[Ending] = None) -> int:
+        """A stand-in ident for a finished thread called ``name`` (and how it ended)."""
         tomb = next(self.tombstones)
         self.finished_names[tomb] = name
+        if ending is not None:
+            self.endings[tomb] = ending
         return tomb
 
 

@@ -5,8 +5,8 @@ table for as long as it blocks (slow path only: an uncontended acquire never
 gets there; see :mod:`.hooks`).  The watchdog wakes at least every
 :data:`MAX_INTERVAL` seconds, and at once when a thread ends or a problem is
 queued, and runs :func:`scan`: the looks for deadlocks (:mod:`.deadlocks`),
-stuck threads (:mod:`.stuck`) and primitives held by finished threads
-(:mod:`.finished`).
+stuck threads (:mod:`.stuck`), starved waits (:mod:`.starvation`) and
+primitives held by finished threads (:mod:`.finished`).
 
 :func:`scan` does one look, with the clock threadtrace uses, so tests drive
 it directly with a fake clock.
@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.clock import SystemClock
-from . import deadlocks, finished, stuck
+from . import deadlocks, finished, starvation, stuck
 from .problems import Problem, publish_pending, report
 
 #: Longest pause between two looks, in seconds.
@@ -41,9 +41,14 @@ def ensure_started() -> None:
         if state.watchdog is not None and state.watchdog_pid == os.getpid():
             return
         state.watchdog_pid = os.getpid()
-        state.watchdog = _originals.Thread(target=_watch, name="threadtrace-watchdog", daemon=True)
+        state.watchdog = _originals.own_thread(_watch, "threadtrace-watchdog")
     with runtime.guarded():  # threadtrace's own thread: never traced
         state.watchdog.start()
+    for hook in list(runtime.watchdog_hooks):  # threads of the layers above start with it
+        try:
+            hook()
+        except Exception as error:  # noqa: BLE001 - never raise into the program
+            runtime.internal_error("watchdog", error)
 
 
 def wake() -> None:
@@ -103,6 +108,8 @@ def scan(now: Optional[int] = None) -> list[Problem]:
     looks: list[Callable[[], list[Problem]]] = [
         lambda: finished.look(at),
         lambda: deadlocks.look(snapshot, at),
+        # After deadlocks: a deadlocked or starved wait is not also a stuck one.
+        lambda: starvation.look(snapshot, at),
         lambda: stuck.look(snapshot, at),
     ]
     for look in looks:

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from .._recording import metrics
 from .._recording.profile import OTHER, OTHER_SITE
 from .._runtime import runtime
+from .._support.attributes import short_function_name
 from .._support.config import REPORT_SORTS
 from .._support.errors import ConfigurationError
 from .._support.points import WAIT_DURATION, HistogramPoint, Points
@@ -85,9 +86,10 @@ class PrimitiveContention:
     Attributes:
         kind: ``lock``, ``rlock``, ``condition``, ``semaphore``,
             ``bounded_semaphore``, ``event``, ``barrier`` or ``thread`` (joins).
-        name: the primitive's ``name=``, or where it was created
-            (``app.py:12``, ``Queue@app.py:12``); for joins, the function the
-            joined threads run.
+        name: the primitive's ``name=``, or the variable it was assigned to
+            and where it was created (``cache_lock (app.py:12)``,
+            ``jobs (Queue@app.py:12)``, ``app.py:12``); for joins, the
+            function the joined threads run.
         operations: acquisitions (locks, semaphores), waits (conditions,
             events, barriers); ``None`` for joins, which are counted only
             when they block.
@@ -374,7 +376,8 @@ def _site_rows(tallies: dict[Any, _Tally], sort: str) -> tuple[SiteContention, .
             label, file, line, function = (OTHER if site == OTHER_SITE else site), None, None, None
         else:
             file, line, function = site
-            label = f"{os.path.basename(file)}:{line} in {function}"
+            # code.function.name is <module>.<qualname>; beside the file, the qualname says it.
+            label = f"{os.path.basename(file)}:{line} in {short_function_name(function, file)}"
         rows.append(
             SiteContention(
                 label, file, line, function, tally.count, _s(tally.total), _s(tally.longest)
