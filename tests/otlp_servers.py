@@ -119,6 +119,10 @@ class Received:
         self.request_headers: list[tuple[str, dict[str, str]]] = []
         #: Requests the server could not accept, with the reason.
         self.errors: list[str] = []
+        #: Refuse every metrics request, as a backend that takes traces only
+        #: does (HTTP 405, gRPC UNIMPLEMENTED); counted in ``metrics_refused``.
+        self.refuse_metrics = False
+        self.metrics_refused = 0
 
     def _add(self, items: list[Any], request: Any, what: str, headers: dict[str, str]) -> None:
         with self._changed:
@@ -141,6 +145,14 @@ class Received:
         headers: dict[str, str],
     ) -> None:
         self._add(self.metric_requests, request, what, headers)
+
+    def refuse(self) -> bool:
+        """Whether to refuse this metrics request (counted if so)."""
+        with self._changed:
+            if self.refuse_metrics:
+                self.metrics_refused += 1
+                self._changed.notify_all()
+            return self.refuse_metrics
 
     def add_error(self, error: str) -> None:
         with self._changed:
@@ -300,6 +312,8 @@ class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
         request: metrics_service_pb2.ExportMetricsServiceRequest,
         context: grpc.ServicerContext,
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        if self._received.refuse():
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "metrics are not accepted here")
         self._received.add_metrics(request, "MetricsService/Export", _metadata(context))
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
@@ -409,6 +423,9 @@ class _OtlpHttpHandler(http.server.BaseHTTPRequestHandler):
             self._reply(415)
             return
         request_type, response_type, add = route
+        if self.path == "/v1/metrics" and received.refuse():
+            self._reply(405, b"metrics are not accepted here\n")
+            return
         request = request_type()
         try:
             request.ParseFromString(body)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from helpers import child_env, threadtrace_cmd
+from helpers import child_env, named, threadtrace_cmd
 
 import threadtrace
 from threadtrace._cli.main import _main_help
@@ -161,7 +161,7 @@ def test_run_prints_the_summary_at_exit(
     contention_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     cwd, done = contention_run
-    lock = f"script.py:{line_of(cwd / 'app' / 'script.py', 'the contended lock')}"
+    lock = named("lock", "script.py", line_of(cwd / "app" / "script.py", "the contended lock"))
     lines = done.stderr.splitlines()  # the summary is all there is on stderr
     assert lines[:3] == [
         "threadtrace summary:",
@@ -169,7 +169,7 @@ def test_run_prints_the_summary_at_exit(
         f"  exported  6 spans to json ({TRACE})",
     ]
     assert re.fullmatch(
-        rf"  hottest   Lock {lock}: waited {DURATION} in total, 2 of 3 acquisitions blocked",
+        rf"  hottest   Lock {re.escape(lock)}: waited {DURATION} in total, 2 of 3 acquisitions blocked",
         lines[3],
     ), lines[3]
     assert lines[4:] == [TIMELINE_HINT]
@@ -182,17 +182,18 @@ def test_run_writes_the_trace_file_in_the_working_directory(
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in cwd.iterdir()) == ["app", TRACE, METRICS]
     records = read_trace_file(str(cwd / TRACE))
-    lock = f"script.py:{line_of(cwd / 'app' / 'script.py', 'the contended lock')}"
+    lock = named("lock", "script.py", line_of(cwd / "app" / "script.py", "the contended lock"))
+    # Span names carry their target: the lock's name, the thread's without its counter.
     assert traced(records) == [
-        ("MainThread", "Thread.join", "worker-1"),
-        ("MainThread", "Thread.join", "worker-2"),
-        ("worker-1", "Lock.acquire", lock),
-        ("worker-1", "Thread.run", ""),
-        ("worker-2", "Lock.acquire", lock),
-        ("worker-2", "Thread.run", ""),
+        ("MainThread", "Thread.join worker", "worker-1"),
+        ("MainThread", "Thread.join worker", "worker-2"),
+        ("worker-1", f"Lock.acquire {lock}", lock),
+        ("worker-1", "Thread.run worker", ""),
+        ("worker-2", f"Lock.acquire {lock}", lock),
+        ("worker-2", "Thread.run worker", ""),
     ]
     for record in records:
-        if record.name == "Lock.acquire":
+        if record.name.startswith("Lock.acquire "):
             assert record.attributes["threadtrace.holder.thread.name"] == "MainThread"
             assert record.attributes["threadtrace.timed_out"] is False
 
@@ -537,7 +538,9 @@ def test_sigint_while_waiting_dies_of_sigint_after_the_summary(
 @pytest.mark.skipif(not POSIX, reason="SIGINT to a child is POSIX")
 def test_a_wait_interrupted_by_sigint_is_not_reported_as_timed_out(tmp_path: Path) -> None:
     interrupt_while_waiting(tmp_path)
-    (record,) = [r for r in read_trace_file(str(tmp_path / TRACE)) if r.name == "Event.wait"]
+    (record,) = [
+        r for r in read_trace_file(str(tmp_path / TRACE)) if r.name.startswith("Event.wait ")
+    ]
     assert record.attributes["threadtrace.timed_out"] is False
     assert record.error is not None and record.error.startswith("KeyboardInterrupt")
 
@@ -574,9 +577,9 @@ def test_threads_still_running_at_the_end_of_main_are_waited_for(tmp_path: Path)
         f"  exported  3 spans to json ({TRACE})",
     ]
     assert traced(read_trace_file(str(tmp_path / TRACE))) == [
-        ("child", "Thread.run", ""),
-        ("late", "Thread.join", "child"),
-        ("late", "Thread.run", ""),
+        ("child", "Thread.run child", ""),
+        ("late", "Thread.join child", "child"),
+        ("late", "Thread.run late", ""),
     ]
 
 
@@ -601,10 +604,11 @@ wait_for_waiters(lock, 1, timeout=10)
 lock.release()
 worker.join(10)
 """
+ONE_WORKER_LOCK = "lock (script.py:4)"
 ONE_WORKER_SPANS = [
-    ("MainThread", "Thread.join", "worker"),
-    ("worker", "Lock.acquire", "script.py:4"),
-    ("worker", "Thread.run", ""),
+    ("MainThread", "Thread.join worker", "worker"),
+    ("worker", f"Lock.acquire {ONE_WORKER_LOCK}", ONE_WORKER_LOCK),
+    ("worker", "Thread.run worker", ""),
 ]
 
 
@@ -758,19 +762,19 @@ def bad_usage_cases() -> list[Any]:
         pytest.param(
             ["run"],
             {},
-            "threadtrace run: error: give a script or -m module to run",
+            "threadtrace run: error: give a script, -m module or command to run",
             id="no-target",
         ),
         pytest.param(
             ["run", "--no-summary"],
             {},
-            "threadtrace run: error: give a script or -m module to run",
+            "threadtrace run: error: give a script, -m module or command to run",
             id="options-but-no-target",
         ),
         pytest.param(
             ["frob"],
             {},
-            "threadtrace: error: unknown command 'frob'; commands: run, convert, report "
+            "threadtrace: error: unknown command 'frob'; commands: run, convert, report, dump "
             "(see 'threadtrace --help')",
             id="unknown-command",
         ),
@@ -952,7 +956,7 @@ def test_convert_writes_a_perfetto_timeline(
         "",
         f"threadtrace: wrote {out}: 6 spans on 3 threads; open it in https://ui.perfetto.dev\n",
     )
-    lock = f"script.py:{line_of(cwd / 'app' / 'script.py', 'the contended lock')}"
+    lock = named("lock", "script.py", line_of(cwd / "app" / "script.py", "the contended lock"))
     events = json.loads(out.read_text(encoding="utf-8"))["traceEvents"]
     threads = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert threads == {"MainThread", "worker-1", "worker-2"}
@@ -962,10 +966,10 @@ def test_convert_writes_a_perfetto_timeline(
     ) == [
         f"Lock.acquire {lock}",
         f"Lock.acquire {lock}",
-        "Thread.join worker-1",
-        "Thread.join worker-2",
-        "Thread.run",
-        "Thread.run",
+        "Thread.join worker",
+        "Thread.join worker",
+        "Thread.run worker",
+        "Thread.run worker",
     ]
 
 
@@ -993,7 +997,7 @@ def test_run_logs_the_contention_report_by_default(tmp_path: Path) -> None:
         r"threadtrace contention report: 2 primitives blocked 2 times, .* in total; by total wait",
         first,
     ), done.stderr
-    assert "2. Lock script.py:4" in rest or "1. Lock script.py:4" in rest, done.stderr
+    assert f"2. Lock {ONE_WORKER_LOCK}" in rest or f"1. Lock {ONE_WORKER_LOCK}" in rest, done.stderr
     quiet = threadtrace_cmd(
         ["run", "--no-summary", "--report", "false", "script.py"], tmp_path, env
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
-from helpers import line
+from helpers import line, named, qualified_name
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 
 import threadtrace
@@ -89,7 +89,7 @@ def test_a_third_party_exporter_registers_like_the_built_ins(tmp_path: Path) -> 
             class Shouty(Exporter):
                 def export_spans(self, spans):
                     for span in spans:
-                        print("SHOUT", span.name.upper(), file=sys.stderr)
+                        print("SHOUT", span.name.partition(" ")[0].upper(), file=sys.stderr)
                     return True
             """
         )
@@ -255,7 +255,7 @@ def test_console_writes_one_readable_line_per_span(
 ) -> None:
     threadtrace.configure(exporters=("console",), wait_threshold=0, sample_every=1)
     with threadtrace.patch():
-        _, made, waited = contended_program()
+        lock, made, waited = contended_program()
     threadtrace.shutdown(5)
     err = capsys.readouterr().err
     here = os.path.basename(__file__)
@@ -264,18 +264,19 @@ def test_console_writes_one_readable_line_per_span(
     acquire, join, run = lines
     stamp = r"\[threadtrace\] \d\d:\d\d:\d\d\.\d\d\d "
     took = r" +\d[\d.]* [mµn]?s  "
+    # The span's name carries its target, so the detail does not repeat it.
     assert re.fullmatch(
-        stamp + r"MainThread +Thread\.join" + took + rf"taker at {here}:{made + 6}", join
+        stamp + r"MainThread +Thread\.join taker" + took + rf"at {here}:{made + 6}", join
     ), join
     assert re.fullmatch(
         stamp
-        + r"taker +Lock\.acquire"
+        + rf"taker +Lock\.acquire {re.escape(lock.name)}"
         + took
-        + rf"{here}:{made} at {here}:{waited}, held by MainThread \(acquired at {here}:{made + 1}\)"
+        + rf"at {here}:{waited}, held by MainThread \(acquired at {here}:{made + 1}\)"
         + ", woken by MainThread",
         acquire,
     ), acquire
-    assert re.fullmatch(stamp + r"taker +Thread\.run" + took + r"ran .*<lambda>", run), run
+    assert re.fullmatch(stamp + r"taker +Thread\.run taker" + took + r"ran .*<lambda>", run), run
 
 
 # -- json ----------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def test_json_writes_otlp_json_lines_that_round_trip(own_providers: None, tmp_pa
         exporters=("json",), json_path=str(path), wait_threshold=0, sample_every=1
     )
     with threadtrace.patch():
-        _, made, waited = contended_program()
+        lock, made, waited = contended_program()
     threadtrace.shutdown(5)
 
     lines = path.read_text().splitlines()
@@ -304,23 +305,29 @@ def test_json_writes_otlp_json_lines_that_round_trip(own_providers: None, tmp_pa
             assert span["kind"] == 1
             assert isinstance(span["startTimeUnixNano"], str)
 
-    spans = {span.name: span for span in read_trace_file(str(path))}
-    assert sorted(spans) == ["Lock.acquire", "Thread.join", "Thread.run"]
+    spans = {span.name.partition(" ")[0]: span for span in read_trace_file(str(path))}
+    assert sorted(span.name for span in spans.values()) == [
+        f"Lock.acquire {lock.name}",
+        "Thread.join taker",
+        "Thread.run taker",
+    ]
     acquire = spans["Lock.acquire"]
     assert {k: v for k, v in acquire.attributes.items() if k != "thread.id"} == {
         "threadtrace.primitive.kind": "lock",
-        "threadtrace.primitive.name": f"{os.path.basename(__file__)}:{made}",
+        "threadtrace.primitive.name": named("lock", os.path.basename(__file__), made),
         "threadtrace.operation": "acquire",
         "threadtrace.timed_out": False,
         "thread.name": "taker",
         "code.function.name": (
-            "contended_program.<locals>.<lambda>" if sys.version_info >= (3, 11) else "<lambda>"
+            f"{__name__}.contended_program.<locals>.<lambda>"
+            if sys.version_info >= (3, 11)
+            else f"{__name__}.<lambda>"
         ),
         "code.file.path": __file__,
         "code.line.number": waited,
         "threadtrace.holder.thread.id": threading.get_ident(),
         "threadtrace.holder.thread.name": "MainThread",
-        "threadtrace.holder.code.function.name": "contended_program",
+        "threadtrace.holder.code.function.name": qualified_name(contended_program),
         "threadtrace.holder.code.file.path": __file__,
         "threadtrace.holder.code.line.number": made + 1,
         "threadtrace.waker.thread.id": threading.get_ident(),
@@ -341,7 +348,7 @@ def test_json_writes_otlp_json_lines_that_round_trip(own_providers: None, tmp_pa
                 for point in metric.sum.data_points:
                     attributes = {a.key: a.value.string_value for a in point.attributes}
                     points[attributes["threadtrace.primitive.name"]] = point.as_int
-    assert points[f"{os.path.basename(__file__)}:{made}"] == 2
+    assert points[named("lock", os.path.basename(__file__), made)] == 2
 
 
 def test_json_path_that_cannot_be_written_fails_at_configure(tmp_path: Path) -> None:
@@ -364,7 +371,7 @@ def test_memory_keeps_spans_and_metrics(own_providers: None) -> None:
         contended_program()
     memory = _state.recorder._fallback.exporters["memory"]  # type: ignore[union-attr]
     wait_until(lambda: len(memory.spans) == 3)
-    assert sorted(span.name for span in memory.spans) == [
+    assert sorted(span.name.partition(" ")[0] for span in memory.spans) == [
         "Lock.acquire",
         "Thread.join",
         "Thread.run",

@@ -423,8 +423,11 @@ def test_the_summary_says_how_many_spans_the_timeline_kept_and_dropped(tmp_path:
             import threading
             from threadtrace.exporters import perfetto
             perfetto.MAX_SPANS = 3  # the cap, made small
-            for number in range(5):  # five Thread.run spans
-                thread = threading.Thread(target=lambda: None)
+            threading.excepthook = lambda args: None
+            def fail():
+                raise ValueError
+            for number in range(5):  # five Thread.run spans: a run that raised has one
+                thread = threading.Thread(target=fail)
                 thread.start()
                 thread.join(10)
             """
@@ -453,7 +456,9 @@ def test_the_summary_says_how_many_spans_the_timeline_kept_and_dropped(tmp_path:
     ]
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["threadtrace.dropped_spans"] == 2
-    assert [e["name"] for e in data["traceEvents"] if e["ph"] == "X"] == ["Thread.run"] * 3
+    assert [e["name"] for e in data["traceEvents"] if e["ph"] == "X"] == [
+        "Thread.run __main__.fail"
+    ] * 3
 
 
 class KeepsTwo(exporters.Exporter):

@@ -78,7 +78,7 @@ def test_opentelemetry_instrument_traces_the_programs_locks(tmp_path: Path) -> N
     assert "also instrumented by OTel: True" in done.stderr  # the two coexist
     waits = [s for s in _console_spans(done.stdout) if s["name"].startswith("Lock.acquire")]
     assert len(waits) == 1, done.stdout
-    assert waits[0]["attributes"]["threadtrace.primitive.name"] == "app.py:5"
+    assert waits[0]["attributes"]["threadtrace.primitive.name"] == "ledger (app.py:5)"
     assert waits[0]["attributes"]["thread.name"] == "teller"
     # The provider opentelemetry-instrument set up, not threadtrace's fallback.
     assert "telemetry.auto.version" in waits[0]["resource"]["attributes"]

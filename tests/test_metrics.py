@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from helpers import contend, line
+from helpers import contend, line, named
 
 import threadtrace
 from threadtrace._runtime import runtime as _state
@@ -31,7 +31,7 @@ def test_a_timed_out_semaphore_wait_is_neither_an_acquisition_nor_a_contention(
         sem.release()
         taker.join(10)
         assert sem.acquire(timeout=0.001) is False  # times out: counted as a timeout only
-        name = f"{FILE}:{sem_line}"
+        name = named("sem", FILE, sem_line)
         assert point(cap, "threadtrace.operations", "semaphore", name) == 1
         assert point(cap, "threadtrace.contentions", "semaphore", name) == 1
         stats = sem.statistics()
@@ -76,7 +76,7 @@ def test_primitives_collected_by_gc_keep_their_counts() -> None:
                 pass
         del lock
         gc.collect()
-        assert point(cap, "threadtrace.operations", "lock", f"{FILE}:{lock_line}") == 3
+        assert point(cap, "threadtrace.operations", "lock", named("lock", FILE, lock_line)) == 3
         assert len(_state.live) == 0
 
 
@@ -88,8 +88,10 @@ def test_exclude_modules_accepts_a_comma_separated_string() -> None:
 def test_providers_given_earlier_survive_a_later_configure() -> None:
     with capture(patch=False, wait_threshold=0) as cap:
         threadtrace.configure(exporters=("memory",))  # must not forget the capture's providers
-        contend(threadtrace.Lock())
-        assert [s.name for s in cap.spans() if s.name != "Thread.run"] == ["Lock.acquire"]
+        lock = threadtrace.Lock()
+        contend(lock)
+        spans = [s.name for s in cap.spans() if not s.name.startswith("Thread.run")]
+        assert spans == [f"Lock.acquire {lock.name}"]
 
 
 def test_locks_collected_by_gc_keep_their_measured_holds(clock: FakeClock) -> None:
@@ -105,7 +107,7 @@ def test_locks_collected_by_gc_keep_their_measured_holds(clock: FakeClock) -> No
             del lock
         gc.collect()
         assert len(_state.live) == 0
-        name = f"{FILE}:{lock_line}"
+        name = named("lock", FILE, lock_line)
         assert point(cap, "threadtrace.hold.count", "lock", name) == 9
         assert point(cap, "threadtrace.hold.max", "lock", name) == 5.0
         assert point(cap, "threadtrace.hold.time", "lock", name) == 8.0

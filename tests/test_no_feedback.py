@@ -108,9 +108,9 @@ def test_an_idle_app_yields_no_telemetry_from_the_sdks_internals(order: str, tmp
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     app_lock = result["lock_line"]
-    assert app_lock.startswith("idle_app.py:")
+    assert app_lock.startswith("app_lock (idle_app.py:")
     # Exactly the app's five holds, all on the main thread; nothing from the SDK.
-    assert result["spans"] == [["Lock.hold", "MainThread", app_lock]] * 5
+    assert result["spans"] == [[f"Lock.hold {app_lock}", "MainThread", app_lock]] * 5
     assert result["early"] == result["late"] == 5
     # Metric points exist for the app's lock only.
     assert result["metric_primitives"] == [app_lock]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from helpers import named
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from otlp_servers import (  # noqa: F401 - fixtures, looked up by name
     OtlpServer,
@@ -113,8 +114,17 @@ PROGRAM = textwrap.dedent(
     """
 )
 
-#: Every span the program makes.  Hold spans are deterministic because every
-#: acquisition is measured (sample_every=1) and every hold reported (hold_threshold=0).
+
+def line_of(marker: str) -> int:
+    """The line of the program that ends with ``# <marker>``."""
+    lines = [n for n, text in enumerate(PROGRAM.splitlines(), 1) if f"# <{marker}>" in text]
+    assert len(lines) == 1, marker
+    return lines[0]
+
+
+#: Every span the program makes: its operation, and its thread.  Hold spans
+#: are deterministic because every acquisition is measured (sample_every=1)
+#: and every hold reported (hold_threshold=0).
 EXPECTED_SPANS = sorted([
     ("Lock.acquire", "lock-worker"),
     ("Lock.hold", "coordinator"),
@@ -129,11 +139,12 @@ EXPECTED_SPANS = sorted([
 ])  # fmt: skip
 
 
-def line_of(marker: str) -> int:
-    """The line of the program that ends with ``# <marker>``."""
-    lines = [n for n, text in enumerate(PROGRAM.splitlines(), 1) if f"# <{marker}>" in text]
-    assert len(lines) == 1, marker
-    return lines[0]
+def target_of(span: ReceivedSpan) -> str:
+    """What a span's name should say after its operation: the primitive, or the thread."""
+    attributes = span.attributes
+    if span.name.startswith("Thread.run"):
+        return str(attributes["thread.name"])
+    return str(attributes["threadtrace.primitive.name"])
 
 
 def environment(endpoint: str, protocol: str, **extra: str) -> dict[str, str]:
@@ -177,7 +188,11 @@ def run_to_the_end(program: Path, env: dict[str, str]) -> subprocess.CompletedPr
 
 
 def by_name(spans: list[ReceivedSpan], name: str, thread: str) -> ReceivedSpan:
-    found = [s for s in spans if s.name == name and s.attributes.get("thread.name") == thread]
+    found = [
+        s
+        for s in spans
+        if s.name.partition(" ")[0] == name and s.attributes.get("thread.name") == thread
+    ]
     assert len(found) == 1, f"{len(found)} {name} spans in {thread}"
     return found[0]
 
@@ -243,7 +258,12 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
     spans = received.spans()
     # Exactly the program's spans: nothing from the exporters' own work on the
     # export thread, which ran (at least once) while the program was traced.
-    assert sorted((s.name, s.attributes["thread.name"]) for s in spans) == EXPECTED_SPANS
+    assert sorted((s.name.partition(" ")[0], s.attributes["thread.name"]) for s in spans) == (
+        EXPECTED_SPANS
+    )
+    # Each name carries its target, as the semantic conventions name spans.
+    for span in spans:
+        assert span.name == f"{span.name.partition(' ')[0]} {target_of(span)}", span.name
     for span in spans:
         assert span.resource["service.name"] == SERVICE
         assert span.resource["telemetry.sdk.language"] == "python"
@@ -297,7 +317,7 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
     # The contended acquire, attribute by attribute.
     acquire = by_name(spans, "Lock.acquire", "lock-worker")
     child_of_run(acquire, "lock-worker")
-    lock_name = f"traced_program.py:{line_of('lock')}"
+    lock_name = named("lock", "traced_program.py", line_of("lock"))
     assert acquire.attributes == {
         "threadtrace.primitive.kind": "lock",
         "threadtrace.primitive.name": lock_name,
@@ -305,13 +325,13 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
         "threadtrace.timed_out": False,
         "thread.id": ids["lock-worker"],
         "thread.name": "lock-worker",
-        "code.function.name": "take_lock",
+        "code.function.name": "__main__.take_lock",
         "code.file.path": str(program),
         "code.line.number": line_of("take-lock"),
         "threadtrace.holder.thread.id": ids["coordinator"],
         "threadtrace.holder.thread.name": "coordinator",
         # Exact, because the holder's acquisition was measured (sample_every=1).
-        "threadtrace.holder.code.function.name": "coordinate",
+        "threadtrace.holder.code.function.name": "__main__.coordinate",
         "threadtrace.holder.code.file.path": str(program),
         "threadtrace.holder.code.line.number": line_of("hold-lock"),
         "threadtrace.waker.thread.id": ids["coordinator"],
@@ -336,14 +356,16 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
     ready_wait = by_name(spans, "Event.wait", "event-worker")
     child_of_run(ready_wait, "event-worker")
     assert ready_wait.attributes["threadtrace.primitive.name"] == (
-        f"traced_program.py:{line_of('ready')}"
+        named("ready", "traced_program.py", line_of("ready"))
     )
     assert ready_wait.attributes["code.line.number"] == line_of("wait-ready")
     assert ready_wait.attributes["threadtrace.timeout"] == 30.0
     woken_by(ready_wait, "coordinator")
     go_wait = by_name(spans, "Event.wait", "coordinator")
     child_of_run(go_wait, "coordinator")
-    assert go_wait.attributes["threadtrace.primitive.name"] == f"traced_program.py:{line_of('go')}"
+    assert go_wait.attributes["threadtrace.primitive.name"] == (
+        named("go", "traced_program.py", line_of("go"))
+    )
     assert go_wait.attributes["code.line.number"] == line_of("wait-go")
     woken_by(go_wait, "releaser")
 
@@ -352,7 +374,7 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
     assert join.parent_span_id is None
     assert join.attributes["threadtrace.primitive.kind"] == "thread"
     assert join.attributes["threadtrace.primitive.name"] == "coordinator"
-    assert join.attributes["code.function.name"] == "<module>"
+    assert join.attributes["code.function.name"] == "__main__.<module>"
     assert join.attributes["code.line.number"] == line_of("join")
     assert join.attributes["threadtrace.timed_out"] is False
     assert [(link.trace_id, link.span_id, link.attributes) for link in join.links] == [
@@ -369,8 +391,8 @@ def test_a_traced_program_exports_its_exact_trace_and_metrics(
         return (("threadtrace.primitive.kind", kind), ("threadtrace.primitive.name", name))
 
     lock = series("lock", lock_name)
-    ready = series("event", f"traced_program.py:{line_of('ready')}")
-    go = series("event", f"traced_program.py:{line_of('go')}")
+    ready = series("event", named("ready", "traced_program.py", line_of("ready")))
+    go = series("event", named("go", "traced_program.py", line_of("go")))
     # Exactly the program's primitives: the coordinator's and the worker's
     # acquisitions, one wait on each event.
     assert received.points("threadtrace.operations") == {lock: 2, ready: 1, go: 1}
@@ -444,3 +466,78 @@ def test_otel_metrics_exporter_none_sends_spans_only(
     assert (result.returncode, result.stderr) == (0, "")
     assert http_otlp_server.received.spans()
     assert http_otlp_server.received.metrics() == []
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_backend_that_refuses_metrics_is_warned_about_once_with_the_metrics_url(
+    protocol: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Traces arrive; metrics are refused at every export, and that is said once, with why."""
+    server: OtlpServer = request.getfixturevalue(f"{protocol}_otlp_server")
+    received = server.received
+    received.refuse_metrics = True
+    env = environment(
+        server.endpoint,
+        server.protocol,
+        OTEL_METRIC_EXPORT_INTERVAL="50",  # ms
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(write_program(tmp_path))],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Several periodic metric exports refused while the program runs.
+        received.wait_until(
+            lambda: received.metrics_refused >= 3 or process.poll() is not None,
+            TIMEOUT,
+            "three refused metric exports",
+            poll=0.05,
+        )
+        stdout, stderr = process.communicate("exit\n", timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, stderr
+    assert stdout == "traced work done\n"
+    assert received.metrics_refused >= 3
+    assert len(received.spans()) == len(EXPECTED_SPANS)
+    if protocol == "grpc":
+        url, reason = server.endpoint, r"gRPC UNIMPLEMENTED( \(metrics are not accepted here\))?"
+    else:
+        url = f"{server.endpoint}/v1/metrics"
+        reason = re.escape("HTTP 405 Method Not Allowed (metrics are not accepted here)")
+    (line,) = stderr.splitlines()  # one warning, however many exports were refused
+    assert re.fullmatch(
+        rf"threadtrace: exporter 'otlp' lost a metrics export to {re.escape(url)}: {reason}; "
+        "it takes no metrics there: set OTEL_METRICS_EXPORTER=none to send none; the "
+        "program continues, and further losses are counted and reported at exit",
+        line,
+    ), line
+
+
+def test_a_refused_span_export_names_the_traces_url_and_the_http_status(
+    http_otlp_server: OtlpServer,  # noqa: F811 - the fixture, by name
+    tmp_path: Path,
+) -> None:
+    """A 404 (no such path) is not retried: the warning says where the spans went, and what came back."""
+    url = f"{http_otlp_server.endpoint}/no/such/path"
+    env = environment(
+        http_otlp_server.endpoint,
+        http_otlp_server.protocol,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=url,
+    )
+    result = run_to_the_end(write_program(tmp_path), env)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(
+        rf"threadtrace: exporter 'otlp' lost \d+ spans to {re.escape(url)}: HTTP 404 Not Found; "
+        "the program continues, and further losses are counted and reported at exit",
+        line,
+    ), line
+    assert http_otlp_server.received.metrics()  # metrics went to their own URL, and arrived

@@ -168,7 +168,7 @@ def test_the_wheel_carries_the_c_core(tmp_path: Path) -> None:
     done = _run([str(bin_dir / "threadtrace"), "run", "--exporters", "", "app.py"], cwd=tmp_path)
     assert done.stdout == "ran\n"
     assert "threadtrace summary:" in done.stderr
-    assert "Lock app.py:5: waited" in done.stderr  # traced: that lock was patched
+    assert "Lock lock (app.py:5): waited" in done.stderr  # traced: that lock was patched
     assert "pure-Python" not in done.stderr
 
 

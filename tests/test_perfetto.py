@@ -78,7 +78,7 @@ def span(
 def blocked(
     name: str, span_id: str, start_us: int, end_us: int, primitive: str, **kw: Any
 ) -> SpanRecord:
-    kind, operation = name.split(".")
+    kind, operation = name.partition(" ")[0].split(".")  # "Lock.acquire" or "Lock.acquire A"
     return span(
         name,
         span_id,
@@ -1107,7 +1107,7 @@ def test_the_exporter_writes_the_timeline_of_a_traced_program(
     (hold,) = [e for e in main if e["name"].startswith("Lock.hold")]
     assert hold["dur"] == 1_000_000.0
     primitive = hold["args"]["primitive"]
-    assert re.fullmatch(r"test_perfetto\.py:\d+", primitive)
+    assert re.fullmatch(r"lock \(test_perfetto\.py:\d+\)", primitive)
     waiting = [
         e["args"]["waiters"]
         for e in data["traceEvents"]
@@ -1135,3 +1135,39 @@ def test_the_json_file_gives_the_same_timeline_as_the_live_spans(
     from_file = json.loads(json.dumps(timeline(read_trace_file(str(json_path)))))
     assert from_file == live
     assert sum(e["ph"] == "X" for e in live["traceEvents"]) > 10
+
+
+def test_spans_named_with_their_target_make_the_timeline_of_spans_named_without() -> None:
+    """Traces saved before span names carried targets, and those after, lay out the same."""
+
+    def records(named: bool) -> list[SpanRecord]:
+        def name(operation: str, target: str) -> str:
+            return f"{operation} {target}" if named else operation
+
+        return [
+            span(name("Thread.run", "main"), "r1", 0, 100),
+            blocked(name("Lock.hold", "A"), "ha", 10, 30, "A", parent="r1"),
+            blocked(
+                name("Lock.acquire", "A"),
+                "a1",
+                50,
+                60,
+                "A",
+                parent="r2",
+                thread=("worker", 12),
+                links=[woken_by("r1", "MainThread", 11)],
+            ),
+            span(name("Thread.run", "worker"), "r2", 0, 100, ("worker", 12)),
+        ]
+
+    old, new = timeline(records(named=False)), timeline(records(named=True))
+    # Only the runs' slices differ: they now say whose run they are.
+    renamed = {"Thread.run": None}
+    for event in new["traceEvents"]:
+        if event["name"].startswith("Thread.run "):
+            renamed["Thread.run"] = event["name"]
+            event["name"] = "Thread.run"
+    assert renamed["Thread.run"] is not None
+    assert new == old
+    names = sorted(e["name"] for e in old["traceEvents"] if e["ph"] == "X")
+    assert names == ["Lock.acquire A", "Lock.hold A", "Lock.release A", "Thread.run", "Thread.run"]

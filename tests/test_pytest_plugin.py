@@ -91,11 +91,11 @@ def test_an_inversion_fails_the_test_that_closes_the_cycle(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         [
             "*threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders*",
-            "*cycle: test_app.py:3 -> test_app.py:4 -> test_app.py:3",
-            "*MainThread took test_app.py:4 at test_app.py:8 in test_transfer",
-            "*while holding test_app.py:3, taken at test_app.py:7 in test_transfer",
-            "*MainThread took test_app.py:3 at test_app.py:13 in test_audit",
-            "*while holding test_app.py:4, taken at test_app.py:12 in test_audit",
+            "*cycle: accounts (test_app.py:3) -> ledger (test_app.py:4) -> accounts (test_app.py:3)",
+            "*MainThread took ledger (test_app.py:4) at test_app.py:8 in test_transfer",
+            "*while holding accounts (test_app.py:3), taken at test_app.py:7 in test_transfer",
+            "*MainThread took accounts (test_app.py:3) at test_app.py:13 in test_audit",
+            "*while holding ledger (test_app.py:4), taken at test_app.py:12 in test_audit",
         ]
     )
 
@@ -119,7 +119,7 @@ def test_the_session_ends_with_a_contention_report(pytester: pytest.Pytester) ->
     pytester.makepyfile(test_app=textwrap.dedent(CONTENDED))
     result = pytester.runpytest_subprocess("--threadtrace", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*= threadtrace contention report =*", "*test_app.py:4*"])
+    result.stdout.fnmatch_lines(["*= threadtrace contention report =*", "*hot (test_app.py:4)*"])
 
 
 def test_an_inversion_in_a_fixture_fails_the_test_that_uses_it(pytester: pytest.Pytester) -> None:

@@ -35,6 +35,10 @@ import pytest
 
 import threadtrace
 import threadtrace_pytest
+
+# Asked for on the command line, the plugin patches even with
+# OTEL_SDK_DISABLED=true (which only stops the telemetry: docs/pytest.md).
+from threadtrace._control.patch import apply as apply_patch
 from threadtrace._detect.problems import publish_pending
 from threadtrace._runtime import runtime
 
@@ -78,7 +82,7 @@ class Tracing:
         self._session_patch: Optional[threadtrace.PatchHandle] = None
         self._test_patch: Optional[threadtrace.PatchHandle] = None
         if whole_session:
-            self._session_patch = threadtrace.patch(**self._settings)
+            self._session_patch = apply_patch(**self._settings)
         self._listeners.append(self._problems.append)
 
     def close(self) -> None:
@@ -97,7 +101,7 @@ class Tracing:
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: Any) -> Generator[None, Any, None]:
         if not self._whole_session and marked(item):
-            self._test_patch = threadtrace.patch(**self._settings)
+            self._test_patch = apply_patch(**self._settings)
         self._publish_pending()  # what earlier tests left queued is theirs
         self._problems.clear()
         yield

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ._control.configure import configure
-from ._control.patch import patch as _patch
+from ._control.patch import apply as _patch  # patch(), even with OTEL_SDK_DISABLED=true
 from ._primitives.threads import thread_statistics
 from ._recording.recorder import Recorder
 from ._runtime import runtime

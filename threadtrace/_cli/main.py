@@ -1,4 +1,4 @@
-"""The ``threadtrace`` command (and ``python -m threadtrace``): run, convert, report."""
+"""The ``threadtrace`` command (and ``python -m threadtrace``): run, convert, report, dump."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import sys
 from typing import Optional, Sequence
 
 from .._support.version import __version__
-from . import convert, report, run
+from . import convert, dump, report, run
 from .usage import PROG, UsageError
 
 COMMANDS = {
     "run": ("run a Python program with threading traced", run.command),
     "convert": ("turn a saved JSON trace into a Perfetto timeline", convert.command),
     "report": ("print the contention report of a saved JSON trace", report.command),
+    "dump": ("print every thread of a running traced process, now", dump.command),
 }
 
 
@@ -32,8 +33,10 @@ def _main_help() -> str:
         "examples:",
         f"  {PROG} run app.py",
         f"  {PROG} run -m mypackage.worker --threads 4",
+        f"  {PROG} run -- python -m pytest -x",
         f"  {PROG} convert threadtrace-trace.jsonl --to perfetto -o timeline.json",
         f"  {PROG} report threadtrace-trace.jsonl --sort max --top 5",
+        f"  {PROG} dump 4242",
     ]
     return "\n".join(lines) + "\n"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import textwrap
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 from .._control.configure import current_config
 from .._formats.otlp_jsonl import (
@@ -18,6 +19,7 @@ from .._formats.otlp_jsonl import (
 )
 from .._report.model import build, options
 from .._support.config import REPORT_SORTS, Config
+from .inputs import trace_files
 from .usage import PROG, Parser, UsageError
 
 
@@ -32,7 +34,7 @@ def _top_option(text: str) -> int:
 
 
 def command(argv: Sequence[str]) -> int:
-    """``threadtrace report TRACE [--metrics PATH] [--sort S] [--top N] [--json]``.
+    """``threadtrace report TRACE... [--metrics PATH] [--sort S] [--top N] [--json]``.
 
     Raises:
         UsageError: a bad option, or a file that cannot be read (one line,
@@ -49,6 +51,10 @@ def command(argv: Sequence[str]) -> int:
             the holders they waited behind had acquired them.  It is the report the
             program would have logged at exit (or returned from threadtrace.report()),
             computed from the metrics file the json exporter writes next to the trace.
+
+            Given several traces (the processes of one run: threadtrace-trace.jsonl,
+            threadtrace-trace.<pid>.jsonl...), or a quoted glob, it prints the report
+            of each in turn, under a line naming its file.
             """
         ),
         epilog=textwrap.dedent(
@@ -57,17 +63,22 @@ def command(argv: Sequence[str]) -> int:
               threadtrace report threadtrace-trace.jsonl
               threadtrace report out/trace.jsonl --metrics out/metrics.jsonl --sort max --top 5
               threadtrace report threadtrace-trace.jsonl --json > report.json
+              threadtrace report 'threadtrace-trace*.jsonl'   # every process of a run
             """
         ),
     )
     parser.add_argument(
         "trace",
-        help="a trace file the json exporter wrote (OTLP JSON Lines), e.g. threadtrace-trace.jsonl",
+        nargs="+",
+        help="a trace file the json exporter wrote (OTLP JSON Lines), e.g. "
+        "threadtrace-trace.jsonl; several, or a quoted glob, for several processes "
+        "(their *.metrics.jsonl files are then left out)",
     )
     parser.add_argument(
         "--metrics",
         metavar="PATH",
-        help="the metrics file of the same run. Default: the trace's path with "
+        help="the metrics file of the same run (with one trace only). Default: the trace's "
+        "path with "
         "'.metrics.jsonl' for its suffix, where the json exporter puts it unless "
         "json_metrics_path says otherwise. Example: --metrics out/metrics.jsonl",
     )
@@ -96,22 +107,46 @@ def command(argv: Sequence[str]) -> int:
     def warn(text: str) -> None:
         sys.stderr.write(f"{parser.prog}: warning: {text}\n")
 
+    traces = trace_files(parser.prog, given.trace)
+    if given.metrics is not None and len(traces) > 1:
+        raise UsageError(
+            f"{parser.prog}: error: --metrics names the metrics of one trace; "
+            f"got {len(traces)} traces (each one's metrics are found beside it)"
+        )
+    sort, top = options(given.sort, given.top)
+    reports = [
+        (trace, build(_points(parser.prog, trace, given.metrics, warn), sort, top))
+        for trace in traces
+    ]
+    if len(reports) == 1:  # one trace: exactly the report, as always
+        (_, result), *_ = reports
+        sys.stdout.write((result.to_json(indent=2) if given.json else result.text()) + "\n")
+    elif given.json:
+        listed = [{"trace": trace, "report": result.to_dict()} for trace, result in reports]
+        sys.stdout.write(json.dumps(listed, indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(f"== {trace}\n\n{result.text()}\n" for trace, result in reports))
+    return 0
+
+
+def _points(prog: str, trace: str, metrics: Optional[str], warn: Any) -> Any:
+    """The report's points of one trace, from its metrics file.
+
+    Raises:
+        UsageError: one line naming the file and the problem.
+    """
     try:
-        _check_trace(given.trace)
+        _check_trace(trace)
     except TraceFileError as error:
-        raise UsageError(f"{parser.prog}: error: {error}") from None
-    metrics = given.metrics or _metrics_beside(given.trace)
+        raise UsageError(f"{prog}: error: {error}") from None
+    path = metrics or _metrics_beside(trace)
     try:
-        points = read_metrics_file(metrics, warn)
+        return read_metrics_file(path, warn)
     except MetricsFileError as error:
         hint = ""
-        if given.metrics is None and not os.path.exists(metrics):
+        if metrics is None and not os.path.exists(path):
             hint = " (the json exporter writes it at exit; give its path with --metrics)"
-        raise UsageError(f"{parser.prog}: error: {error}{hint}") from None
-    sort, top = options(given.sort, given.top)
-    result = build(points, sort, top)
-    sys.stdout.write((result.to_json(indent=2) if given.json else result.text()) + "\n")
-    return 0
+        raise UsageError(f"{prog}: error: {error}{hint}") from None
 
 
 def _check_trace(path: str) -> None:

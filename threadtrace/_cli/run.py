@@ -1,9 +1,14 @@
 """``threadtrace run``: a Python program, run as ``python`` would, with threading traced.
 
-It patches threading before the target imports anything, then runs it as
-``python`` would: the same ``sys.argv``, ``__main__``, ``sys.path[0]``, exit
-status, uncaught-exception traceback and ``SIGINT`` behaviour.  At exit it
-flushes the exporters and prints a short summary.
+A script or ``-m module`` runs in this process: threading is patched before
+the target imports anything, then it runs as ``python`` would run it (the
+same ``sys.argv``, ``__main__``, ``sys.path[0]``, exit status,
+uncaught-exception traceback and ``SIGINT`` behaviour).  Any other command
+(``-- python app.py``, a console script such as ``pytest``) replaces this
+process, and is traced from its own start by the ``sitecustomize`` that the
+run puts on ``PYTHONPATH``, as are the Python processes the program starts
+(:mod:`.processes`).  At exit the program's process flushes the exporters
+and prints a short summary, which names the files its children wrote.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import importlib.util
 import logging
 import os
 import runpy
+import shutil
 import signal
 import sys
 import textwrap
@@ -34,13 +40,18 @@ from .._support.config import (
     _TRUE,
     Config,
     _flag,
+    _flag_or_auto,
+    as_text,
     env_var,
+    exporters_from_otel,
     from_environment,
     pure_python_requested,
+    sdk_disabled,
     setting_names,
     settings_help,
 )
 from .._support.errors import ConfigurationError
+from . import processes
 from .summary import summary
 from .usage import PROG, Parser, UsageError, option
 
@@ -62,17 +73,30 @@ def _run_parser() -> Parser:
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage=f"{PROG} run [options] script.py [args...]\n"
-        f"       {PROG} run [options] -m module [args...]",
+        f"       {PROG} run [options] -m module [args...]\n"
+        f"       {PROG} run [options] -- COMMAND [args...]",
         description=textwrap.dedent(
             """\
             Run a Python program with threading instrumented: its threads, locks,
             conditions, semaphores, events and barriers are traced, exactly as if it
             had called threadtrace.patch() before importing anything.
 
-            Everything after the script (or -m module) goes to the program.  Every
-            option is also an environment variable (shown in each option's help);
-            an option wins over its variable.  By default the trace is written to
-            threadtrace-trace.jsonl and a summary is printed to stderr at exit.
+            Everything after the script (or -m module) goes to the program.  A
+            COMMAND (after --, or any first word that is not a file) is looked up on
+            PATH and run in place of threadtrace: python app.py, python -m pkg, or a
+            console script such as pytest, gunicorn or celery.
+
+            The Python processes the program starts are traced too (subprocesses
+            running Python, multiprocessing workers with fork, spawn or forkserver),
+            each writing files of its own: threadtrace-trace.<pid>.jsonl, beside the
+            program's.  threadtrace report and convert take several files (or a
+            quoted glob); the resource attribute process.pid tells processes apart.
+
+            Every option is also an environment variable (shown in each option's
+            help); an option wins over its variable.  By default the trace is written
+            to threadtrace-trace.jsonl and a summary is printed to stderr at exit.
+            OTEL_SDK_DISABLED=true turns all of it off; OTEL_TRACES_EXPORTER and
+            OTEL_METRICS_EXPORTER are honoured (docs/configuration.md).
             """
         ),
         epilog=textwrap.dedent(
@@ -81,6 +105,8 @@ def _run_parser() -> Parser:
               threadtrace run app.py --workers 8
               threadtrace run --exporters console,json --wait-threshold 0.005 app.py
               threadtrace run --exporters otlp -m myservice.main   # OTEL_EXPORTER_OTLP_* apply
+              threadtrace run -- python -m pytest -x tests/
+              threadtrace run --no-children -- gunicorn app:app
               threadtrace convert threadtrace-trace.jsonl --to perfetto -o timeline.json
             """
         ),
@@ -88,6 +114,13 @@ def _run_parser() -> Parser:
     parser.add_argument("-m", dest="module", metavar="module", help="run a module as a script")
     parser.add_argument(
         "--no-summary", action="store_true", help="do not print the summary at exit"
+    )
+    parser.add_argument(
+        "--no-children",
+        action="store_true",
+        help="do not trace the Python processes the program starts (subprocesses, "
+        "spawn and forkserver workers); forked children are the program's own image "
+        "and are traced regardless",
     )
     settings = parser.add_argument_group("settings (docs/configuration.md)")
     for name, metavar, help_text, example, default in settings_help():
@@ -112,7 +145,8 @@ def _run_parser() -> Parser:
 
 def _flag_settings() -> frozenset[str]:
     """The settings that are true or false: their option needs no value."""
-    return frozenset(f.name for f in dataclasses.fields(Config) if f.metadata.get("parse") is _flag)
+    flags = (_flag, _flag_or_auto)
+    return frozenset(f.name for f in dataclasses.fields(Config) if f.metadata.get("parse") in flags)
 
 
 def _split_run_args(argv: Sequence[str], parser: Parser) -> tuple[list[str], list[str]]:
@@ -149,7 +183,7 @@ def _split_run_args(argv: Sequence[str], parser: Parser) -> tuple[list[str], lis
             and following is not None
             and (
                 arg in takes_value
-                or (arg in may_take_value and following.lower() in _TRUE | _FALSE)
+                or (arg in may_take_value and following.lower() in _TRUE | _FALSE | {"auto"})
             )
         ):
             ours.append(following)
@@ -179,13 +213,17 @@ def command(argv: Sequence[str]) -> int:
         return 0
     options = parser.parse_args(ours)
     if not target:
-        raise UsageError(f"{parser.prog}: error: give a script or -m module to run")
-    module = _check_target(parser, target)
-    args = target[2:] if module is not None else target[1:]
+        raise UsageError(f"{parser.prog}: error: give a script, -m module or command to run")
+    command = _command_of(target)
+    module = _check_target(parser, target) if command is None else None
     try:
         config = _config_from(options)
+        _check_opentelemetry_variables(options)
     except ConfigurationError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
+    if command is not None:
+        return _replace_with(parser, command, config, options)
+    args = target[2:] if module is not None else target[1:]
 
     # The program's own argv from here on: the resource's default service
     # name is taken from it when the providers are built.
@@ -194,11 +232,105 @@ def command(argv: Sequence[str]) -> int:
         configure(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
     except ConfigurationError as error:
         raise UsageError(f"{parser.prog}: error: {error}") from None
+    state = processes.begin(
+        config,
+        _service_name(sys.argv[0]),
+        summary=not options.no_summary,
+        children=not options.no_children,
+    )
+    if state.children:
+        os.environ.update(processes.environment(state, _child_settings(config, options)))
     patch()
-    summarise = not options.no_summary
-    atexit.register(_finish, summarise)
-    runtime.exit_steps = lambda: _finish(summarise)  # on SIGTERM too
+    processes.follow_forks(state)
+    atexit.register(_finish, state.summary, state)
+    runtime.exit_steps = lambda: _finish(state.summary, state)  # on SIGTERM too
     return _execute(module, target[0] if module is None else None)
+
+
+def boot() -> None:
+    """In a Python process a run started, from its ``sitecustomize``: trace it."""
+    processes.start(_finish)
+
+
+def _check_opentelemetry_variables(options: argparse.Namespace) -> None:
+    """OpenTelemetry's switches, checked before anything runs.
+
+    ``OTEL_*_EXPORTER`` is checked where it names the exporters: not when
+    ``--exporters`` or ``THREADTRACE_EXPORTERS`` does (a value only the SDK
+    knows is then the program's own SDK's business).
+
+    Raises:
+        ConfigurationError: one of them holds a value it cannot.
+    """
+    _, problem = sdk_disabled()
+    if problem is not None:
+        raise ConfigurationError(problem.partition(";")[0])
+    if options.exporters is None and env_var("exporters") not in os.environ:
+        exporters_from_otel()
+
+
+def _command_of(target: list[str]) -> Optional[list[str]]:
+    """The command to run in place of threadtrace, or None for a script or ``-m module``.
+
+    A script runs as a script, exactly as it always has: a ``.py`` file (or
+    ``.pyz``, a directory, a file that is not executable).  Anything else
+    found on ``PATH``, or an executable given by its path, is a command:
+    ``python``, ``/usr/bin/python3``, ``pytest``, ``./manage``.
+    """
+    first = target[0]
+    if first == "-m":
+        return None
+    if os.path.exists(first) and (
+        os.path.isdir(first)
+        or first.endswith((".py", ".pyw", ".pyz", ".pyc"))
+        or not os.access(first, os.X_OK)
+    ):
+        return None
+    return target if shutil.which(first) is not None else None
+
+
+def _service_name(program: str) -> str:
+    return f"threadtrace:{os.path.basename(program) or 'python'}"
+
+
+def _child_settings(config: Config, options: argparse.Namespace) -> dict[str, str]:
+    """The settings of the processes the program starts: its own, but the report.
+
+    A contention report from every worker of a pool would bury the
+    program's: they log one only if asked (``--report``, ``THREADTRACE_REPORT``).
+    """
+    settings = as_text(config)
+    if options.report is None and env_var("report") not in os.environ:
+        settings["report"] = "false"
+    return settings
+
+
+def _replace_with(
+    parser: Parser, command: list[str], config: Config, options: argparse.Namespace
+) -> int:
+    """Run ``command`` in place of this process, traced from its start; returns only on failure.
+
+    Its interpreter (and every Python process it starts) imports the run's
+    ``sitecustomize``, which traces it; the command's own process is the
+    program's, which prints the summary.
+    """
+    state = processes.begin(
+        config,
+        _service_name(processes.program_name(command)),
+        summary=not options.no_summary,
+        children=not options.no_children,
+    )
+    env = processes.environment(state, _child_settings(config, options))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as error:
+        processes.end(state)
+        raise UsageError(
+            f"{parser.prog}: error: cannot run {command[0]!r}: "
+            f"[Errno {error.errno}] {error.strerror}"
+        ) from None
 
 
 def _check_target(parser: Parser, target: list[str]) -> Optional[str]:
@@ -314,6 +446,33 @@ def _run_module(module: str) -> None:
     run_as_main(module, alter_argv=True)  # what python -m itself calls
 
 
+def _summary_text(state: Optional[processes.RunState]) -> str:
+    """The summary, and what the other processes of the run wrote."""
+    if runtime.sdk_disabled:  # nothing was patched, recorded or written
+        return "threadtrace summary: OTEL_SDK_DISABLED is true: nothing was traced or exported\n"
+    text = summary(runtime.export_stats)
+    files = processes.children_files(state) if state is not None else {}
+    if not files:
+        return text
+    shown = sorted(
+        path
+        for paths in files.values()
+        for path in paths
+        if not path.endswith(".metrics.jsonl")  # found beside each trace
+    )
+    count = len(files)
+    lines = [
+        f"  children  {count} other process{'' if count == 1 else 'es'} wrote files of "
+        f"{'its' if count == 1 else 'their'} own (process.pid tells them apart):"
+    ]
+    lines += [f"            {line}" for line in processes.file_lines(shown, 76)]
+    if "json" in runtime.config.exporters:
+        stem, _, suffix = os.path.basename(runtime.config.json_path).partition(".")
+        pattern = os.path.join(os.path.dirname(runtime.config.json_path), f"{stem}*.{suffix}")
+        lines.append(f"  all       threadtrace report '{pattern}'   (convert takes them too)")
+    return text + "\n".join(lines) + "\n"
+
+
 def _trim(tb: Optional[TracebackType]) -> Optional[TracebackType]:
     """Drop threadtrace's and runpy's frames from the top of a traceback."""
     skip = {os.path.normcase(os.path.abspath(__file__)), os.path.normcase(runpy.__file__)}
@@ -350,18 +509,26 @@ def _visible_on_stderr() -> Any:
             logger.removeHandler(handler)
 
 
-def _finish(summarise: bool) -> None:
-    """At exit: flush the exporters, then print the summary (and die of SIGINT if due)."""
+def _finish(summarise: bool, state: Optional[processes.RunState] = None) -> None:
+    """At exit: flush the exporters, then print the summary (and die of SIGINT if due).
+
+    Only the program's own process prints the summary, naming the files the
+    other processes of the run wrote; a forked child (a multiprocessing
+    worker) flushes, and says nothing.
+    """
     before_report()  # queued records and waits still going on, recorded
     with _visible_on_stderr():
         log_report()  # computed before the exporters' last export, from the same data
     flush()
-    if summarise:
+    top = state is None or os.getpid() == state.top
+    if summarise and top:
         try:
-            sys.stderr.write(summary(runtime.export_stats))
+            sys.stderr.write(_summary_text(state))
             sys.stderr.flush()
         except Exception:  # noqa: BLE001 - stderr closed; nothing else to tell
             pass
+    if state is not None and top:
+        processes.end(state)
     if runtime.sigint_at_exit:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):

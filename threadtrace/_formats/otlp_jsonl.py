@@ -202,6 +202,8 @@ def records_of(traces: Any) -> Iterator[SpanRecord]:
     for resource_spans in traces.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         service = str(resource.get("service.name", ""))
+        pid = resource.get("process.pid")
+        process = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 yield SpanRecord(
@@ -220,6 +222,7 @@ def records_of(traces: Any) -> Iterator[SpanRecord]:
                     ),
                     error=(span.status.message or "error") if span.status.code == 2 else None,
                     service_name=service,
+                    process_id=process,
                 )
 
 

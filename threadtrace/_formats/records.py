@@ -32,6 +32,8 @@ class SpanRecord:
     links: tuple[LinkRecord, ...] = ()
     error: Optional[str] = None  # the status description of a span with ERROR status
     service_name: str = ""
+    #: The resource's ``process.pid``, if it has one: tells the processes of one run apart.
+    process_id: Optional[int] = None
 
     @property
     def thread_id(self) -> Optional[int]:
@@ -79,4 +81,10 @@ def from_readable(span: Any) -> SpanRecord:
         ),
         error=(status.description or "error") if not status.is_ok else None,
         service_name=str(resource.get("service.name", "")),
+        process_id=_pid(resource.get("process.pid")),
     )
+
+
+def _pid(value: Any) -> Optional[int]:
+    """A ``process.pid`` attribute as a number, if it is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -2,10 +2,9 @@
 
 Time, thread, span, duration, then what it was about::
 
-    [threadtrace] 12:00:01.234 worker-2     Lock.acquire        12.3 ms  ledger@bank.py:10
-        at bank.py:42, held by worker-1 (acquired at bank.py:30), woken by worker-1
-    [threadtrace] 12:00:01.250 worker-1     Lock.hold           25.0 ms  ledger@bank.py:10
-        from bank.py:30
+    [threadtrace] 12:00:01.234 worker-2     Lock.acquire ledger   12.3 ms  at bank.py:42,
+        held by worker-1 (acquired at bank.py:30), woken by worker-1
+    [threadtrace] 12:00:01.250 worker-1     Lock.hold ledger      25.0 ms  from bank.py:30
 
 (each on one line; wrapped here).
 
@@ -20,6 +19,8 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from .._support import units as _units
+from .._support.attributes import CODE_FILE_PATH, CODE_FUNCTION_NAME, CODE_LINE_NUMBER, THREAD_NAME
+from .._support.names import operation_of
 from . import Exporter
 
 _PREFIX = "[threadtrace]"
@@ -43,7 +44,7 @@ def format_span(span: Any) -> str:
     start = int(span.start_time or 0)
     end = int(span.end_time or start)
     when = datetime.datetime.fromtimestamp(start / 1e9).strftime("%H:%M:%S.%f")[:-3]
-    thread = attributes.get("thread.name", "?")
+    thread = attributes.get(THREAD_NAME, "?")
     line = (
         f"{_PREFIX} {when} {thread:<12} {span.name:<18} {_units.duration((end - start) / 1e9):>8}"
     )
@@ -56,36 +57,39 @@ def format_span(span: Any) -> str:
 
 
 def _site(attributes: Mapping[str, Any], prefix: str = "") -> str:
-    path = attributes.get(f"{prefix}code.file.path")
+    path = attributes.get(f"{prefix}{CODE_FILE_PATH}")
     if not path:
         return ""
-    return f"{os.path.basename(str(path))}:{attributes.get(f'{prefix}code.line.number', '?')}"
+    return f"{os.path.basename(str(path))}:{attributes.get(f'{prefix}{CODE_LINE_NUMBER}', '?')}"
 
 
 def _detail(name: str, attributes: Mapping[str, Any]) -> str:
     operation = attributes.get("threadtrace.operation")
     site = _site(attributes)
-    if name == "Thread.run":
-        target = attributes.get("code.function.name")
+    if operation_of(name) == "Thread.run":
+        target = attributes.get(CODE_FUNCTION_NAME)
         return f"ran {target}" if target else ""
     primitive = attributes.get("threadtrace.primitive.name", "")
-    parts = [str(primitive)]
+    # The span's name carries the primitive's ("Lock.acquire ledger"); a span
+    # of another program's, named before targets were, may not.
+    parts = [] if " " in name else [str(primitive)]
     if operation == "hold":
         if site:
             parts.append(f"from {site}")
-        return " ".join(parts)
+        return " ".join(part for part in parts if part)
     if site:
         parts.append(f"at {site}")
-    text = " ".join(parts)
+    clauses = [" ".join(part for part in parts if part)]
     holder = attributes.get("threadtrace.holder.thread.name")
     if holder is not None:
         holder_site = _site(attributes, "threadtrace.holder.")
-        text += f", held by {holder}" + (f" (acquired at {holder_site})" if holder_site else "")
+        clauses.append(
+            f"held by {holder}" + (f" (acquired at {holder_site})" if holder_site else "")
+        )
     waker = attributes.get("threadtrace.waker.thread.name")
     if waker is not None:
-        text += f", woken by {waker}"
+        clauses.append(f"woken by {waker}")
     if attributes.get("threadtrace.timed_out"):
-        text += (
-            f", timed out after {_units.duration(float(attributes.get('threadtrace.timeout', 0)))}"
-        )
-    return text
+        timeout = _units.duration(float(attributes.get("threadtrace.timeout", 0)))
+        clauses.append(f"timed out after {timeout}")
+    return ", ".join(clause for clause in clauses if clause)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..._support.names import operation_of
 from ..records import LinkRecord
 from .layout import MARKER, WOKEN, Layout, Track
 from .tracks import as_int, thread_track
@@ -107,13 +108,13 @@ def make_flows(  # noqa: PLR0912, PLR0915 - one pass, all inline (see .layout)
         several = more_woken.get(marker)
         if several is None:
             primitive = all_attributes[target].get("threadtrace.primitive.name", "")
-            action = _WAKE_ACTION.get(span_names[target], "wake")
+            action = _WAKE_ACTION.get(operation_of(span_names[target]), "wake")
             names.append(f"{action} {primitive}".rstrip())
             woke.append((track_of[target].name,))
             continue
         several.sort(key=lambda s: (starts[s], thread_name(s), span_ids[s]))
         found = {
-            f"{_WAKE_ACTION.get(span_names[number], 'wake')} "
+            f"{_WAKE_ACTION.get(operation_of(span_names[number]), 'wake')} "
             f"{all_attributes[number].get('threadtrace.primitive.name', '')}".rstrip()
             for number in several
         }

@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterable, Optional
 from ..records import LinkRecord, SpanRecord
 
 RUN = "Thread.run"
+#: How a run's span is named since span names carry their target (``Thread.run worker``).
+_RUN_WITH_TARGET = RUN + " "
 
 # Ranks of the events that share one instant (see "Event order" in the package
 # docstring).  Slices have the even ones, flows and counters the odd ones.
@@ -104,7 +106,9 @@ class Layout:
         self.ends = [
             start if start > end else end for start, end in zip(self.starts, self.raw_ends)
         ]
-        self.kinds = [0 if name == RUN else 1 for name in self.span_names]
+        self.kinds = [
+            0 if name == RUN or name.startswith(_RUN_WITH_TARGET) else 1 for name in self.span_names
+        ]
         self.ranks = [SLICE] * count
         self.track_of: list[Track] = []
         self.names: list[Any] = []

@@ -85,7 +85,9 @@ def make_slices(  # noqa: PLR0912, PLR0915 - one pass, all inline (see .layout)
         if primitive is None:
             names.append(name)
         else:
-            names.append(f"{name} {primitive}")
+            # Spans named before names carried their target ("Lock.acquire")
+            # get it here: the timeline shows the same either way.
+            names.append(name if " " in name else f"{name} {primitive}")
             if operation is not None and operation != "hold":
                 waits[pids[services[number]], str(primitive)].append(number)
         if kinds[number] == 0:

@@ -1,0 +1,1 @@
+"""The directory ``threadtrace run`` puts first on ``PYTHONPATH``: see ``sitecustomize.py``."""
