@@ -20,6 +20,7 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
         {
             "THREADTRACE_WAIT_THRESHOLD": "0.005",
             "THREADTRACE_HOLD_THRESHOLD": "1",
+            "THREADTRACE_SPAN_LIMIT": "0",
             "THREADTRACE_SAMPLE_EVERY": " 10 ",
             "THREADTRACE_EXPORTERS": "console, json",
             "THREADTRACE_EXCLUDE_MODULES": "kafka,myapp.vendor",
@@ -42,6 +43,7 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
     assert config == Config(
         wait_threshold=0.005,
         hold_threshold=1.0,
+        span_limit=0,
         sample_every=10,
         exporters=("console", "json"),
         exclude_modules=("kafka", "myapp.vendor"),
@@ -61,6 +63,7 @@ def test_every_setting_is_a_variable_with_the_same_name() -> None:
     assert set(setting_names()) == {
         "wait_threshold",
         "hold_threshold",
+        "span_limit",
         "sample_every",
         "exporters",
         "exclude_modules",
@@ -134,7 +137,8 @@ def test_an_empty_exporters_variable_exports_nothing() -> None:
         (
             {"THREADTRACE_WAIT_TRESHOLD": "1"},
             "unknown environment variable THREADTRACE_WAIT_TRESHOLD; settings: "
-            "THREADTRACE_WAIT_THRESHOLD, THREADTRACE_HOLD_THRESHOLD, THREADTRACE_SAMPLE_EVERY, "
+            "THREADTRACE_WAIT_THRESHOLD, THREADTRACE_HOLD_THRESHOLD, THREADTRACE_SPAN_LIMIT, "
+            "THREADTRACE_SAMPLE_EVERY, "
             "THREADTRACE_EXPORTERS, THREADTRACE_EXCLUDE_MODULES, THREADTRACE_JSON_PATH, "
             "THREADTRACE_JSON_METRICS_PATH, THREADTRACE_PERFETTO_PATH, "
             "THREADTRACE_FLUSH_TIMEOUT, THREADTRACE_REPORT, THREADTRACE_REPORT_TOP, "
@@ -203,5 +207,10 @@ def test_the_docs_list_every_setting_its_variable_option_and_default() -> None:
         assert f"`{env_var(name)}`" in row, name
         assert f"`--{name.replace('_', '-')}`" in row, name
         default = getattr(defaults, name)
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        if default is None:
+            shown = "auto"
+        elif isinstance(default, tuple):
+            shown = ",".join(default)
+        else:
+            shown = str(default)
         assert f"`{shown}`" in row or (shown == "" and "empty" in row), (name, shown)

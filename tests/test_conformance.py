@@ -292,6 +292,14 @@ def test_barrier_action_failure_breaks_it(impl: Any) -> None:
     assert barrier.broken
 
 
+def test_lock_is_no_base_class(impl: Any) -> None:
+    """threading.Lock never was one: a function before 3.13, a final type since."""
+    with pytest.raises(TypeError):
+
+        class MyLock(impl.Lock):  # type: ignore[name-defined,misc]
+            pass
+
+
 def test_thread_subclass_with_its_own_init_and_run(impl: Any) -> None:
     class Worker(impl.Thread):  # type: ignore[name-defined,misc]
         def __init__(self, n: int) -> None:

@@ -82,11 +82,28 @@ def _failed_ids(output: str) -> list[tuple[str, str]]:
     return pairs
 
 
+#: Tests left out of both runs: they hang in CPython itself, patched or not.
+#: 3.13.0's test_print_exception_gh_102056 interrupts a deep recursion from
+#: another thread; on a loaded machine its child process can spin at 100 %
+#: CPU until regrtest's timeout (seen in the plain run as in the patched one).
+SKIPPED = ("test_print_exception_gh_102056",)
+
+
 def _start(mode: str, suite: str) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("CPYTHON_SUITES_BASELINE", None)
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, mode, "-v", "--timeout", "300", suite],
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            mode,
+            "-v",
+            "--timeout",
+            "300",
+            *(f"--ignore={name}" for name in SKIPPED),
+            suite,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -20,6 +20,7 @@ import io
 import json
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ def _surface(module: Any) -> dict[str, Any]:
 def api() -> dict[str, Any]:
     """The public surface: every public module's names, and threadtrace's entry points."""
     dist = importlib.metadata.distribution("threadtrace")
+    mirror = threadtrace.threading.__all__
     points = sorted(
         f"{point.group}: {point.name} = {point.value}"
         for point in dist.entry_points
@@ -119,7 +121,11 @@ def api() -> dict[str, Any]:
         "threadtrace": _surface(threadtrace),
         "threadtrace.exporters": _surface(threadtrace.exporters),
         "threadtrace.testing": _surface(threadtrace.testing),
-        "threadtrace.threading": {"__all__": list(threadtrace.threading.__all__)},
+        # threading's own names differ by version: only the difference is saved
+        "threadtrace.threading": {
+            "__all__ beyond threading's": sorted(set(mirror) - set(threading.__all__)),
+            "threading's missing": sorted(set(threading.__all__) - set(mirror)),
+        },
         "entry points": points,
     }
 

@@ -7,7 +7,7 @@ import queue
 import threading
 
 import pytest
-from helpers import line
+from helpers import line, named
 
 import threadtrace
 from threadtrace._support import originals as _originals
@@ -112,12 +112,12 @@ def test_a_thread_subclass_defined_before_patch_is_traced() -> None:
             self.results.append(threading.current_thread().name)
 
     results: list[str] = []
-    with capture() as cap:
+    with capture(wait_threshold=0) as cap:  # every run a span, however short
         worker = Worker(results)
         worker.start()
         worker.join(10)
     assert results == ["custom"]
-    (run,) = [s for s in cap.spans() if s.name == "Thread.run"]
+    (run,) = [s for s in cap.spans() if s.name == "Thread.run custom"]
     assert run.attributes["thread.name"] == "custom"  # type: ignore[index]
     assert run.attributes["code.function.name"].endswith("Worker.run")  # type: ignore[index,union-attr]
 
@@ -138,7 +138,7 @@ def test_an_exception_escaping_run_marks_the_span_and_still_reaches_excepthook()
     finally:
         threading.excepthook = original_hook
     assert seen == [ValueError]
-    (run,) = [s for s in cap.spans() if s.name == "Thread.run"]
+    (run,) = [s for s in cap.spans() if s.name == "Thread.run doomed"]
     assert not run.status.is_ok and not run.status.is_unset
     assert run.status.description == "ValueError: worker failed"
     assert [e.name for e in run.events] == ["exception"]
@@ -153,11 +153,13 @@ def test_queue_and_pool_primitives_are_named_after_the_user_line() -> None:
         future.result(10)
         pool.shutdown(wait=True)
     assert type(jobs.mutex) is threadtrace.Lock
-    assert jobs.mutex.name == f"Queue@{FILE}:{jobs_line}"
+    assert jobs.mutex.name == named("jobs", FILE, jobs_line, via="Queue")
     assert type(jobs.not_empty) is threadtrace.Condition
-    assert jobs.not_empty.name == f"Queue@{FILE}:{jobs_line}"
-    assert pool._shutdown_lock.name == f"ThreadPoolExecutor@{FILE}:{pool_line}"  # type: ignore[attr-defined]
-    assert future._condition.name == f"ThreadPoolExecutor@{FILE}:{future_line}"  # type: ignore[attr-defined]
+    assert jobs.not_empty.name == named("jobs", FILE, jobs_line, via="Queue")
+    pool_lock = pool._shutdown_lock  # type: ignore[attr-defined]
+    assert pool_lock.name == named("pool", FILE, pool_line, via="ThreadPoolExecutor")
+    # the future's own class, not that of the pool that made it
+    assert future._condition.name == named("future", FILE, future_line, via="Future")  # type: ignore[attr-defined]
 
 
 def test_an_explicit_name_wins() -> None:
@@ -203,7 +205,7 @@ def test_opentelemetry_threading_instrumentor_coexists_in_either_order() -> None
 
     instrumentor = ThreadingInstrumentor()
     for otel_first in (True, False):
-        with capture(patch=False) as cap:
+        with capture(patch=False, wait_threshold=0) as cap:  # every run a span
             if otel_first:
                 instrumentor.instrument()
                 handle = threadtrace.patch()
@@ -214,7 +216,7 @@ def test_opentelemetry_threading_instrumentor_coexists_in_either_order() -> None
             instrumentor.uninstrument()
             assert threadtrace.is_patched()
             assert parent_seen_in_thread(cap)  # threadtrace alone still propagates
-            runs = [s for s in cap.spans() if s.name == "Thread.run"]
+            runs = [s for s in cap.spans() if s.name.startswith("Thread.run")]
             assert len(runs) == 2
             instrumentor.instrument()
             handle.unpatch()
@@ -233,7 +235,7 @@ def test_a_contended_queue_is_reported_under_the_queue() -> None:
         wait_for_waiters(jobs.not_full, 1)
         assert jobs.get() == 1
         producer.join(10)
-    waits = [s for s in cap.spans() if s.name == "Condition.wait"]
-    assert [w.attributes["threadtrace.primitive.name"] for w in waits] == [  # type: ignore[index]
-        f"Queue@{FILE}:{jobs_line}"
-    ]
+    waits = [s for s in cap.spans() if s.name.startswith("Condition.wait")]
+    jobs_name = named("jobs", FILE, jobs_line, via="Queue")
+    assert [w.name for w in waits] == [f"Condition.wait {jobs_name}"]
+    assert [w.attributes["threadtrace.primitive.name"] for w in waits] == [jobs_name]  # type: ignore[index]

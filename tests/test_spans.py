@@ -12,9 +12,11 @@ import queue
 import threading
 from typing import Any
 
-from helpers import line
+import pytest
+from helpers import contend, line, named, qualified_name
 from opentelemetry.sdk.trace import ReadableSpan
 
+from threadtrace._support.names import thread_target
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
 FILE = "test_spans.py"
@@ -157,13 +159,26 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
 
     spans = cap.spans()
     app_ctx = app.get_span_context()
-    runs = {s.attributes["thread.name"]: s for s in by_name(spans, "Thread.run")}  # type: ignore[index]
+    runs = {
+        s.attributes["thread.name"]: s  # type: ignore[index]
+        for s in spans
+        if s.name.startswith("Thread.run")
+    }
 
-    # Every thread run is a child of "app", and says what it ran.
-    assert set(runs) == {
-        "lock-worker", "rlock-worker", "cond-worker", "event-worker", "sem-worker",
-        "barrier-worker", "consumer", "sleeper", "releaser", "pool_0",
-    }  # fmt: skip
+    # Every thread run is a child of "app", and says what it ran.  Its name's
+    # target is the thread's name without a counter ("pool_0": "pool").
+    assert {thread: run.name for thread, run in runs.items()} == {
+        "lock-worker": "Thread.run lock-worker",
+        "rlock-worker": "Thread.run rlock-worker",
+        "cond-worker": "Thread.run cond-worker",
+        "event-worker": "Thread.run event-worker",
+        "sem-worker": "Thread.run sem-worker",
+        "barrier-worker": "Thread.run barrier-worker",
+        "consumer": "Thread.run consumer",
+        "sleeper": "Thread.run sleeper",
+        "releaser": "Thread.run releaser",
+        "pool_0": "Thread.run pool",
+    }
     for run in runs.values():
         assert run.parent is not None and run.parent.span_id == app_ctx.span_id
         assert run.context.trace_id == app_ctx.trace_id
@@ -193,24 +208,24 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
         ]
 
     # 1. Lock
-    span = only(spans, "Lock.acquire", **{"thread.name": "lock-worker"})
+    span = only(spans, f"Lock.acquire {lock.name}", **{"thread.name": "lock-worker"})
     child_of(span, "lock-worker")
     assert duration(span) == 0.5
     assert dict(span.attributes) == {  # type: ignore[arg-type]
         "threadtrace.primitive.kind": "lock",
-        "threadtrace.primitive.name": f"{FILE}:{lock_line}",
+        "threadtrace.primitive.name": named("lock", FILE, lock_line),
         "threadtrace.operation": "acquire",
         "threadtrace.timed_out": False,
         "thread.id": span.attributes["thread.id"],  # type: ignore[index]
         "thread.name": "lock-worker",
-        "code.function.name": "test_a_small_app_produces_this_exact_trace.<locals>.take_lock"
-        if hasattr(take_lock.__code__, "co_qualname")
-        else "take_lock",
+        "code.function.name": qualified_name(take_lock),
         "code.file.path": __file__,
         "code.line.number": take_lock_line,
         "threadtrace.holder.thread.id": main_ident,
         "threadtrace.holder.thread.name": "MainThread",
-        "threadtrace.holder.code.function.name": "test_a_small_app_produces_this_exact_trace",
+        "threadtrace.holder.code.function.name": (
+            qualified_name(test_a_small_app_produces_this_exact_trace)
+        ),
         "threadtrace.holder.code.file.path": __file__,
         "threadtrace.holder.code.line.number": acquire_line,
         "threadtrace.waker.thread.id": main_ident,
@@ -219,57 +234,58 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
     woken_by_main(span)
 
     # 2. RLock
-    span = only(spans, "RLock.acquire")
+    span = only(spans, f"RLock.acquire {rlock.name}")
     child_of(span, "rlock-worker")
     assert duration(span) == 0.25
-    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{rlock_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.primitive.name"] == named("rlock", FILE, rlock_line)  # type: ignore[index]
     assert span.attributes["threadtrace.holder.thread.id"] == main_ident  # type: ignore[index]
     woken_by_main(span)
 
     # 3. Condition: one wait, woken by main's notify.
-    span = only(spans, "Condition.wait", **{"thread.name": "cond-worker"})
+    span = only(spans, f"Condition.wait {cond.name}", **{"thread.name": "cond-worker"})
     child_of(span, "cond-worker")
     assert duration(span) == 0.125
-    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{cond_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.primitive.name"] == named("cond", FILE, cond_line)  # type: ignore[index]
     assert span.attributes["threadtrace.timeout"] == 30.0  # type: ignore[index]
     assert span.attributes["threadtrace.timed_out"] is False  # type: ignore[index]
     woken_by_main(span)
 
     # 4. Event
-    span = only(spans, "Event.wait", **{"thread.name": "event-worker"})
+    span = only(spans, f"Event.wait {event.name}", **{"thread.name": "event-worker"})
     child_of(span, "event-worker")
     assert duration(span) == 2.0
-    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{event_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.primitive.name"] == named("event", FILE, event_line)  # type: ignore[index]
     woken_by_main(span)
 
     # 5. BoundedSemaphore
-    span = only(spans, "BoundedSemaphore.acquire")
+    span = only(spans, f"BoundedSemaphore.acquire {sem.name}")
     child_of(span, "sem-worker")
     assert duration(span) == 1.0
-    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{sem_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.primitive.name"] == named("sem", FILE, sem_line)  # type: ignore[index]
     woken_by_main(span)
 
     # 6. Barrier: only the worker waited; main's arrival released it.
-    span = only(spans, "Barrier.wait")
+    span = only(spans, f"Barrier.wait {barrier.name}")
     child_of(span, "barrier-worker")
     assert duration(span) == 0.75
-    assert span.attributes["threadtrace.primitive.name"] == f"{FILE}:{barrier_line}"  # type: ignore[index]
+    assert span.attributes["threadtrace.primitive.name"] == named("barrier", FILE, barrier_line)  # type: ignore[index]
     woken_by_main(span)
 
     # 7. Queue: the consumer's wait is on the queue's condition, named after the queue's line.
-    span = only(spans, "Condition.wait", **{"thread.name": "consumer"})
+    span = only(spans, f"Condition.wait {jobs.not_empty.name}", **{"thread.name": "consumer"})
     child_of(span, "consumer")
     assert duration(span) == 3.0
-    assert span.attributes["threadtrace.primitive.name"] == f"Queue@{FILE}:{jobs_line}"  # type: ignore[index]
+    jobs_name = named("jobs", FILE, jobs_line, via="Queue")
+    assert span.attributes["threadtrace.primitive.name"] == jobs_name  # type: ignore[index]
     woken_by_main(span)
 
     # 8. Join: main's join of the sleeper, linked to the sleeper's run.
-    span = only(spans, "Thread.join", **{"threadtrace.primitive.name": "sleeper"})
+    span = only(spans, "Thread.join sleeper", **{"threadtrace.primitive.name": "sleeper"})
     assert span.parent is not None and span.parent.span_id == app_ctx.span_id
     assert duration(span) == 4.0
     assert [link.context.span_id for link in span.links] == [runs["sleeper"].context.span_id]
     assert dict(span.links[0].attributes or {}) == {"threadtrace.link.type": "joined"}
-    sleeper_wait = only(spans, "Event.wait", **{"thread.name": "sleeper"})
+    sleeper_wait = only(spans, f"Event.wait {go.name}", **{"thread.name": "sleeper"})
     assert sleeper_wait.links[0].attributes["thread.name"] == "releaser"  # type: ignore[index]
 
     # 9. The pool's task ran in the submitter's context.
@@ -280,17 +296,18 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
     blocked = sorted(
         (s.name, s.attributes.get("thread.name"))  # type: ignore[union-attr]
         for s in spans
-        if s.name not in ("Thread.run", "app", "task")
+        if not s.name.startswith(("Thread.run", "Thread.join")) and s.name not in ("app", "task")
     )
-    assert [b for b in blocked if b[0] != "Thread.join"] == sorted([
-        ("Lock.acquire", "lock-worker"),
-        ("RLock.acquire", "rlock-worker"),
-        ("Condition.wait", "cond-worker"),
-        ("Event.wait", "event-worker"),
-        ("BoundedSemaphore.acquire", "sem-worker"),
-        ("Barrier.wait", "barrier-worker"),
-        ("Condition.wait", "consumer"),
-        ("Event.wait", "sleeper"),
+    assert blocked == sorted([
+        # The target is the primitive's name, whatever it is.
+        (f"Lock.acquire {lock.name}", "lock-worker"),
+        (f"RLock.acquire {rlock.name}", "rlock-worker"),
+        (f"Condition.wait {cond.name}", "cond-worker"),
+        (f"Event.wait {event.name}", "event-worker"),
+        (f"BoundedSemaphore.acquire {sem.name}", "sem-worker"),
+        (f"Barrier.wait {barrier.name}", "barrier-worker"),
+        (f"Condition.wait {jobs.not_empty.name}", "consumer"),
+        (f"Event.wait {go.name}", "sleeper"),
     ])  # fmt: skip
 
     # Metrics: counts, contentions and wait time per primitive, exactly.
@@ -300,20 +317,22 @@ def test_a_small_app_produces_this_exact_trace(cap: Capture, clock: FakeClock) -
         key = (("threadtrace.primitive.kind", kind), ("threadtrace.primitive.name", name))
         return metrics[metric][key]
 
-    lock_name = f"{FILE}:{lock_line}"
+    lock_name = named("lock", FILE, lock_line)
     assert point("threadtrace.operations", "lock", lock_name) == 2
     assert point("threadtrace.contentions", "lock", lock_name) == 1
     assert point("threadtrace.wait.time", "lock", lock_name) == 0.5
     assert point("threadtrace.hold.time", "lock", lock_name) == 0.5
     assert point("threadtrace.wait.duration", "lock", lock_name) == (1, 0.5)
-    assert point("threadtrace.operations", "rlock", f"{FILE}:{rlock_line}") == 3
-    assert point("threadtrace.contentions", "rlock", f"{FILE}:{rlock_line}") == 1
-    assert point("threadtrace.wait.duration", "event", f"{FILE}:{event_line}") == (1, 2.0)
-    assert point("threadtrace.contentions", "bounded_semaphore", f"{FILE}:{sem_line}") == 1
-    assert point("threadtrace.operations", "bounded_semaphore", f"{FILE}:{sem_line}") == 2
-    assert point("threadtrace.operations", "barrier", f"{FILE}:{barrier_line}") == 2
-    assert point("threadtrace.contentions", "barrier", f"{FILE}:{barrier_line}") == 1
-    assert point("threadtrace.wait.duration", "condition", f"Queue@{FILE}:{jobs_line}") == (1, 3.0)
+    assert point("threadtrace.operations", "rlock", named("rlock", FILE, rlock_line)) == 3
+    assert point("threadtrace.contentions", "rlock", named("rlock", FILE, rlock_line)) == 1
+    assert point("threadtrace.wait.duration", "event", named("event", FILE, event_line)) == (1, 2.0)
+    assert point("threadtrace.contentions", "bounded_semaphore", named("sem", FILE, sem_line)) == 1
+    assert point("threadtrace.operations", "bounded_semaphore", named("sem", FILE, sem_line)) == 2
+    assert point("threadtrace.operations", "barrier", named("barrier", FILE, barrier_line)) == 2
+    assert point("threadtrace.contentions", "barrier", named("barrier", FILE, barrier_line)) == 1
+    assert point(
+        "threadtrace.wait.duration", "condition", named("jobs", FILE, jobs_line, via="Queue")
+    ) == (1, 3.0)
     assert metrics["threadtrace.thread.started"][()] == 10
     assert metrics["threadtrace.thread.count"][()] == 0
     for name in metrics["threadtrace.operations"]:
@@ -352,7 +371,8 @@ def test_the_holder_site_is_where_the_holder_acquired_even_unmeasured(clock: Fak
             holder.join(10)
             waiter.join(10)
     first, second = (
-        only(cap.spans(), "Lock.acquire", **{"thread.name": f"waiter-{i}"}) for i in (0, 1)
+        only(cap.spans(), f"Lock.acquire {lock.name}", **{"thread.name": f"waiter-{i}"})
+        for i in (0, 1)
     )
     # The line of the holder's `with lock:`, not where it stood when the wait began.
     for round_, span in enumerate((first, second)):
@@ -378,14 +398,79 @@ def test_a_long_hold_is_a_span_and_a_timer_runs_in_its_starters_context(clock: F
             assert fired.wait(10)
             timer.join(10)
     spans = cap.spans()
-    hold = only(spans, "Lock.hold")
+    hold = only(spans, f"Lock.hold {lock.name}")
     assert duration(hold) == 1.5
     assert hold.parent is not None and hold.parent.span_id == request.get_span_context().span_id
-    assert hold.attributes["threadtrace.primitive.name"] == f"{FILE}:{lock_line}"  # type: ignore[index]
+    assert hold.attributes["threadtrace.primitive.name"] == named("lock", FILE, lock_line)  # type: ignore[index]
     assert hold.attributes["code.line.number"] == acquire_line  # type: ignore[index]
     assert hold.attributes["thread.name"] == "MainThread"  # type: ignore[index]
     assert lock.statistics().holds_measured == 2
     assert lock.statistics().total_hold == 2.0
-    run = only(spans, "Thread.run")
+    (run,) = [s for s in spans if s.name.startswith("Thread.run")]
     assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
-    assert run.attributes["code.function.name"].endswith("Event.set")  # type: ignore[union-attr,index]
+    function = run.attributes["code.function.name"]  # type: ignore[index]
+    assert function.endswith(".Event.set")  # type: ignore[union-attr]
+    # A Timer's made-up name ("Thread-7") says nothing: its target is what it runs.
+    assert run.name == f"Thread.run {function}"
+
+
+def test_spans_and_metrics_name_the_schema_they_follow(cap: Capture) -> None:
+    """The tracer and the meter carry a schema_url: the semantic conventions used."""
+    contend(threading.Lock())
+    (span,) = [s for s in cap.spans() if s.name.startswith("Lock.acquire ")]
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.schema_url == "https://opentelemetry.io/schemas/1.33.0"
+    data = cap.reader.get_metrics_data()
+    assert data is not None
+    scopes = {
+        (scope.scope.name, scope.scope.schema_url)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+    }
+    assert scopes == {("threadtrace", "https://opentelemetry.io/schemas/1.33.0")}
+
+
+def test_code_function_name_is_fully_qualified_on_every_span(cap: Capture) -> None:
+    """One form everywhere: <module>.<qualname>, on waits, holds and thread runs alike."""
+    lock = threading.Lock()
+
+    def take() -> None:
+        with lock:
+            pass
+
+    lock.acquire()
+    worker = threading.Thread(target=take, name="taker-1")
+    worker.start()
+    wait_for_waiters(lock, 1)
+    lock.release()
+    worker.join(10)
+    spans = {s.name.partition(" ")[0]: s for s in cap.spans()}
+    wait, run = spans["Lock.acquire"], spans["Thread.run"]
+    assert wait.attributes["code.function.name"] == qualified_name(take)  # type: ignore[index]
+    assert wait.attributes["threadtrace.holder.code.function.name"] == (  # type: ignore[index]
+        qualified_name(test_code_function_name_is_fully_qualified_on_every_span)
+    )
+    assert run.attributes["code.function.name"] == (  # type: ignore[index]
+        f"{__name__}.{take.__qualname__}"
+    )
+    assert run.name == "Thread.run taker"
+
+
+@pytest.mark.parametrize(
+    ("thread_name", "target"),
+    [
+        ("teller-0", "teller"),
+        ("db_3", "db"),
+        ("ThreadPoolExecutor-0_1", "ThreadPoolExecutor"),
+        ("worker (2)", "worker"),
+        ("fetch #12", "fetch"),
+        ("MainThread", "MainThread"),
+        ("http2", "http2"),  # no separator: part of the name, not a counter
+        ("Thread-7", "app.fetch"),  # made up by threading: what it runs
+        ("Thread-7 (fetch)", "app.fetch"),
+        ("42", "app.fetch"),
+    ],
+)
+def test_a_threads_span_target_is_its_name_without_a_counter(thread_name: str, target: str) -> None:
+    """Low cardinality: one Thread.run row per role, not per thread."""
+    assert thread_target(thread_name, "app.fetch") == target

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol
 
 from ._support import originals
 from ._support.clock import Clock, SystemClock
-from ._support.config import Config, from_environment
+from ._support.config import Config, from_environment, sdk_disabled
 from ._support.errors import ConfigurationError
 from ._support.sites import ModuleFilter, Site, SiteCache
+from ._support.targets import TargetNames
 
 if TYPE_CHECKING:
     from ._control.patch import PatchHandle
@@ -74,11 +75,21 @@ _NOT_SAVED = frozenset(
         "get_guard",
         "set_guard",
         "watchers",
+        "listener",
     }
 )
 
 #: Collected primitives' counts queued before they are folded into the totals.
 RETIRED_QUEUE = 4096
+
+#: Distinct (kind, name) series the retired totals keep; past it, a collected
+#: primitive of a new name is counted under :data:`OTHER` (a program that
+#: names each of a million short-lived locks differently keeps bounded memory,
+#: and the metrics stay under OpenTelemetry's default cardinality limit, 2000).
+MAX_SERIES = 1500
+
+#: The name the series past :data:`MAX_SERIES` are counted under.
+OTHER = "(other)"
 
 
 def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]:
@@ -104,9 +115,14 @@ class Runtime:
             never raises: the defaults stand, configure()/patch() raise this
             until it is fixed, and a program that calls neither gets a
             warning when threadtrace first exports.
+        sdk_disabled: ``OTEL_SDK_DISABLED`` is true: threadtrace makes no
+            telemetry of its own accord (``patch()`` leaves threading alone,
+            no providers are built and the global ones get nothing).
         clock: monotonic and wall time, injectable (``FakeClock``).
         modules: which frames are the program's, for ``config``'s exclusions.
         site_cache: one shared Site per place in the program.
+        target_names: the variable each creation site assigns its primitive
+            to, read once per site for its label (``Site.targets`` is this).
         book: guards slow-path bookkeeping that threads other than a
             primitive's holder touch (waiter counts).  Never held while
             blocking or while calling out.
@@ -133,8 +149,16 @@ class Runtime:
         report_logged: whether the contention report was logged at exit.
         pid: this process's id (a forked child's own, from the fork on).
         forked_from: the parent's pid, in a forked child; else ``None``.
+        child_of: the parent's pid, in a process ``threadtrace run`` started
+            (not forked); else ``None``.
+        service_name: the default ``service.name`` ``threadtrace run``
+            chose for all its processes; ``None``: ``threadtrace:<argv[0]>``.
         fork_hooks: called in the parent just before a fork (layers above
             register what they need there).
+        watchdog_hooks: called when the watchdog thread starts (in a forked
+            child: at its first blocking wait): a layer above that needs a
+            thread of its own starts it then, so that no thread of
+            threadtrace's appears at any other moment of the program's run.
         names_at_fork: the parent's thread names at the fork, by ident (a
             forked child reports locks that other threads held then).
         installed: hooks installed once per process, by name (the layers'
@@ -171,8 +195,14 @@ class Runtime:
             config = Config()
             self.environment_error = error  # logged when threadtrace first exports
         self._config = config
+        #: OTEL_SDK_DISABLED=true: no telemetry at all (see _control/patch.py).
+        self.sdk_disabled, problem = sdk_disabled()
         self.modules = ModuleFilter(config.excluded_modules)
         self.site_cache = SiteCache()
+        #: Whether lock order is tracked now (``lock_order``, or its default
+        #: for the lock core in use; settled by the core when the config changes).
+        self.ordering = False
+        self.target_names = TargetNames(self.internal_error)
         self._clock: Clock = SystemClock()
         self.book = originals.allocate_lock()
         self.patch_lock = originals.RLock()
@@ -195,13 +225,24 @@ class Runtime:
         self.report_logged = False
         self.pid = os.getpid()
         self.forked_from: Optional[int] = None
+        self.child_of: Optional[int] = None
+        self.service_name: Optional[str] = None
+        #: The ``threadtrace dump`` listener of this process, once listening
+        #: (``_control/live.py``); the process's, not a captured block's.
+        self.listener: Optional[Any] = None
         self.fork_hooks: list[Callable[[], None]] = []
+        self.watchdog_hooks: list[Callable[[], None]] = []
         self.names_at_fork: dict[int, str] = {}
         self.installed: set[str] = set()
         self.sigint_at_exit = False
         self.exiting = False
         self.sigterm_pending = False
         self.exit_steps: Optional[Callable[[], None]] = None
+        #: Ends the process with a status after the exit steps (on_deadlock=exit);
+        #: set by the layer that owns the exit (_control/exit.py).
+        self.end_process: Optional[Callable[[int], None]] = None
+        if problem is not None:
+            self.notice(logging.WARNING, "threadtrace: %s (as OpenTelemetry does)", problem)
 
     def _records_afresh(self) -> None:
         self.live: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -298,7 +339,7 @@ class Runtime:
         """Where the caller's caller's ``depth``-th caller made a primitive; None: untraced."""
         if self.recording():
             return None
-        return self.modules.creation_site(depth + 1, composed=composed)
+        return self.modules.creation_site(depth + 1, composed=composed, sites=self.site_cache)
 
     def register(self, primitive: Any) -> None:
         """Add a new traced primitive to the live registry."""
@@ -334,7 +375,10 @@ class Runtime:
                 kind, name, counts = retired.popleft()
             except IndexError:
                 return
-            totals[(kind, name)] = _fold(totals.get((kind, name), ()), counts)
+            key = (kind, name)
+            if key not in totals and len(totals) >= MAX_SERIES:
+                key = (kind, OTHER)
+            totals[key] = _fold(totals.get(key, ()), counts)
 
     def primitives(self) -> list[Any]:
         """Every traced primitive alive: the registry, and the C lock core's own."""
@@ -463,6 +507,9 @@ class Runtime:
 
 #: The runtime of this process.
 runtime = Runtime()
+# Sites are made on the hot path and ask for their labels much later, from
+# any thread: the class attribute spares each Site a reference of its own.
+Site.targets = runtime.target_names
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=runtime.before_fork, after_in_child=runtime.after_fork_in_child)

@@ -83,9 +83,12 @@ def configure(
         recorder.ensure_ready()
     # The watchdog starts now, not at the program's first wait: a thread of
     # threadtrace's appearing mid-run would change the thread count the
-    # program sees (threading.active_count(), _thread._count()).
-    watchdog.ensure_started()
-    _say_if_pure_python_core()
+    # program sees (threading.active_count(), _thread._count()).  Not with
+    # OTEL_SDK_DISABLED=true, where threadtrace stays out of the way (patch()
+    # patches nothing; a wait on a primitive of threadtrace's starts it).
+    if not runtime.sdk_disabled:
+        watchdog.ensure_started()
+        _say_if_pure_python_core()  # (with nothing patched, the core is beside the point)
     return new
 
 

@@ -16,6 +16,7 @@ for whoever waits for it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from .._primitives.unfinished import record_unfinished
 from .._report.model import report
 from .._runtime import runtime
 from .._support import originals as _originals
+from . import live
 from .configure import shutdown
 
 logger = logging.getLogger("threadtrace")
@@ -82,6 +84,7 @@ def flush() -> None:
         shutdown(_final=True)
     except Exception as error:  # noqa: BLE001 - exit goes on regardless
         logger.warning("threadtrace: could not flush at exit: %s", error)
+    live.close()  # no more dumps: the socket goes with the process
     if runtime.sigterm_pending:  # SIGTERM came during the flush: now it takes effect
         _die_of_sigterm()
 
@@ -121,9 +124,42 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     # On a thread of its own: this thread (the main one) may be inside
     # threadtrace's bookkeeping, holding a lock the flush needs; then the
     # wait below runs out and the process ends anyway.
-    _originals.Thread(target=finish, name="threadtrace-sigterm", daemon=True).start()
+    _originals.own_thread(finish, "threadtrace-sigterm").start()
     done.wait(runtime.config.flush_timeout + 1.0)
     _die_of_sigterm()
+
+
+def end_process(status: int) -> None:
+    """End the process now with ``status`` (``on_deadlock=exit``), after the exit steps.
+
+    The steps (the waits still going on recorded, the report, ``threadtrace
+    run``'s summary, the flush) run on a thread of their own, for at most
+    ``flush_timeout`` but no more than 2 s: the program is deadlocked, and
+    whoever asked for ``exit`` wants it to end.  No atexit handler runs.
+    """
+    if not runtime.exiting:
+        runtime.exiting = True
+        steps = runtime.exit_steps or at_exit
+        done = _originals.Event()
+
+        def finish() -> None:
+            try:
+                steps()
+            except Exception as error:  # noqa: BLE001 - the process ends regardless
+                logger.warning("threadtrace: could not flush before exiting: %s", error)
+            finally:
+                done.set()
+
+        _originals.own_thread(finish, "threadtrace-exit").start()
+        done.wait(min(runtime.config.flush_timeout, 2.0) + 1.0)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # closed: nothing to flush
+            stream.flush()
+    os._exit(status)
+
+
+runtime.end_process = end_process
 
 
 def handle_sigterm() -> bool:
@@ -153,10 +189,16 @@ def stop_handling_sigterm() -> None:
 
 
 def process_label() -> str:
-    """`` (process 4242, forked from 4241)`` in a forked child, else nothing."""
-    if runtime.forked_from is None:
-        return ""
-    return f" (process {runtime.pid}, forked from {runtime.forked_from})"
+    """`` (process 4242, forked from 4241)`` in a forked child, else nothing.
+
+    `` (process 4242, started by 4241)`` in a process ``threadtrace run``
+    started, which is not the program's own.
+    """
+    if runtime.forked_from is not None:
+        return f" (process {runtime.pid}, forked from {runtime.forked_from})"
+    if runtime.child_of is not None:
+        return f" (process {runtime.pid}, started by {runtime.child_of})"
+    return ""
 
 
 def _steps() -> None:

@@ -31,6 +31,8 @@ from __future__ import annotations
 # block on that lock, still held from before the fork
 # (tests/test_safety.py::test_a_forked_child_keeps_working hangs).
 import concurrent.futures.thread as futures_thread
+import functools
+import logging
 import threading
 from types import TracebackType
 from typing import Any, Callable, Optional
@@ -38,6 +40,7 @@ from typing import Any, Callable, Optional
 import wrapt
 from opentelemetry import context as otel_context
 
+from .._detect import watchdog
 from .._primitives.condition import Condition
 from .._primitives.event import Barrier, Event
 from .._primitives.locks import Lock, RLock
@@ -45,7 +48,7 @@ from .._primitives.semaphore import BoundedSemaphore, Semaphore
 from .._primitives.threads import join_traced, prepare_start, run_traced
 from .._runtime import runtime
 from .._support import originals as _originals
-from . import exit
+from . import exit, live
 from .configure import configure
 
 PRIMITIVES: dict[str, Any] = {
@@ -63,6 +66,21 @@ _START_NAME = (
     if hasattr(threading, "_start_joinable_thread")
     else "_start_new_thread"
 )
+
+
+def _without_own_threads() -> tuple[Callable[[], list[Any]], Callable[[], int]]:
+    """``threading.enumerate`` and ``active_count``, leaving out threadtrace's own threads."""
+    original_enumerate, is_own = _originals.enumerate, _originals.is_own
+
+    @functools.wraps(original_enumerate)
+    def enumerate() -> list[Any]:
+        return [thread for thread in original_enumerate() if not is_own(thread)]
+
+    @functools.wraps(_originals.active_count)
+    def active_count() -> int:
+        return len(enumerate())
+
+    return enumerate, active_count
 
 
 class _Switch:
@@ -107,6 +125,14 @@ class PatchHandle:
         for name, cls in PRIMITIVES.items():
             self._replace(threading, name, cls)
         self._replace(threading, _START_NAME, _wrap_start(getattr(threading, _START_NAME), switch))
+        # threadtrace's own daemon threads (watchdog, exporters) are not the
+        # program's: left out of what it enumerates and counts, so that
+        # "join every thread but the main one" does not wait for them.
+        enumerate_threads, active_count = _without_own_threads()
+        self._replace(threading, "enumerate", enumerate_threads)
+        self._replace(threading, "active_count", active_count)
+        if threading.__dict__.get("activeCount") is _originals.active_count:  # 3.9: an alias
+            self._replace(threading, "activeCount", active_count)
 
         def bootstrap_inner(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not switch.on:
@@ -197,15 +223,51 @@ def patch(**settings: Any) -> PatchHandle:
     Raises:
         ConfigurationError: a setting or ``THREADTRACE_*`` variable is
             invalid; nothing was patched.
+
+    .. note:: With ``OTEL_SDK_DISABLED=true`` (OpenTelemetry's switch for
+       "no telemetry") the settings are checked and applied, but ``threading``
+       is left as it is: the handle returned is inactive and
+       :func:`is_patched` stays false.  ``threadtrace run``,
+       ``opentelemetry-instrument`` and the ``sitecustomize`` of ``run --``
+       all go through here.
+    """
+    if runtime.sdk_disabled:
+        with runtime.patch_lock:
+            configure(**settings)  # still checked: a typo fails the same either way
+            handle = runtime.patch_handle
+            if handle is not None and handle.active:
+                return handle
+        if "sdk_disabled" not in runtime.installed:
+            runtime.installed.add("sdk_disabled")
+            runtime.notice(
+                logging.INFO,
+                "threadtrace: OTEL_SDK_DISABLED is true: threading is not patched and "
+                "nothing is recorded",
+            )
+        return PatchHandle()
+    return apply(**settings)
+
+
+def apply(**settings: Any) -> PatchHandle:
+    """:func:`patch`, whatever ``OTEL_SDK_DISABLED`` says.
+
+    For what is asked for explicitly rather than switched on by the
+    environment: :func:`threadtrace.testing.capture` and the pytest plugin.
+    (With ``OTEL_SDK_DISABLED=true`` they still export nothing, except to
+    providers given to them.)
     """
     with runtime.patch_lock:
         configure(**settings)  # also refuses an invalid THREADTRACE_* variable
+        watchdog.ensure_started()  # configure() does not, with OTEL_SDK_DISABLED=true
         handle = runtime.patch_handle
         if handle is not None and handle.active:
             return handle
         handle = PatchHandle()
         handle._apply()
         runtime.patch_handle = handle
+        # With the watchdog (configure() started it): no thread of threadtrace's
+        # appears later, in the middle of the program's run.
+        live.serve_dumps()
     recorder = runtime.recorder
     if recorder is not None:
         recorder.ensure_ready()

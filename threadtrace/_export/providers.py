@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -16,8 +16,17 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.version import __version__ as sdk_version
 
+from .._runtime import runtime
 from .._support import originals as _originals
-from .._support.config import Config
+from .._support.attributes import (
+    PROCESS_PARENT_PID,
+    PROCESS_PID,
+    SERVICE_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+)
+from .._support.config import Config, sends
 from ..exporters import Exporter, load_exporter
 from .queue import (
     ExportStats,
@@ -46,19 +55,26 @@ class FallbackProviders:
         self.stats: dict[str, ExportStats] = {}
         self._queues: list[SpanQueue] = []
         for name in config.exporters:
+            # OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER say which signals
+            # each gets (checked first: an invalid one fails before any is made).
+            spans, metrics = sends("traces", name), sends("metrics", name)
             exporter = load_exporter(name)(config)
             stats = ExportStats(name, exporter.destination())
             self.exporters[name] = exporter
             self.stats[name] = stats
-            if exporter.handles_spans():
+            if spans and exporter.handles_spans():
                 if exporter.synchronous:
                     self.tracer_provider.add_span_processor(_Synchronous(exporter, stats))
                 else:
                     queue = SpanQueue(exporter, stats)
                     self._queues.append(queue)
                     self.tracer_provider.add_span_processor(queue)
-            if exporter.handles_metrics():
-                readers.append(PeriodicExportingMetricReader(MetricAdapter(exporter, stats)))
+            if metrics and exporter.handles_metrics():
+                reader = PeriodicExportingMetricReader(MetricAdapter(exporter, stats))
+                ticker = getattr(reader, "_daemon_thread", None)  # the SDK's, started for us
+                if ticker is not None:
+                    _originals.mark_own(ticker)
+                readers.append(reader)
         install_log_filter()
         self.meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, shutdown_on_exit=False
@@ -90,7 +106,7 @@ class FallbackProviders:
             finally:
                 done.set()
 
-        _originals.Thread(target=close, name="threadtrace-flush", daemon=True).start()
+        _originals.own_thread(close, "threadtrace-flush").start()
         done.wait(timeout)
         # Whatever is still queued or inside an exporter now is not going out.
         dropped = sum(queue.abandon() for queue in self._queues)
@@ -105,19 +121,20 @@ class FallbackProviders:
     def _close(self, timeout: float) -> None:
         """Flush and close everything, each step on its own: one failing spares the rest."""
         millis = int(timeout * 1000)
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("spans", lambda: self.tracer_provider.force_flush(millis)),
-            ("spans", self.tracer_provider.shutdown),
-            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis)),
+        steps: list[tuple[str, Callable[[], object], Optional[ExportStats]]] = [
+            ("spans", lambda: self.tracer_provider.force_flush(millis), None),
+            ("spans", self.tracer_provider.shutdown, None),
+            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis), None),
         ]
         for name, exporter in self.exporters.items():
-            steps.append(
-                (f"exporter {name!r} ({exporter.destination()})", _closer(exporter, timeout))
-            )
-        for what, step in steps:
+            what = f"exporter {name!r} ({exporter.destination()})"
+            steps.append((what, _closer(exporter, timeout), self.stats.get(name)))
+        for what, step, stats in steps:
             try:
                 step()
             except Exception as error:  # noqa: BLE001 - exit goes on regardless
+                if stats is not None and stats.warned:
+                    continue  # its losses were said once, and the summary counts them
                 logger.warning(
                     "threadtrace: could not flush %s at exit: %s", what, _one_line(error)
                 )
@@ -162,24 +179,30 @@ def _resource() -> Resource:
     Providers may be built lazily, in whatever thread first records, and
     that thread may hold ``concurrent.futures``' global lock (inside
     ``ThreadPoolExecutor.submit``): a pool submit there would deadlock.
-    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` are honoured.
+
+    The service name follows the specification's order: ``OTEL_SERVICE_NAME``,
+    then a ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` (the SDK's
+    detector reads both, in that order), then threadtrace's default,
+    ``threadtrace:<program>``.  ``process.pid`` and ``process.parent_pid``
+    tell apart the processes of one run (a forked child builds its own).
     """
-    return (
-        Resource(
-            {
-                "telemetry.sdk.language": "python",
-                "telemetry.sdk.name": "opentelemetry",
-                "telemetry.sdk.version": sdk_version,
-            }
-        )
-        .merge(OTELResourceDetector().detect())
-        .merge(Resource({"service.name": _service_name()}))
-    )
+    detected = OTELResourceDetector().detect()
+    resource = Resource(
+        {
+            TELEMETRY_SDK_LANGUAGE: "python",
+            TELEMETRY_SDK_NAME: "opentelemetry",
+            TELEMETRY_SDK_VERSION: sdk_version,
+            PROCESS_PID: os.getpid(),
+            PROCESS_PARENT_PID: os.getppid(),
+        }
+    ).merge(detected)
+    if not detected.attributes.get(SERVICE_NAME):
+        resource = resource.merge(Resource({SERVICE_NAME: _default_service_name()}))
+    return resource
 
 
-def _service_name() -> str:
-    name = os.environ.get("OTEL_SERVICE_NAME")
-    if name:
-        return name
+def _default_service_name() -> str:
+    if runtime.service_name:  # threadtrace run names its processes after the program
+        return runtime.service_name
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
     return f"threadtrace:{os.path.basename(argv0)}"

@@ -48,20 +48,50 @@ class ExportStats:
         self.left_out_reason = ""
         self.metric_exports = 0
         self.metric_failures = 0
-        self._warned = False
+        self._warned: set[str] = set()
+
+    @property
+    def warned(self) -> bool:
+        """Whether a loss was already said (later ones only show in the summary)."""
+        return bool(self._warned)
 
     @property
     def spans_lost(self) -> int:
         return self.spans_failed + self.spans_dropped
 
-    def warn_once(self, what: str, error: Optional[BaseException] = None) -> None:
-        """Log the first loss on this exporter; later ones are only counted."""
-        if self._warned:
+    def warn_once(
+        self, what: str, error: Optional[BaseException] = None, signal: str = "traces"
+    ) -> None:
+        """Log the first loss of ``signal`` (traces or metrics) on this exporter.
+
+        Later ones are only counted: a backend that refuses metrics on every
+        periodic export is said once per run.  An error that names where it
+        was sent and why (the otlp exporter's ``ExportFailed``) is said that
+        way: the URL of the signal that failed, and the status it got.
+        """
+        if signal in self._warned:
             return
-        self._warned = True
+        self._warned.add(signal)
+        destination = getattr(error, "destination", None)
+        reason = getattr(error, "reason", None)
+        if isinstance(destination, str) and isinstance(reason, str):
+            advice = ""
+            if signal == "metrics" and getattr(error, "refused", False):
+                advice = "; it takes no metrics there: set OTEL_METRICS_EXPORTER=none to send none"
+            # Maybe on a program thread (a full queue is found in on_end):
+            # logged from one of threadtrace's own.
+            runtime.notice(
+                logging.WARNING,
+                "threadtrace: exporter %r lost %s to %s: %s%s; the program continues, and "
+                "further losses are counted and reported at exit",
+                self.name,
+                what,
+                destination,
+                reason,
+                advice,
+            )
+            return
         reason = f": {type(error).__name__}: {error}" if error is not None else ""
-        # Maybe on a program thread (a full queue is found in on_end): logged
-        # from one of threadtrace's own.
         runtime.notice(
             logging.WARNING,
             "threadtrace: exporter %r (%s) lost %s%s; the program continues, and "
@@ -108,9 +138,7 @@ class SpanQueue(SpanProcessor):
         self._idle = _originals.Event()
         self._idle.set()
         self._in_flight = 0  # spans handed to the exporter and not yet back
-        self._thread = _originals.Thread(
-            target=self._work, name=f"threadtrace-export-{self._stats.name}", daemon=True
-        )
+        self._thread = _originals.own_thread(self._work, f"threadtrace-export-{self._stats.name}")
         self._thread.start()
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -219,7 +247,7 @@ class MetricAdapter(MetricExporter):
             self._stats.metric_exports += 1
             return MetricExportResult.SUCCESS
         self._stats.metric_failures += 1
-        self._stats.warn_once("a metrics export", error)
+        self._stats.warn_once("a metrics export", error, signal="metrics")
         return MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

@@ -206,12 +206,12 @@ static struct {
     PyObject *retire;             /* (kind, name, code, offset, counts) at dealloc */
     PyObject *modules;            /* the categories' source: a new one bumps generation */
     PyObject *internal_error;     /* (where, exception): the runtime counts it, logs the first */
-    int ordering;                 /* lock order is tracked: _ordered() and _release_slow() */
+    int ordering;                 /* lock order is tracked (order_taken(), order_released()) */
     long generation;              /* bumped when the categories change */
     Py_ssize_t extra_index;       /* the code objects' extra slot for our category */
     long long serials;            /* lock serials, never reused */
-    PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered;
-    PyObject *str_name, *str_kind;
+    PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
+    PyObject *str_name, *str_kind, *str_original, *str_original_factory;
 } G;
 
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
@@ -417,17 +417,180 @@ capture_site(Core *self)
     self->acq_line = -1;
 }
 
-static void
-call_ordered(Core *self, int blocking)
+/* -- lock order (lockdep's idea), in C ------------------------------------------------
+ *
+ * Each thread keeps the stack of locks it holds (outermost holds only), with
+ * a strong reference to each.  Taking B while holding A is the pair
+ * (A's serial, B's serial): a pair seen before is one lookup in a set, and
+ * only a new one calls Python (Lock._ordered_nested), which records the
+ * orders, by instance and by name, and reports a cycle.  A release just
+ * takes the lock off its stack.  A trylock or a Condition taking its lock
+ * back adds no order (neither can deadlock). */
+
+#define HELD_MAX 32
+typedef struct {
+    Core *locks[HELD_MAX];
+    int n;
+} HeldStack;
+
+#if defined(_MSC_VER)
+static __declspec(thread) HeldStack held_stack;
+#else
+static __thread HeldStack held_stack;
+#endif
+
+typedef struct {
+    long long first, second; /* serials; first == 0: an empty slot */
+} Pair;
+
+#define PAIRS_MIN 1024
+#define PAIRS_MAX 131072 /* slots: past 70 % of this the set starts afresh, as Python's graph does */
+static Pair *pairs;
+static size_t pairs_cap, pairs_len;
+
+static inline size_t
+pair_slot(long long first, long long second, size_t cap)
 {
-    PyObject *r = PyObject_CallMethodOneArg(
-        (PyObject *)self, G.str_ordered, blocking ? Py_True : Py_False);
-    if (r == NULL) {
-        /* The lock is held now: an error in bookkeeping must not turn a
-         * successful acquire into an exception that leaks it. */
-        report_error("lock order");
+    unsigned long long h = (unsigned long long)first * 0x9E3779B97F4A7C15ULL
+                           ^ (unsigned long long)second * 0xC2B2AE3D27D4EB4FULL;
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+/* Whether the pair was new (then it is added); -1 when out of memory. */
+static int
+pair_add(long long first, long long second)
+{
+    if (pairs_len * 10 >= pairs_cap * 7) {
+        size_t cap = pairs_cap ? pairs_cap * 2 : PAIRS_MIN;
+        if (cap > PAIRS_MAX) {
+            memset(pairs, 0, pairs_cap * sizeof(Pair)); /* afresh (see PAIRS_MAX) */
+            pairs_len = 0;
+        }
+        else {
+            Pair *grown = PyMem_Calloc(cap, sizeof(Pair));
+            if (grown == NULL) {
+                return -1;
+            }
+            for (size_t i = 0; i < pairs_cap; i++) {
+                if (pairs[i].first != 0) {
+                    size_t j = pair_slot(pairs[i].first, pairs[i].second, cap);
+                    while (grown[j].first != 0) {
+                        j = (j + 1) & (cap - 1);
+                    }
+                    grown[j] = pairs[i];
+                }
+            }
+            PyMem_Free(pairs);
+            pairs = grown;
+            pairs_cap = cap;
+        }
     }
-    Py_XDECREF(r);
+    size_t i = pair_slot(first, second, pairs_cap);
+    while (pairs[i].first != 0) {
+        if (pairs[i].first == first && pairs[i].second == second) {
+            return 0;
+        }
+        i = (i + 1) & (pairs_cap - 1);
+    }
+    pairs[i].first = first;
+    pairs[i].second = second;
+    pairs_len++;
+    return 1;
+}
+
+/* forget_orders(): every pair unseen (the runtime's graph started afresh). */
+static PyObject *
+module_forget_orders(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    if (pairs != NULL) {
+        memset(pairs, 0, pairs_cap * sizeof(Pair));
+    }
+    pairs_len = 0;
+    Py_RETURN_NONE;
+}
+
+/* This thread took ``self`` (its outermost hold): check the new pairs, then push it. */
+static void
+order_taken(Core *self, int blocking)
+{
+    HeldStack *held = &held_stack;
+    unsigned long me = PyThread_get_thread_ident();
+    int fresh = 0;
+    int kept = 0;
+    for (int i = 0; i < held->n; i++) {
+        Core *first = held->locks[i];
+        if (!first->locked || first->owner != me) {
+            /* Released by another thread (a Lock may be): not held by us any more. */
+            Py_DECREF(first);
+            continue;
+        }
+        held->locks[kept++] = first;
+        if (blocking && first != self) {
+            int added = pair_add(first->serial, self->serial);
+            if (added != 0) {
+                fresh = 1; /* new, or no memory to tell: let Python look */
+            }
+        }
+    }
+    held->n = kept;
+    if (fresh) {
+        PyObject *stack = PyTuple_New(held->n);
+        if (stack != NULL) {
+            for (int i = 0; i < held->n; i++) {
+                Py_INCREF(held->locks[i]);
+                PyTuple_SET_ITEM(stack, i, (PyObject *)held->locks[i]);
+            }
+            PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, G.str_ordered_nested, stack);
+            Py_DECREF(stack);
+            Py_XDECREF(r);
+        }
+        if (PyErr_Occurred()) {
+            /* The lock is held now: an error in bookkeeping must not turn a
+             * successful acquire into an exception that leaks it. */
+            report_error("lock order");
+        }
+    }
+    if (held->n < HELD_MAX) {
+        Py_INCREF(self);
+        held->locks[held->n++] = self;
+    }
+}
+
+/* This thread let go of ``self``: off its stack (usually the top). */
+static void
+order_released(Core *self)
+{
+    HeldStack *held = &held_stack;
+    for (int i = held->n - 1; i >= 0; i--) {
+        if (held->locks[i] == self) {
+            for (int j = i; j < held->n - 1; j++) {
+                held->locks[j] = held->locks[j + 1];
+            }
+            held->n--;
+            Py_DECREF(self);
+            return;
+        }
+    }
+}
+
+/* held_locks(): the locks this thread holds, oldest first (lock order's view). */
+static PyObject *
+module_held_locks(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    HeldStack *held = &held_stack;
+    unsigned long me = PyThread_get_thread_ident();
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < held->n; i++) {
+        Core *lock = held->locks[i];
+        if (lock->locked && lock->owner == me && PyList_Append(list, (PyObject *)lock) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
 }
 
 /* The OS lock was just taken by this thread. */
@@ -460,7 +623,7 @@ taken(Core *self, int blocking, int measure, long long t_acq)
         self->measured = 1;
     }
     if (G.ordering) {
-        call_ordered(self, blocking);
+        order_taken(self, blocking);
     }
 }
 
@@ -620,7 +783,10 @@ let_go(Core *self)
 {
     long long start = 0, end = 0;
     int held = finish_hold(self, &start, &end);
-    if (self->hot || G.ordering) {
+    if (G.ordering) {
+        order_released(self);
+    }
+    if (self->hot) {
         PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, G.str_release_slow);
         if (r == NULL) {
             /* Release the lock whatever happened in the bookkeeping. */
@@ -752,6 +918,9 @@ core_restore(Core *self, PyObject *arg)
         return NULL;
     }
     self->depth = depth;
+    if (G.ordering) {
+        order_taken(self, 0); /* held again, adding no order */
+    }
     Py_RETURN_NONE;
 }
 
@@ -850,6 +1019,23 @@ type_reentrant(PyTypeObject *type)
     return r;
 }
 
+/* Whether ``type`` is threadtrace's Lock or RLock itself (not a subclass of the
+ * program's, whose own __init__ may take arguments). */
+static int
+type_is_threadtraces(PyTypeObject *type)
+{
+    PyObject *dict = type->tp_dict;
+    if (dict == NULL) {
+        return 0;
+    }
+    PyObject *original = PyDict_GetItemWithError(dict, G.str_original);
+    if (original == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return original != Py_None;
+}
+
 /* tp_new: Lock() made by the program's own code is made here, named after
  * the line that made it; anything else (name=, arguments, made through a
  * library class or by plumbing) goes to the Python classmethod
@@ -861,7 +1047,8 @@ core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if ((args == NULL || PyTuple_GET_SIZE(args) == 0)
         && (kwargs == NULL || PyDict_GET_SIZE(kwargs) == 0) && G.classify != NULL && !guard_busy) {
         tt_frame *f = FRAME_TOP();
-        if (f != NULL && frame_category(f) == CAT_NORMAL) {
+        int category = f != NULL ? frame_category(f) : 0;
+        if (category == CAT_NORMAL) {
             Core *self = core_alloc(type, type_reentrant(type));
             if (self == NULL) {
                 return NULL;
@@ -872,6 +1059,12 @@ core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             self->made_offset = FRAME_OFFSET(f);
             core_register(self);
             return (PyObject *)self;
+        }
+        if ((category & CAT_COMPOSER) && type_is_threadtraces(type)) {
+            /* threading composing its own primitives (an Event's Condition's
+             * Lock): threading's own lock, as _tt_new would decide, without
+             * the walk in Python. */
+            return PyObject_CallMethodNoArgs((PyObject *)type, G.str_original_factory);
         }
     }
     PyObject *slow = PyObject_GetAttrString((PyObject *)type, "_tt_new");
@@ -1236,8 +1429,27 @@ module_configure(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* caller(): (code, byte offset) of the first frame of the program's own above
+ * this call, or None (what a semaphore notes per permit: cheaper than a walk
+ * in Python). */
+static PyObject *
+module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    tt_frame *f = FRAME_TOP();
+    while (f != NULL && (frame_category(f) & 3) != CAT_NORMAL) {
+        f = FRAME_BACK(f);
+    }
+    if (f == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(Oi)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f));
+}
+
 static PyMethodDef module_methods[] = {
     {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
+    {"caller", module_caller, METH_NOARGS, "caller(): (code, offset) of the program's frame, or None."},
+    {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
+    {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
     {"make", module_make, METH_VARARGS, "make(type, site, name): a traced lock (the slow path's)."},
     {"get_guard", module_get_guard, METH_NOARGS, "Whether this thread is inside threadtrace's recording."},
@@ -1251,11 +1463,13 @@ lockcore_exec(PyObject *module)
     G.str_acquire_slow = PyUnicode_InternFromString("_acquire_slow");
     G.str_acquire_with = PyUnicode_InternFromString("_acquire_with");
     G.str_release_slow = PyUnicode_InternFromString("_release_slow");
-    G.str_ordered = PyUnicode_InternFromString("_ordered");
+    G.str_ordered_nested = PyUnicode_InternFromString("_ordered_nested");
     G.str_name = PyUnicode_InternFromString("__name__");
     G.str_kind = PyUnicode_InternFromString("_tt_kind");
-    if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered
-        || !G.str_name || !G.str_kind) {
+    G.str_original = PyUnicode_InternFromString("_tt_original");
+    G.str_original_factory = PyUnicode_InternFromString("_tt_original_factory");
+    if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
+        || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory) {
         return -1;
     }
     G.sample_period = 100;

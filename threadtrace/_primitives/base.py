@@ -38,7 +38,7 @@ class Traced:
 
     @property
     def name(self) -> str:
-        """The name given with ``name=``, or the site that created this primitive."""
+        """The name given with ``name=``, or its creation site's: ``cache_lock (app.py:4)``."""
         explicit = self._tt_name
         return explicit if explicit is not None else self._tt_site.label
 

@@ -44,13 +44,19 @@ PROFILE_AFTER_CONTENTION = 16
 #: A traced lock of a class, named after a site: ``make(cls, site, name)``.
 make: Callable[[type, Site, Optional[str]], Any]
 
+#: ``(code, byte offset)`` of the first frame of the program's own above the
+#: call (past threadtrace and the libraries that build primitives), or None.
+caller: Callable[[], Optional[tuple[CodeType, int]]]
+
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = pycore.LockCore
     make = pycore.make
+    caller = pycore.caller
 else:
     assert lockcore is not None
     LockCore = lockcore.LockCore
     make = lockcore.make
+    caller = lockcore.caller
     Site.line_of = staticmethod(lockcore.line_of)
 
 # -- what the C core is told -------------------------------------------------------------
@@ -89,12 +95,22 @@ def retire(
 
 
 def sync() -> None:
-    """Hand the C core the runtime's settings, clock, categories and registry."""
+    """Hand the C core the runtime's settings, clock, categories and registry.
+
+    Also settles whether lock order is tracked: ``lock_order`` unset means on
+    with the C core (a set lookup per nesting) and off with the pure-Python
+    one (a Python call on every acquisition and release).
+    """
+    config = runtime.config
+    runtime.ordering = config.lock_order if config.lock_order is not None else SPEEDUPS
     if not SPEEDUPS or lockcore is None:
         return
-    config = runtime.config
     if runtime.locks is None:
         runtime.locks = lockcore.Registry()
+    global _orders_of
+    if _orders_of is not runtime.lock_order:  # a new graph: every nesting is news to it
+        lockcore.forget_orders()
+        _orders_of = runtime.lock_order
     clock = runtime.clock
     lockcore.configure(
         config.sample_every,
@@ -104,11 +120,15 @@ def sync() -> None:
         classify,
         site,
         retire,
-        config.lock_order,
+        runtime.ordering,
         runtime.modules,
         runtime.locks,
         runtime.internal_error,
     )
+
+
+#: The lock-order graph the C core's pairs were seen for.
+_orders_of: Any = None
 
 
 def live_locks() -> list[Any]:

@@ -69,7 +69,8 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
-        self._tt_note_waker()
+        if self._tt_waiters:  # someone to wake: note who wakes them, for their spans' links
+            self._tt_note_waker()
         super().set()
 
     def clear(self) -> None:

@@ -228,6 +228,11 @@ class _LockBase(Traced):
         """
         if timeout == 0:  # a try in disguise: nothing will wait
             return self._try_take(False)
+        # Who holds it, read first thing after the failed try: the holder may
+        # let go any moment, and its acquire site goes with it.
+        holding = (self._owner, self._site_acq)
+        if holding[0] is None and self._try_take(timeout == -1):
+            return True  # let go meanwhile: taken without a wait
         # Registered for the watchdog before it counts as a waiter: whoever
         # sees the waiter (wait_for_waiters) also finds the registration.
         wait = hooks.begin(self, "acquire", None if timeout == -1 else timeout)
@@ -236,7 +241,7 @@ class _LockBase(Traced):
         t0 = _read_clock()
         before = None
         try:
-            before = self._before_wait()
+            before = self._before_wait(holding)
         except Exception as error:  # noqa: BLE001 - never raise into the host
             runtime.internal_error("Lock.acquire", error)
         try:
@@ -260,7 +265,7 @@ class _LockBase(Traced):
             hooks.raise_if_doomed(wait)
         return True
 
-    def _before_wait(self) -> Before:
+    def _before_wait(self, holding: tuple[Optional[int], Optional[Site]]) -> Before:
         """Count the waiter; note who holds the lock (and where they took it) and where we wait.
 
         All of it before blocking: once the lock is ours, every instruction
@@ -272,8 +277,12 @@ class _LockBase(Traced):
         # A stand-in for a holder that finished (or stayed in the parent at a
         # fork): its ident may belong to another thread by now.
         holder = owner_of(self)
-        # Where the holder took it: the core notes every acquisition's site.
-        holder_site = self._site_acq if holder is not None else None
+        # Where the holder took it (the core notes every acquisition's site),
+        # as read right after the failed try, or now if it changed hands since.
+        holder_site = None
+        if holder is not None:
+            owner, site_then = holding
+            holder_site = site_then if owner == self._owner else self._site_acq
         holder_name = name_of(holder) if holder is not None else None
         frame = runtime.modules.user_frame(2)
         site = (
@@ -286,7 +295,7 @@ class _LockBase(Traced):
         t1 = runtime.clock.monotonic_ns()
         wait = t1 - t0
         holder, holder_name, holder_site, site, context = before or _NOTHING_BEFORE
-        waker = None
+        waker = waker_site = None
         if ok:
             # We hold the lock now: it protects these writes.  Its hold is
             # measured (the clock was read), and so are the next few, so that
@@ -297,6 +306,8 @@ class _LockBase(Traced):
             if wait > self._wait_max:
                 self._wait_max = wait
             waker, self._waker = self._waker, None
+            if waker is not None:
+                waker, waker_site = waker[:3], waker[3]
         else:
             with runtime.book:
                 self._timeouts += 1
@@ -309,7 +320,7 @@ class _LockBase(Traced):
                 # The lock was changing hands when the wait began (taken, its
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
-                holder, holder_name = waker[0], waker[1]
+                holder, holder_name, holder_site = waker[0], waker[1], waker_site
             recorder.defer(
                 WaitRecord(
                     self._tt_kind,
@@ -340,6 +351,13 @@ class _LockBase(Traced):
         except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
             runtime.internal_error("lock order", error)
 
+    def _ordered_nested(self, held: tuple[Any, ...]) -> None:
+        """The C core found a nesting not seen before: ``held`` (oldest first), then this lock."""
+        try:
+            runtime.lock_order.nested(held, self)
+        except Exception as error:  # noqa: BLE001 - the lock is held: never raise here
+            runtime.internal_error("lock order", error)
+
     def _release_slow(self) -> None:
         """A release with waiters to wake (or lock order tracked), before the OS release.
 
@@ -351,7 +369,9 @@ class _LockBase(Traced):
                 lock_order.released(self)
             if self._waiters and runtime.recorder is not None and not runtime.recording():
                 try:
-                    self._waker = current_waker()
+                    # Who wakes the waiter, and where it took the lock: the
+                    # holder the waiter waited behind if it saw none itself.
+                    self._waker = (*current_waker(), self._site_acq)
                 except Exception:  # noqa: BLE001 - a missing link must never break release()
                     self._waker = None
             with runtime.book:
@@ -429,7 +449,8 @@ class Lock(_LockBase, LockCore, metaclass=PrimitiveType):
     """A traced drop-in for :class:`threading.Lock`.
 
     Thread-safe, like the lock it wraps.  ``Lock(name="ledger")`` names it;
-    without a name it is named after the line that created it.
+    without a name it is named after the variable it is assigned to and the
+    line that created it (``ledger (bank.py:10)``).
 
     .. note::
         On Python 3.9-3.12 ``threading.Lock`` is a factory function; this is
@@ -445,6 +466,11 @@ class Lock(_LockBase, LockCore, metaclass=PrimitiveType):
 
     __signature__ = _signature(__new)
     del __new
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # threading.Lock was never a base class: a factory function before
+        # 3.13, a type that refuses subclasses since.
+        raise TypeError("type 'threadtrace.Lock' is not an acceptable base type")
 
     @classmethod
     def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
@@ -507,8 +533,8 @@ class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
             self._block(-1.0)
         finally:
             hooks.end()
-        self._core_restore(depth)
-        if runtime.config.lock_order:
+        self._core_restore(depth)  # the C core puts it back on its held stack itself
+        if runtime.ordering and not core.SPEEDUPS:
             runtime.lock_order.restored(self, self._site_acq)
             self._hot = True  # so the release takes it off the held stack
 

@@ -15,7 +15,7 @@ core per ``with lock:``: two interpreted frames per ``with``.
 from __future__ import annotations
 
 import sys
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any, Optional
 
 from .._runtime import runtime
@@ -145,7 +145,7 @@ class LockCore:
         self._acquisitions += 1
         frame = runtime.modules.user_frame(1)
         self._site_acq = (
-            runtime.site_cache.get(frame.f_code, frame.f_lasti * _LASTI_SCALE, frame.f_lineno)
+            runtime.site_cache.get(frame.f_code, frame.f_lasti, frame.f_lineno)
             if frame is not None
             else None
         )
@@ -161,7 +161,7 @@ class LockCore:
                 every = runtime.config.sample_every
                 self._left = every if every > 0 else _NEVER
                 self._t_acq = _now()
-        if runtime.config.lock_order:
+        if runtime.ordering:
             self._ordered(blocking)  # type: ignore[attr-defined]
 
     def _let_go(self) -> None:
@@ -177,7 +177,7 @@ class LockCore:
             if hold > self._hold_max:
                 self._hold_max = hold
             held = hold >= runtime.config.hold_threshold * 1e9
-        if self._hot or runtime.config.lock_order:
+        if self._hot or runtime.ordering:
             self._release_slow()  # type: ignore[attr-defined]
         self._locked = False
         self._owner = None
@@ -226,8 +226,6 @@ class LockCore:
 
 #: After a contention, this many further acquisitions are measured.
 _PROFILE_AFTER = 16
-#: Byte offsets: 3.10 counts ``f_lasti`` in instructions (two bytes each).
-_LASTI_SCALE = 2 if sys.version_info[:2] == (3, 10) else 1
 
 
 def make(cls: type, site: Site, name: Optional[str]) -> Any:
@@ -235,6 +233,12 @@ def make(cls: type, site: Site, name: Optional[str]) -> Any:
     lock: Any = object.__new__(cls)
     lock._core_init(site, name)
     return lock
+
+
+def caller() -> Optional[tuple[CodeType, int]]:
+    """``(code, byte offset)`` of the first frame of the program's own above this call."""
+    frame = runtime.modules.first_user_frame(sys._getframe(1))
+    return None if frame is None else (frame.f_code, frame.f_lasti)
 
 
 def live_locks() -> list[Any]:

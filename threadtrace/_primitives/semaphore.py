@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from types import CodeType
 from typing import Optional
 
 from .._detect import hooks
 from .._runtime import runtime
 from .._support import originals as _originals
-from .._support.sites import Site
+from .._support.sites import UNKNOWN, Site
 from .._support.statistics import LockStatistics
+from . import core
 from .base import PrimitiveType, site_for
 from .locks import _thread_name
 from .wait_counters import WaitCounters
@@ -21,13 +21,8 @@ def _is_zero(timeout: object) -> bool:
     return isinstance(timeout, (int, float)) and timeout <= 0
 
 
-def _caller() -> tuple[Optional[CodeType], int]:
-    """Where the program called ``acquire`` (two frames up, past library code)."""
-    try:
-        frame = runtime.modules.first_user_frame(sys._getframe(2))
-    except ValueError:  # called straight from C (a thread's target, an atexit hook)
-        return (None, 0)
-    return (frame.f_code, frame.f_lineno) if frame is not None else (None, 0)
+_get_ident = _originals.get_ident
+_caller = core.caller  # (code, byte offset) of the program's frame: a line only if reported
 
 
 class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
@@ -42,9 +37,9 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     _tt_kind = "semaphore"
     _tt_original = _originals.Semaphore
     _tt_holders: dict[int, int]
-    #: Where each holder took its permits, oldest first: (code, line) pairs,
-    #: made into Sites only when a report needs them.
-    _tt_sites: dict[int, list[tuple[Optional[CodeType], int]]]
+    #: Where each holder took its permits, oldest first: (code, byte offset)
+    #: pairs (None where not known), made into Sites only when a report needs them.
+    _tt_sites: dict[int, list[Optional[tuple[CodeType, int]]]]
 
     def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
         site = site_for(name, 1)
@@ -67,12 +62,20 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             # threading's own non-blocking path, plus the holder, under the same lock.
             if self._value > 0:
                 self._value -= 1
-                me = _originals.get_ident()
-                held = self._tt_holders.get(me, 0)
-                if not held:
-                    hooks.permits_held(me).add(self)
-                self._tt_holders[me] = held + 1
-                self._tt_sites.setdefault(me, []).append(_caller())
+                me = _get_ident()
+                held = self._tt_holders.get(me)
+                if held is None:
+                    self._tt_holders[me] = 1
+                    self._tt_sites[me] = [_caller()]
+                    permits = runtime.detect.permits  # hooks.permits_held(), inlined
+                    mine = permits.get(me)
+                    if mine is None:
+                        permits[me] = {self}
+                    else:
+                        mine.add(self)
+                else:
+                    self._tt_holders[me] = held + 1
+                    self._tt_sites[me].append(_caller())
                 next(self._tt_fast_ops)
                 return True
         if not blocking:
@@ -108,15 +111,42 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     __enter__ = acquire
 
     def release(self, n: int = 1) -> None:
-        """Give back ``n`` permits, exactly as :meth:`threading.Semaphore.release` does."""
-        if self._tt_waiters:
-            self._tt_note_waker()
-        super().release(n)
-        self._tt_gave(n)
+        """Give back ``n`` permits, exactly as :meth:`threading.Semaphore.release` does.
+
+        threading's own few lines, with the holders updated under the same
+        hold of the semaphore's lock (one acquisition, not two).
+        """
+        if n < 1:
+            raise ValueError("n must be one or more")
+        cond = self._cond  # type: ignore[attr-defined]
+        with cond:
+            self._tt_check_release(n)
+            if self._tt_waiters:
+                self._tt_note_waker()
+            self._value += n
+            holders = self._tt_holders
+            me = _get_ident()
+            held = holders.get(me)
+            if n == 1 and held is not None:  # the usual case: the taker gives it back
+                if held > 1:
+                    holders[me] = held - 1
+                    self._tt_sites[me].pop()
+                else:
+                    del holders[me]
+                    del self._tt_sites[me]
+                    mine = runtime.detect.permits.get(me)  # hooks.permit_returned(), inlined
+                    if mine is not None:
+                        mine.discard(self)
+            else:
+                self._tt_gave(me, n)
+            cond.notify(n)
+
+    def _tt_check_release(self, n: int) -> None:
+        """Raise as threading does if ``n`` more permits may not be released (BoundedSemaphore)."""
 
     # The holders are guarded by the semaphore's own (untraced) lock.
-    def _tt_took(self, site: tuple[Optional[CodeType], int]) -> None:
-        me = _originals.get_ident()
+    def _tt_took(self, site: Optional[tuple[CodeType, int]]) -> None:
+        me = _get_ident()
         with self._cond:  # type: ignore[attr-defined]
             held = self._tt_holders.get(me, 0)
             if not held:
@@ -124,24 +154,23 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             self._tt_holders[me] = held + 1
             self._tt_sites.setdefault(me, []).append(site)
 
-    def _tt_gave(self, n: int) -> None:
-        me = _originals.get_ident()
-        with self._cond:  # type: ignore[attr-defined]
-            holders = self._tt_holders
-            for _ in range(n):
-                who = me if me in holders else next(iter(holders), None)
-                if who is None:
-                    break
-                left = holders[who] - 1
-                sites = self._tt_sites.get(who)
-                if sites:
-                    sites.pop()
-                if left:
-                    holders[who] = left
-                else:
-                    del holders[who]
-                    self._tt_sites.pop(who, None)
-                    hooks.permit_returned(who, self)
+    def _tt_gave(self, me: int, n: int) -> None:
+        """Take ``n`` permits off their holders: ours first, then the oldest holder's."""
+        holders = self._tt_holders
+        for _ in range(n):
+            who = me if me in holders else next(iter(holders), None)
+            if who is None:
+                break
+            left = holders[who] - 1
+            sites = self._tt_sites.get(who)
+            if sites:
+                sites.pop()
+            if left:
+                holders[who] = left
+            else:
+                del holders[who]
+                self._tt_sites.pop(who, None)
+                hooks.permit_returned(who, self)
 
     def _tt_rename_holder(self, old: int, new: int) -> bool:
         """Move ``old``'s permits to ``new`` (the watchdog's stand-in for a finished thread).
@@ -159,7 +188,10 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         """Each thread holding permits, and where it took each (for the watchdog)."""
         with self._cond:  # type: ignore[attr-defined]
             return {
-                who: [Site(code, line) for code, line in self._tt_sites.get(who, ())]
+                who: [
+                    UNKNOWN if site is None else runtime.site_cache.get(site[0], site[1])
+                    for site in self._tt_sites.get(who, ())
+                ]
                 for who in self._tt_holders
             }
 
@@ -210,3 +242,7 @@ class BoundedSemaphore(Semaphore, _originals.BoundedSemaphore, metaclass=Primiti
         # patched, and would recurse.
         _originals.Semaphore.__init__(self, value)
         self._initial_value = value
+
+    def _tt_check_release(self, n: int) -> None:
+        if self._value + n > self._initial_value:
+            raise ValueError("Semaphore released too many times")

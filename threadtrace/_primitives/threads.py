@@ -27,13 +27,19 @@ import functools
 from typing import Any, Callable, Optional
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
 from .._detect import hooks
 from .._recording.events import WaitRecord
-from .._recording.recorder import current_context
+from .._recording.recorder import current_context, run_context
 from .._runtime import runtime
 from .._support import originals as _originals
+from .._support.attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+    THREAD_ID,
+    THREAD_NAME,
+)
 from .._support.sites import Site
 from .._support.statistics import WaitStatistics
 
@@ -67,20 +73,24 @@ def _run_function_name(thread: Any) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
-def _run_attributes(thread: Any) -> dict[str, Any]:
-    function = _run_function(thread)
-    code = getattr(function, "__code__", None)
-    attributes: dict[str, Any] = {
-        "thread.id": _originals.get_ident(),
-        "thread.name": thread.name,
-        "threadtrace.thread.daemon": bool(thread.daemon),
-    }
-    if code is not None:
-        module = getattr(function, "__module__", None)
-        qualname = getattr(function, "__qualname__", code.co_name)
-        attributes["code.function.name"] = f"{module}.{qualname}" if module else qualname
-        attributes["code.file.path"] = code.co_filename
-        attributes["code.line.number"] = code.co_firstlineno
+def _run_attributes(thread: Any) -> Callable[[], dict[str, Any]]:
+    """The attributes of the thread's ``Thread.run`` span, built only if the span is made."""
+    ident, name, daemon = _originals.get_ident(), thread.name, bool(thread.daemon)
+    function = getattr(thread, "_tt_function", None)
+    code = getattr(_run_function(thread), "__code__", None)
+
+    def attributes() -> dict[str, Any]:
+        made: dict[str, Any] = {
+            THREAD_ID: ident,
+            THREAD_NAME: name,
+            "threadtrace.thread.daemon": daemon,
+        }
+        if code is not None:
+            made[CODE_FUNCTION_NAME] = function or code.co_name
+            made[CODE_FILE_PATH] = code.co_filename
+            made[CODE_LINE_NUMBER] = code.co_firstlineno
+        return made
+
     return attributes
 
 
@@ -111,14 +121,22 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
     with runtime.book:
         runtime.threads_started += 1
         runtime.threads_live += 1
+    ended_by: Optional[BaseException] = None  # the exception that ended the run, if one did
     try:
-        parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
-        span = recorder.start_thread_span(thread, parent, _run_attributes(thread))
-        if span is None:
+        if not recorder.spans_enabled:
             run()
             return
-        thread._tt_span_context = span.get_span_context()
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
+            # No span yet: the recorder makes it if something in the run needs
+            # a parent or a link, or if the run turns out long (see ThreadRun).
+            traced = recorder.begin_run(_run_attributes(thread), parent)
+            token = otel_context.attach(run_context(traced))
+        except Exception as failure:  # noqa: BLE001 - the thread runs, untraced
+            runtime.internal_error("Thread.run", failure)
+            run()
+            return
+        thread._tt_run = traced
         error: Optional[BaseException] = None
         try:
             run()
@@ -127,12 +145,16 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
             raise
         finally:
             otel_context.detach(token)
-            recorder.end_thread_span(span, error)
+            recorder.end_run(traced, error)
             error = None  # the traceback holds this frame: no cycle through it
+    except BaseException as exc:  # the detectors' reports say how the thread ended
+        ended_by = exc
+        raise
     finally:
         with runtime.book:
             runtime.threads_live -= 1
-        hooks.thread_ended(_originals.get_ident(), thread)
+        hooks.thread_ended(_originals.get_ident(), thread, ended_by)
+        ended_by = None  # the traceback holds this frame: no cycle through it
 
 
 def join_traced(
@@ -191,7 +213,7 @@ def join_traced(
                     site,
                     current_context(),
                     timeout=timeout,
-                    link_to=getattr(thread, "_tt_span_context", None),
+                    link_to=getattr(thread, "_tt_run", None),
                     series=getattr(thread, "_tt_function", None),
                 )
             )

@@ -62,7 +62,7 @@ def _record_of(ident: int, wait: Blocked, now: int, frame: Any) -> WaitRecord:
             if holder is not None:
                 holder_name = name_of(holder)
                 holder_site = runtime.lock_order.acquire_site(primitive)
-                if holder_site is None and primitive._t_acq:
+                if holder_site is None:  # the core notes every acquisition's site
                     holder_site = primitive._site_acq
         note = getattr(primitive, "_tt_note_unfinished", None)
         if note is not None:

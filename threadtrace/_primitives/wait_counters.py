@@ -24,6 +24,14 @@ from .base import Traced
 Begun = tuple[int, Optional[Site], Any]
 
 
+def _made_at() -> int:
+    try:
+        return runtime.clock.monotonic_ns()
+    except Exception as error:  # noqa: BLE001 - a broken injected clock must not break construction
+        runtime.internal_error("clock", error)
+        return 0
+
+
 class WaitCounters(Traced):
     """Counters of waits, kept in instance attributes of a stdlib subclass."""
 
@@ -35,10 +43,14 @@ class WaitCounters(Traced):
     _tt_wait_max: int
     _tt_waiters: int
     _tt_waker: Any
+    _tt_made: int
 
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
         self._tt_name = name
+        # When it was made: a stuck wait on it names the threads that ended
+        # with an exception since (the one that should have set it, say).
+        self._tt_made = _made_at()
         self._tt_ops = 0
         # Fast paths count with next() on this: atomic, lock-free and cheap.
         self._tt_fast_ops = itertools.count()
@@ -70,20 +82,24 @@ class WaitCounters(Traced):
         (the watchdog watches those).  Where the program waits is read here,
         before blocking: afterwards a ``Condition`` holds its lock again.
         """
-        hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
+        wait = hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
         try:
-            start = runtime.clock.monotonic_ns()  # before it counts as a waiter (see Lock)
+            if wait is not None:  # the watchdog's entry has read the clock and the context
+                start, context = wait.since, wait.context
+            else:
+                start, context = runtime.clock.monotonic_ns(), current_context()
         except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
             runtime.internal_error(f"{type(self).__name__} wait", error)
-            start = 0
+            start, context = 0, None
         with runtime.book:
             self._tt_waiters += 1
         try:
             frame = runtime.modules.user_frame(1)
-            return (start, Site.of_frame(frame) if frame is not None else None, current_context())
+            site = None if frame is None else runtime.site_cache.get(frame.f_code, frame.f_lasti)
+            return (start, site, context)
         except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
             runtime.internal_error(f"{type(self).__name__} wait", error)
-            return (start, None, None)
+            return (start, None, context)
 
     def _tt_end(
         self,
@@ -194,5 +210,8 @@ class WaitCounters(Traced):
                 self._tt_waker = None
 
     def _tt_take_waker(self) -> Any:
-        waker, self._tt_waker = self._tt_waker, None
+        """Who woke this waiter; kept for the others still waiting (one release wakes several)."""
+        waker = self._tt_waker
+        if self._tt_waiters <= 1:  # this waiter is not yet uncounted: it was the last
+            self._tt_waker = None
         return waker

@@ -18,7 +18,7 @@ as the exception: its traceback would keep the program's frames alive.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .._support.sites import Site
 
@@ -150,13 +150,44 @@ class HoldRecord:
         self.context = context
 
 
+class ThreadRun:
+    """A traced thread's run, whose ``Thread.run`` span is made only when needed.
+
+    Made in the thread as its run begins: a few fields, no span.  The
+    recorder's thread makes the span (with the run's start time) when a
+    record needs it as a parent or a link, or when the run ends having
+    lasted ``wait_threshold`` or raised; a short, quiet run costs no span.
+
+    Attributes:
+        attributes: makes the span's attributes (from what the thread noted
+            as its run began), called only if the span is made.
+        parent: the OpenTelemetry context the thread was started in.
+        base: the span context current in ``parent`` (what a record's
+            context holds while nothing else was started in the thread).
+        start: when the run began (monotonic ns).
+        span: the span once made; ``ended`` once its end was recorded.
+    """
+
+    __slots__ = ("attributes", "base", "ended", "parent", "span", "start")
+
+    def __init__(
+        self, attributes: Callable[[], dict[str, Any]], parent: Any, base: Any, start: int
+    ) -> None:
+        self.attributes = attributes
+        self.parent = parent
+        self.base = base
+        self.start = start
+        self.span: Any = None
+        self.ended = False
+
+
 class RunEnd:
-    """A thread's run ended at ``end`` (monotonic ns): its span is ended in queue order."""
+    """A thread's run ended at ``end`` (monotonic ns): recorded in queue order."""
 
-    __slots__ = ("end", "error", "span")
+    __slots__ = ("end", "error", "run")
 
-    def __init__(self, span: Any, end: int, error: Optional[ErrorInfo]) -> None:
-        self.span = span
+    def __init__(self, run: ThreadRun, end: int, error: Optional[ErrorInfo]) -> None:
+        self.run = run
         self.end = end
         self.error = error
 

@@ -34,7 +34,9 @@ Bounds
     :data:`MAX_TOTAL_SERIES`, keeps the exported series under the SDK's
     default cardinality limit (2000 per metric), past which the SDK would
     fold series into an overflow series and the offline report would differ
-    from the live one.
+    from the live one.  Primitives themselves are capped too
+    (:data:`MAX_PRIMITIVES`): a program that names each of a million locks
+    differently has the waits past the cap counted under ``(other)``.
 
 The profile is exported as the ``threadtrace.contention.*`` metrics
 (:mod:`threadtrace._recording.metrics`), which is how ``threadtrace report`` gets it
@@ -48,6 +50,13 @@ from typing import Any, Iterator, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
+from .._support.attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+    THREAD_NAME,
+    function_name,
+)
 from .._support.points import WAIT_BUCKETS
 from .._support.sites import Site
 
@@ -60,6 +69,11 @@ THREAD_DETAIL_SERIES = 128
 MAX_SERIES = 256
 #: Series of all primitives together, past which new combinations are lumped.
 MAX_TOTAL_SERIES = 1500
+#: Primitives (distinct kind and name) kept; waits on later ones count under ``(other)``.
+MAX_PRIMITIVES = 1500
+
+#: The prefix of the attributes that say where the holder was.
+HOLDER = "threadtrace.holder."
 
 #: The value that stands for everything past a cap.
 OTHER = "(other)"
@@ -101,7 +115,8 @@ def _bounded(seen: set[Any], value: Any, other: Any) -> Any:
 def _site_key(site: Optional[Site]) -> Optional[SiteKey]:
     if site is None or site.code is None:
         return None
-    return (site.filename, site.lineno, site.function)
+    # code.function.name is fully qualified, as on spans; reports shorten it.
+    return (site.filename, site.lineno, function_name(site.code) or site.function)
 
 
 class ContentionAggregator:
@@ -137,7 +152,11 @@ class ContentionAggregator:
         with self._lock:
             primitive = self._primitives.get((kind, name))
             if primitive is None:
-                primitive = self._primitives[(kind, name)] = _Primitive()
+                if len(self._primitives) >= MAX_PRIMITIVES:
+                    name = OTHER
+                primitive = self._primitives.get((kind, name))
+                if primitive is None:
+                    primitive = self._primitives[(kind, name)] = _Primitive()
             primitive.buckets[bucket] += 1
             if primitive.min is None or wait_ns < primitive.min:
                 primitive.min = wait_ns
@@ -284,16 +303,16 @@ def series_attributes(kind: str, name: str, key: SeriesKey) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "threadtrace.primitive.kind": kind,
         "threadtrace.primitive.name": name,
-        "thread.name": waiter_thread,
+        THREAD_NAME: waiter_thread,
     }
     if waiter_site is not None:
-        attributes["code.file.path"] = waiter_site[0]
-        attributes["code.line.number"] = waiter_site[1]
-        attributes["code.function.name"] = waiter_site[2]
+        attributes[CODE_FILE_PATH] = waiter_site[0]
+        attributes[CODE_LINE_NUMBER] = waiter_site[1]
+        attributes[CODE_FUNCTION_NAME] = waiter_site[2]
     if holder_site is not None:
-        attributes["threadtrace.holder.code.file.path"] = holder_site[0]
-        attributes["threadtrace.holder.code.line.number"] = holder_site[1]
-        attributes["threadtrace.holder.code.function.name"] = holder_site[2]
+        attributes[f"{HOLDER}{CODE_FILE_PATH}"] = holder_site[0]
+        attributes[f"{HOLDER}{CODE_LINE_NUMBER}"] = holder_site[1]
+        attributes[f"{HOLDER}{CODE_FUNCTION_NAME}"] = holder_site[2]
     if holder_thread is not None:
         attributes["threadtrace.holder.thread.name"] = holder_thread
     return attributes

@@ -29,11 +29,23 @@ from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
 from .._runtime import runtime
 from .._support import originals as _originals
-from .._support.names import DISPLAY
+from .._support.attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    SCHEMA_URL,
+    THREAD_ID,
+    THREAD_NAME,
+    function_name,
+)
+from .._support.names import DISPLAY, span_name, thread_target
 from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile
-from .events import ErrorInfo, HoldRecord, Record, RunEnd, WaitRecord, error_info
+from .events import ErrorInfo, HoldRecord, Record, RunEnd, ThreadRun, WaitRecord, error_info
 from .metrics import Instruments
 
 try:  # the key moved between releases; both spellings are honoured
@@ -44,7 +56,10 @@ except ImportError:  # pragma: no cover - very old API
 _INSTRUMENTATION_SCOPE = "threadtrace"
 
 #: (thread id, thread name, span context) of a thread that woke others.
-Waker = tuple[int, str, Optional[SpanContext]]
+Waker = tuple[int, str, Any]  # (ident, name, SpanContext, ThreadRun or None)
+
+#: The context key of the run of the thread (a :class:`ThreadRun`).
+_RUN_KEY = otel_context.create_key("threadtrace-run")
 
 
 def current_context() -> Any:
@@ -53,22 +68,29 @@ def current_context() -> Any:
 
 
 def current_waker() -> Waker:
-    """Who is running now, for the waiter it is about to wake."""
-    ctx = trace.get_current_span().get_span_context()
-    return (
-        _originals.get_ident(),
-        _originals.current_thread_name(),
-        ctx if ctx.is_valid else None,
-    )
+    """Who is running now, for the waiter it is about to wake (its span: linked later)."""
+    context = otel_context.get_current()
+    span = trace.get_current_span(context).get_span_context()
+    run: Any = context.get(_RUN_KEY)
+    if run is not None and span == run.base:
+        target: Any = run  # its run's span, made if the waiter's wait becomes a span
+    else:
+        target = span if span.is_valid else None
+    return (_originals.get_ident(), _originals.current_thread_name(), target)
+
+
+def run_context(run: ThreadRun) -> Any:
+    """The context a thread runs in: where it was started, and its run (made a span on need)."""
+    return otel_context.set_value(_RUN_KEY, run, run.parent)
 
 
 def _site_attributes(prefix: str, site: Optional[Site]) -> dict[str, Any]:
     if site is None or site.code is None:
         return {}
     return {
-        f"{prefix}code.function.name": site.function,
-        f"{prefix}code.file.path": site.filename,
-        f"{prefix}code.line.number": site.lineno,
+        f"{prefix}{CODE_FUNCTION_NAME}": function_name(site.code),
+        f"{prefix}{CODE_FILE_PATH}": site.filename,
+        f"{prefix}{CODE_LINE_NUMBER}": site.lineno,
     }
 
 
@@ -83,7 +105,7 @@ def _mark_error_info(span: trace.Span, error: ErrorInfo, when: int) -> None:
     kind, message, stack = error
     span.add_event(
         "exception",
-        {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack},
+        {EXCEPTION_TYPE: kind, EXCEPTION_MESSAGE: message, EXCEPTION_STACKTRACE: stack},
         timestamp=when,
     )
     span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
@@ -93,6 +115,44 @@ def _mark_error_info(span: trace.Span, error: ErrorInfo, when: int) -> None:
 MAX_PENDING = 65536
 #: Records waiting at which the worker thread is woken at once.
 WAKE_AT = 1024
+
+
+class SpanBudget:
+    """At most ``rate`` spans a second for each primitive: a token bucket per (kind, name, op).
+
+    Used on the recorder's thread only.  A busy ``Condition`` can block for
+    a millisecond or more a thousand times a second (the GIL hands over every
+    5 ms); every such wait is counted and timed, but past the budget it is
+    not also a span, whose cost (tens of microseconds) would fall on the
+    program.  Bounded: past :data:`MAX_KEYS` primitives, new ones share one
+    bucket.
+    """
+
+    MAX_KEYS = 1500
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, str, str], list[float]] = {}
+        self.skipped = 0
+
+    def allow(self, key: tuple[str, str, str], now_ns: int) -> bool:
+        rate = runtime.config.span_limit
+        if rate <= 0:
+            return True
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.MAX_KEYS:
+                key = ("", "", "")
+                bucket = self.buckets.get(key)
+            if bucket is None:
+                bucket = self.buckets[key] = [float(rate), float(now_ns)]
+        tokens = min(float(rate), bucket[0] + (now_ns - bucket[1]) * rate / 1e9)
+        bucket[1] = float(now_ns)
+        if tokens < 1.0:
+            bucket[0] = tokens
+            self.skipped += 1
+            return False
+        bucket[0] = tokens - 1.0
+        return True
 
 
 class Recorder:
@@ -123,6 +183,7 @@ class Recorder:
         self.closed = False
         self.spans_enabled = True
         self.metrics_enabled = True
+        self.span_budget = SpanBudget()
         self._setup_lock = _originals.RLock()
         self._pending: collections.deque[Record] = collections.deque()
         self._drain_lock = _originals.allocate_lock()
@@ -133,6 +194,8 @@ class Recorder:
     def _app_tracer_provider(self) -> Optional[trace.TracerProvider]:
         if self._explicit_tracer_provider is not None:
             return self._explicit_tracer_provider
+        if runtime.sdk_disabled:  # OTEL_SDK_DISABLED: given providers only (tests)
+            return None
         provider = trace.get_tracer_provider()
         if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
             return None
@@ -141,6 +204,8 @@ class Recorder:
     def _app_meter_provider(self) -> Optional[Any]:
         if self._explicit_meter_provider is not None:
             return self._explicit_meter_provider
+        if runtime.sdk_disabled:
+            return None
         provider = metrics.get_meter_provider()
         if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
             return None
@@ -152,7 +217,9 @@ class Recorder:
             return self._fallback_unlocked()
 
     def _fallback_unlocked(self) -> Any:
-        if self.closed:  # after the exit flush: nothing new may start (and reopen files)
+        if self.closed or runtime.sdk_disabled:
+            # After the exit flush nothing new may start (and reopen files);
+            # with OTEL_SDK_DISABLED=true nothing starts at all.
             return _CLOSED
         if self._fallback is None:
             # Lazy: the OpenTelemetry SDK takes ~50 ms to import, and a program
@@ -175,7 +242,7 @@ class Recorder:
         if provider is None:
             provider = self.fallback().tracer_provider
         if provider is not self._tracer_source or self._tracer is None:
-            self._tracer = provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__)
+            self._tracer = provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__, SCHEMA_URL)
             self._tracer_source = provider
         return self._tracer
 
@@ -199,13 +266,14 @@ class Recorder:
     def _make_instruments(self) -> tuple[Any, ...]:
         version = __version__
         explicit = self._explicit_meter_provider
-        app = explicit if explicit is not None else metrics.get_meter_provider()
-        sets = [Instruments(app.get_meter(_INSTRUMENTATION_SCOPE, version), lambda: True)]
+        app = explicit if explicit is not None else _global_meter_provider()
+        meter = app.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL)
+        sets = [Instruments(meter, lambda: True)]
         if explicit is None and self._app_meter_provider() is None and runtime.config.exporters:
             fallback = self._fallback_unlocked().meter_provider
             sets.append(
                 Instruments(
-                    fallback.get_meter(_INSTRUMENTATION_SCOPE, version),
+                    fallback.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL),
                     lambda: self._app_meter_provider() is None,
                 )
             )
@@ -218,6 +286,11 @@ class Recorder:
         return bool(otel_context.get_value(_SUPPRESS_KEY)) or bool(
             otel_context.get_value("suppress_instrumentation")
         )
+
+    @staticmethod
+    def _suppressed_in(context: Any) -> bool:
+        """Whether instrumentation was suppressed where a record was made (its context)."""
+        return bool(context.get(_SUPPRESS_KEY)) or bool(context.get("suppress_instrumentation"))
 
     def _fail(self, part: str, error: BaseException) -> None:
         if part == "spans":
@@ -233,13 +306,14 @@ class Recorder:
             exc_info=error,
         )
 
-    def _safely(self, part: str, action: Callable[[], object]) -> None:
+    def _safely(self, part: str, action: Callable[[], object], *, own_work: bool = False) -> None:
         """Run ``action`` as threadtrace's own work; disable ``part`` if it fails.
 
-        Nothing is recorded from inside threadtrace's own work or where
+        Nothing is recorded from inside threadtrace's own work (unless
+        ``own_work`` says this record is that work's own) or where
         instrumentation is suppressed.
         """
-        if runtime.recording() or self._suppressed():
+        if (runtime.recording() and not own_work) or self._suppressed():
             return
         with runtime.guarded():
             try:
@@ -258,8 +332,8 @@ class Recorder:
         queue it even from threadtrace's own work (the end of a span that
         was started).
         """
-        if not always and (runtime.recording() or self._suppressed()):
-            return  # threadtrace's own work, or instrumentation suppressed here
+        if not always and runtime.recording():
+            return  # threadtrace's own work (suppressed instrumentation: see drain())
         pending = self._pending
         if len(pending) >= MAX_PENDING:
             self.lost += 1
@@ -296,6 +370,14 @@ class Recorder:
             try:
                 while pending:
                     record = pending.popleft()
+                    context = getattr(record, "context", None)
+                    if (
+                        context is not None
+                        and not getattr(record, "unfinished", False)
+                        and self._suppressed_in(context)
+                    ):
+                        done += 1  # made where instrumentation was suppressed: not recorded
+                        continue
                     if type(record) is WaitRecord:
                         self._record_wait(record)
                     elif type(record) is HoldRecord:
@@ -332,7 +414,13 @@ class Recorder:
                 )
             except Exception as error:  # noqa: BLE001 - never raise into the host
                 self._fail("metrics", error)
-        if not self.spans_enabled or duration < runtime.config.wait_threshold * 1e9:
+        if not self.spans_enabled or (
+            duration < runtime.config.wait_threshold * 1e9 and not wait.unfinished
+        ):  # a wait still going on at exit is the hang to see, however short so far
+            return
+        if not wait.unfinished and not self.span_budget.allow(
+            (wait.kind, wait.name, wait.operation), wait.end
+        ):
             return
         try:
             self._wait_span(wait)
@@ -346,8 +434,8 @@ class Recorder:
             "threadtrace.primitive.name": wait.name,
             "threadtrace.operation": wait.operation,
             "threadtrace.timed_out": timed_out,
-            "thread.id": wait.thread_id,
-            "thread.name": wait.thread_name,
+            THREAD_ID: wait.thread_id,
+            THREAD_NAME: wait.thread_name,
         }
         if wait.unfinished:
             attributes["threadtrace.unfinished"] = True
@@ -366,6 +454,7 @@ class Recorder:
         links: list[Link] = []
         if wait.waker is not None:
             waker_id, waker_name, waker_ctx = wait.waker
+            waker_ctx = self._linkable(waker_ctx)
             attributes["threadtrace.waker.thread.id"] = waker_id
             attributes["threadtrace.waker.thread.name"] = waker_name
             if waker_ctx is not None:
@@ -374,16 +463,19 @@ class Recorder:
                         waker_ctx,
                         {
                             "threadtrace.link.type": "woken_by",
-                            "thread.id": waker_id,
-                            "thread.name": waker_name,
+                            THREAD_ID: waker_id,
+                            THREAD_NAME: waker_name,
                         },
                     )
                 )
-        link_to = wait.link_to
-        if link_to is not None and link_to.is_valid:
+        link_to = self._linkable(wait.link_to)
+        if link_to is not None:
             links.append(Link(link_to, {"threadtrace.link.type": "joined"}))
+        # The target: the primitive's name (bounded by the places in the code
+        # that make primitives); a thread's, without its counter (see names).
+        target = thread_target(wait.name, wait.series) if wait.kind == "thread" else wait.name
         self._span(
-            f"{DISPLAY[wait.kind]}.{wait.operation}",
+            span_name(f"{DISPLAY[wait.kind]}.{wait.operation}", target),
             wait.start,
             wait.end,
             attributes,
@@ -393,17 +485,19 @@ class Recorder:
         )
 
     def _record_hold(self, hold: HoldRecord) -> None:
-        if not self.spans_enabled:
+        if not self.spans_enabled or not self.span_budget.allow(
+            (hold.kind, hold.name, "hold"), hold.end
+        ):
             return
         attributes: dict[str, Any] = {
             "threadtrace.primitive.kind": hold.kind,
             "threadtrace.primitive.name": hold.name,
             "threadtrace.operation": "hold",
-            "thread.id": hold.thread_id,
-            "thread.name": hold.thread_name,
+            THREAD_ID: hold.thread_id,
+            THREAD_NAME: hold.thread_name,
         }
         attributes.update(_site_attributes("", hold.site))
-        name = f"{DISPLAY[hold.kind]}.hold"
+        name = span_name(f"{DISPLAY[hold.kind]}.hold", hold.name)
         try:
             self._span(name, hold.start, hold.end, attributes, [], None, hold.context)
         except Exception as error:  # noqa: BLE001 - never raise into the host
@@ -422,7 +516,7 @@ class Recorder:
         offset = _epoch_offset()
         span = self.tracer().start_span(
             name,
-            context=context,
+            context=self._parent(context),
             kind=trace.SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
@@ -434,39 +528,63 @@ class Recorder:
 
     # -- threads ---------------------------------------------------------------------
 
-    def start_thread_span(
-        self, thread: Any, parent: otel_context.Context, attributes: dict[str, Any]
-    ) -> Optional[trace.Span]:
-        """Open the span of a thread's run, child of the context it was started in."""
-        result: list[trace.Span] = []
+    def begin_run(self, attributes: Callable[[], dict[str, Any]], parent: Any) -> ThreadRun:
+        """In a thread whose run begins: its :class:`ThreadRun`, no span yet."""
+        base = trace.get_current_span(parent).get_span_context()
+        return ThreadRun(attributes, parent, base, runtime.clock.monotonic_ns())
 
-        def start() -> None:
-            result.append(
-                self.tracer().start_span(
-                    "Thread.run",
-                    context=parent,
-                    kind=trace.SpanKind.INTERNAL,
-                    attributes=attributes,
-                    start_time=runtime.clock.monotonic_ns() + _epoch_offset(),
-                )
-            )
-
+    def end_run(self, run: ThreadRun, error: Optional[BaseException]) -> None:
+        """The run ended: recorded after the records its thread queued before (in order)."""
         if self.spans_enabled:
-            self._safely("spans", start)
-        return result[0] if result else None
+            self.defer(RunEnd(run, runtime.clock.monotonic_ns(), error_info(error)), always=True)
 
-    def end_thread_span(self, span: trace.Span, error: Optional[BaseException]) -> None:
-        """End a thread's run span, after the records its thread queued before (kept in order)."""
-        if not self.spans_enabled:
-            return
-        self.defer(RunEnd(span, runtime.clock.monotonic_ns(), error_info(error)), always=True)
+    def _run_span(self, run: ThreadRun) -> Optional[trace.Span]:
+        """The run's span, made now (with the run's start time) if the run is still open."""
+        if run.span is None and not run.ended:
+            attributes = run.attributes()
+            target = thread_target(
+                str(attributes.get(THREAD_NAME, "")), attributes.get(CODE_FUNCTION_NAME)
+            )
+            run.span = self.tracer().start_span(
+                span_name("Thread.run", target),
+                # Started from another traced thread's run: a child of that run's span.
+                context=self._parent(run.parent),
+                kind=trace.SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=run.start + _epoch_offset(),
+            )
+        return run.span  # type: ignore[no-any-return]
+
+    def _parent(self, context: Any) -> Any:
+        """A record's parent: its thread's run span if nothing else was current when it happened."""
+        run = context.get(_RUN_KEY) if context is not None else None
+        if run is None or trace.get_current_span(context).get_span_context() != run.base:
+            return context
+        span = self._run_span(run)
+        return context if span is None else trace.set_span_in_context(span, context)
+
+    def _linkable(self, target: Any) -> Optional[SpanContext]:
+        """A span context to link to, from a waker's or a joined thread's run or span."""
+        if isinstance(target, ThreadRun):
+            span = self._run_span(target)
+            target = span.get_span_context() if span is not None else None
+        return target if target is not None and target.is_valid else None
 
     def _end_run(self, end: RunEnd) -> None:
+        run = end.run
         try:
+            span = run.span
+            if span is None and (
+                end.error is not None or end.end - run.start >= runtime.config.wait_threshold * 1e9
+            ):
+                span = self._run_span(run)
+            run.ended = True
+            if span is None:
+                return
             when = end.end + _epoch_offset()
             if end.error is not None:
-                _mark_error_info(end.span, end.error, when)
-            end.span.end(end_time=when)
+                _mark_error_info(span, end.error, when)
+            span.end(end_time=when)
         except Exception as error:  # noqa: BLE001 - never raise into the host
             self._fail("spans", error)
 
@@ -505,16 +623,18 @@ class Recorder:
                 if active():
                     counter.add(1, {"threadtrace.problem.kind": kind})
 
+        # Called from threadtrace's own work (the watchdog's look), which
+        # _safely() would leave unrecorded: a problem is recorded deliberately.
         if self.spans_enabled:
-            self._safely("spans", span)
+            self._safely("spans", span, own_work=True)
         if self.metrics_enabled:
-            self._safely("metrics", count)
+            self._safely("metrics", count, own_work=True)
 
     def _make_problem_counters(self) -> list[tuple[Any, Callable[[], bool]]]:
         version = __version__
         explicit = self._explicit_meter_provider
         providers: list[tuple[Any, Callable[[], bool]]] = [
-            (explicit if explicit is not None else metrics.get_meter_provider(), lambda: True)
+            (explicit if explicit is not None else _global_meter_provider(), lambda: True)
         ]
         if explicit is None and self._app_meter_provider() is None and runtime.config.exporters:
             providers.append(
@@ -525,7 +645,7 @@ class Recorder:
             )
         return [
             (
-                provider.get_meter(_INSTRUMENTATION_SCOPE, version).create_counter(
+                provider.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL).create_counter(
                     "threadtrace.problems",
                     unit="{problem}",
                     description="Deadlocks, lock-order inversions, stuck threads and "
@@ -614,6 +734,11 @@ class _Closed:
 
 
 _CLOSED = _Closed()
+
+
+def _global_meter_provider() -> Any:
+    """The global meter provider; a no-op one with OTEL_SDK_DISABLED=true."""
+    return _CLOSED.meter_provider if runtime.sdk_disabled else metrics.get_meter_provider()
 
 
 def _epoch_offset() -> int:

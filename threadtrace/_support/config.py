@@ -51,6 +51,11 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+def _flag_or_auto(text: str) -> Optional[bool]:
+    """``auto`` (None: threadtrace decides), or a flag."""
+    return None if text.lower() == "auto" else _flag(text)
+
+
 def _flag(text: str) -> bool:
     lowered = text.lower()
     if lowered in _TRUE:
@@ -100,8 +105,10 @@ class Config:
             ``join``) that waited at least this many seconds becomes a span.
         hold_threshold: A measured hold of a lock at least this long, in
             seconds, becomes a span.
-        sample_every: Measure the hold time (and acquire site) of one in
-            this many uncontended acquisitions.
+        span_limit: At most this many wait and hold spans a second for
+            each primitive (0: no limit); the rest are counted, not spans.
+        sample_every: Measure the hold time of one in this many
+            uncontended acquisitions.
         exporters: Where threadtrace's own providers send data when the
             application has not set OpenTelemetry providers itself.
         exclude_modules: More module prefixes whose primitives are never
@@ -122,7 +129,9 @@ class Config:
         on_deadlock: ``log``, ``raise`` (DeadlockError in a waiting
             thread) or ``exit`` (the process, status 3).
         lock_order: Track the order locks are taken in and report possible
-            deadlocks (lock-order inversions) before they happen.
+            deadlocks (lock-order inversions) before they happen; ``None``
+            (auto, the default): on with the C lock core, off with the
+            pure-Python one.
     """
 
     wait_threshold: float = _setting(
@@ -142,17 +151,28 @@ class Config:
         accepts="a number of seconds >= 0",
         example="0.1",
     )
+    span_limit: int = _setting(
+        100,
+        "At most this many wait and hold spans a second for each primitive; past it, "
+        "waits are still counted and timed in the metrics and the report, not made "
+        "spans; 0: no limit.",
+        parse=_whole,
+        metavar="N",
+        accepts="a whole number >= 0",
+        example="1000",
+    )
     sample_every: int = _setting(
         100,
-        "Measure the hold time and acquire site of one in this many uncontended "
-        "acquisitions; contended ones are always measured; 0 samples none.",
+        "Measure the hold time of one in this many uncontended acquisitions (every "
+        "acquisition's site is noted anyway); contended ones are always measured; "
+        "0 samples none.",
         parse=_whole,
         metavar="N",
         accepts="a whole number >= 0",
         example="10",
     )
     exporters: tuple[str, ...] = _setting(
-        ("console",),
+        ("json",),
         "Comma-separated exporters for threadtrace's own providers (used when the "
         "program set no OpenTelemetry providers); empty exports nothing.",
         parse=_text,
@@ -263,15 +283,16 @@ class Config:
         accepts=f"one of {', '.join(ON_DEADLOCK)}",
         example="raise",
     )
-    lock_order: bool = _setting(
-        False,
+    lock_order: Optional[bool] = _setting(
+        None,
         "Record the order locks are taken in and report a possible deadlock the "
-        "first time two orders conflict, even if the run never hangs (costs every "
-        "acquisition a slow path).",
-        parse=_flag,
+        "first time two orders conflict, even if the run never hangs; auto: on with "
+        "threadtrace's C lock core (a set lookup per nested acquisition), off with "
+        "the pure-Python one (a Python call per acquisition).",
+        parse=_flag_or_auto,
         metavar="BOOL",
-        accepts="true or false",
-        example="true",
+        accepts="true, false or auto",
+        example="false",
     )
 
     def __post_init__(self) -> None:
@@ -285,11 +306,10 @@ class Config:
             ):
                 raise ConfigurationError(f"{field} must be a number of seconds >= 0, got {value!r}")
             object.__setattr__(self, field, float(value))
-        sample_every = self.sample_every
-        if isinstance(sample_every, bool) or not isinstance(sample_every, int) or sample_every < 0:
-            raise ConfigurationError(
-                f"sample_every must be a whole number >= 0, got {sample_every!r}"
-            )
+        for field in ("sample_every", "span_limit"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{field} must be a whole number >= 0, got {value!r}")
         exporters = _names(self.exporters)
         if exporters:
             installed = installed_exporters()
@@ -322,7 +342,11 @@ class Config:
                 f"deadlock_after must be a number of seconds > 0, got {deadlock_after!r}"
             )
         object.__setattr__(self, "deadlock_after", float(deadlock_after))
-        for field in ("report", "watchdog", "lock_order"):
+        if self.lock_order is not None and not isinstance(self.lock_order, bool):
+            raise ConfigurationError(
+                f"lock_order must be true, false or auto, got {self.lock_order!r}"
+            )
+        for field in ("report", "watchdog"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigurationError(
                     f"{field} must be true or false, got {getattr(self, field)!r}"
@@ -408,6 +432,28 @@ class Config:
         )
 
 
+def as_text(config: Config) -> dict[str, str]:
+    """Every setting of ``config`` as the environment spells it, for a process to inherit.
+
+    ``replace_from_text`` (and so ``from_environment``) of the result gives
+    ``config`` back.  (A function, not a method: ``Config``'s methods are
+    public API, this is ``threadtrace run``'s business.)
+    """
+    texts = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, tuple):
+            text = ",".join(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = "auto"
+        else:
+            text = repr(value) if isinstance(value, float) else str(value)
+        texts[field.name] = text
+    return texts
+
+
 def _with_pid(path: str, pid: int) -> str:
     """``out/trace.jsonl`` -> ``out/trace.<pid>.jsonl`` (the pid before the suffix)."""
     directory, name = os.path.split(path)
@@ -427,7 +473,12 @@ def settings_help() -> list[tuple[str, str, str, str, str]]:
     defaults = Config.__dataclass_fields__
     for field in dataclasses.fields(Config):
         default = defaults[field.name].default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        if default is None:
+            shown = "auto"
+        elif isinstance(default, tuple):
+            shown = ",".join(default)
+        else:
+            shown = str(default)
         rows.append(
             (
                 field.name,
@@ -450,6 +501,9 @@ def from_environment(
 ) -> Config:
     """The configuration the ``THREADTRACE_*`` variables describe, over ``base``.
 
+    Without ``THREADTRACE_EXPORTERS``, the exporters are those
+    ``OTEL_TRACES_EXPORTER`` and ``OTEL_METRICS_EXPORTER`` name, if either is set.
+
     Raises:
         ConfigurationError: a variable holds an invalid value; the message
             names the variable.  A ``THREADTRACE_*`` variable that is not a
@@ -468,15 +522,123 @@ def from_environment(
                 f"{', '.join(env_var(n) for n in names)}"
             )
         texts[name] = value
-    return (base or Config()).replace_from_text(texts, env_var)
+    config = (base or Config()).replace_from_text(texts, env_var)
+    if "exporters" not in texts:
+        # OpenTelemetry's variables name the exporters when threadtrace's do not.
+        try:
+            named = exporters_from_otel(environ)
+        except ConfigurationError:
+            # Said where it matters: when threadtrace makes providers of its own
+            # (under opentelemetry-instrument the program's serve, and these
+            # variables are the SDK's business).
+            named = None
+        if named is not None:
+            config = config.replace(exporters=named)
+    return config
+
+
+# -- OpenTelemetry's own switches ---------------------------------------------------------
+#
+# The SDK's environment variables that say whether there is telemetry at all
+# and where each signal goes.  threadtrace builds SDK providers of its own when
+# the program has none, and then honours them as the SDK would.  How they
+# combine with THREADTRACE_* (docs/configuration.md, "OpenTelemetry's
+# variables"): OTEL_SDK_DISABLED=true wins over everything; THREADTRACE_EXPORTERS
+# (or --exporters, or exporters=) wins over OTEL_*_EXPORTER for which
+# exporters run; OTEL_*_EXPORTER, when set, still says which of
+# OpenTelemetry's exporters (otlp, console) get each signal, and ``none``
+# sends that signal to none of threadtrace's.
+
+SDK_DISABLED = "OTEL_SDK_DISABLED"
+TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+#: What OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER may say to threadtrace.
+OTEL_EXPORTER_VALUES = ("none", "otlp", "console")
+#: The exporters of threadtrace's that are OpenTelemetry's by name: the
+#: OTEL_*_EXPORTER variables choose among these; the others (json, perfetto,
+#: memory, a third party's) are threadtrace's own, and only ``none`` stops them.
+OTEL_EXPORTER_NAMES = ("otlp", "console")
+
+
+def sdk_disabled(environ: Optional[Mapping[str, str]] = None) -> tuple[bool, Optional[str]]:
+    """Whether ``OTEL_SDK_DISABLED`` turns telemetry off, and a problem to warn of.
+
+    As the specification says: ``true`` (any case) is true; anything else is
+    false, and a value that is neither ``true``, ``false`` nor empty is
+    warned about.
+    """
+    text = (os.environ if environ is None else environ).get(SDK_DISABLED, "").strip()
+    if text.lower() == "true":
+        return True, None
+    if text.lower() in ("", "false"):
+        return False, None
+    return False, f"{SDK_DISABLED} must be true or false, got {text!r}; taken as false"
+
+
+def otel_exporters(
+    variable: str, environ: Optional[Mapping[str, str]] = None
+) -> Optional[tuple[str, ...]]:
+    """The exporters ``OTEL_TRACES_EXPORTER`` (or ``..._METRICS_...``) names; None if unset.
+
+    ``none`` names no exporter: ``()``.
+
+    Raises:
+        ConfigurationError: a value threadtrace cannot export to, naming the
+            variable and the values it understands.
+    """
+    text = (os.environ if environ is None else environ).get(variable, "").strip()
+    if not text:
+        return None
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in OTEL_EXPORTER_VALUES]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"{variable} must be {', '.join(OTEL_EXPORTER_VALUES[:-1])} or "
+            f"{OTEL_EXPORTER_VALUES[-1]} (comma-separated), got {text!r}"
+        )
+    return tuple(dict.fromkeys(name for name in names if name != "none"))
+
+
+def exporters_from_otel(environ: Optional[Mapping[str, str]] = None) -> Optional[tuple[str, ...]]:
+    """The exporters OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER name together; None if unset.
+
+    Raises:
+        ConfigurationError: see :func:`otel_exporters`.
+    """
+    traces = otel_exporters(TRACES_EXPORTER, environ)
+    metrics = otel_exporters(METRICS_EXPORTER, environ)
+    if traces is None and metrics is None:
+        return None
+    return tuple(dict.fromkeys((*(traces or ()), *(metrics or ()))))
+
+
+def sends(signal: str, exporter: str, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether threadtrace's exporter ``exporter`` gets ``signal`` (``traces`` or ``metrics``).
+
+    A value the variable holds that threadtrace has no exporter for names
+    none of threadtrace's (the exporters were chosen by ``exporters``; the
+    value is the SDK's business): only ``otlp``, ``console`` and ``none`` count.
+    """
+    variable = TRACES_EXPORTER if signal == "traces" else METRICS_EXPORTER
+    text = (os.environ if environ is None else environ).get(variable, "").strip().lower()
+    if not text:
+        return True
+    named = {name.strip() for name in text.split(",") if name.strip()}
+    if named == {"none"}:
+        return False
+    return exporter in named or exporter not in OTEL_EXPORTER_NAMES
 
 
 #: Asks for the pure-Python lock core even where the C one is built (not a
 #: setting: the core is chosen once, when threadtrace is imported).
 PURE_PYTHON = "THREADTRACE_PURE_PYTHON"
 
+#: What ``threadtrace run`` tells the Python processes it starts (not a
+#: setting: the run's own state, as JSON; see ``_cli/processes.py``).
+RUN_STATE = "THREADTRACE_RUN"
+
 #: ``THREADTRACE_*`` variables that are not settings.
-_NOT_SETTINGS = frozenset({PURE_PYTHON})
+_NOT_SETTINGS = frozenset({PURE_PYTHON, RUN_STATE})
 
 
 def pure_python_requested(

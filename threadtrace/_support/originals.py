@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import threading
+from typing import Any
 
 allocate_lock = _thread.allocate_lock
 get_ident = _thread.get_ident
@@ -25,6 +26,8 @@ Barrier = threading.Barrier
 Thread = threading.Thread
 Timer = threading.Timer
 local = threading.local
+enumerate = threading.enumerate
+active_count = threading.active_count
 # threading's registry of Thread objects by ident.  Read it instead of calling
 # current_thread(), which registers a _DummyThread for threads that threading
 # did not start: threadtrace must not change what the program sees.
@@ -45,3 +48,22 @@ def current_thread_name() -> str:
 #: The concrete types behind the factories, for ``isinstance`` checks.
 LockType = type(allocate_lock())
 RLockType = type(RLock())
+
+
+def own_thread(target: Any, name: str) -> threading.Thread:
+    """A daemon thread of threadtrace's own: never traced, and marked so that
+    :func:`threadtrace.patch` leaves it out of ``threading.enumerate()`` and
+    ``active_count()`` (a program that joins every thread but the main one
+    must not wait for it).  Not started."""
+    thread = Thread(target=target, name=name, daemon=True)
+    mark_own(thread)
+    return thread
+
+
+def mark_own(thread: Any) -> None:
+    """Mark a thread (one the OpenTelemetry SDK started for threadtrace) as threadtrace's."""
+    thread._tt_own = True
+
+
+def is_own(thread: Any) -> bool:
+    return getattr(thread, "_tt_own", False) is True

@@ -1,0 +1,152 @@
+"""Lock order with default settings: on with the C lock core, kept in C, bounded."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import threadtrace_cmd
+
+import threadtrace
+from threadtrace._primitives import core
+from threadtrace._runtime import runtime
+from threadtrace.testing import capture
+
+INVERSION = """\
+import threading
+
+cache_lock = threading.Lock()
+db_lock = threading.Lock()
+
+def fill():
+    with cache_lock:
+        with db_lock:
+            pass
+
+def flush():
+    with db_lock:
+        with cache_lock:
+            pass
+
+for step in (fill, flush):  # one after the other: this run cannot hang
+    worker = threading.Thread(target=step, name=step.__name__)
+    worker.start()
+    worker.join(10)
+"""
+
+
+def test_an_inversion_that_did_not_hang_is_reported_with_default_settings(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inversion.py").write_text(INVERSION)
+    done = threadtrace_cmd(["run", "--no-summary", "inversion.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    if not core.SPEEDUPS:  # auto: off with the pure-Python core (see docs/configuration.md)
+        assert "POSSIBLE DEADLOCK" not in done.stderr
+        return
+    assert done.stderr.startswith(
+        textwrap.dedent(
+            """\
+            threadtrace: POSSIBLE DEADLOCK: locks were taken in conflicting orders (this run did not hang, but it can)
+              cycle: cache_lock (inversion.py:3) -> db_lock (inversion.py:4) -> cache_lock (inversion.py:3)
+              fill took db_lock (inversion.py:4) at inversion.py:8 in fill
+                  while holding cache_lock (inversion.py:3), taken at inversion.py:7 in fill
+              flush took cache_lock (inversion.py:3) at inversion.py:13 in flush
+                  while holding db_lock (inversion.py:4), taken at inversion.py:12 in flush
+            """
+        )
+    ), done.stderr
+
+
+def test_lock_order_is_auto_by_default_and_can_be_set_either_way() -> None:
+    assert threadtrace.Config().lock_order is None
+    with capture(patch=False):
+        assert runtime.ordering is core.SPEEDUPS
+    for setting in (True, False):
+        with capture(patch=False, lock_order=setting):
+            assert runtime.ordering is setting
+    with pytest.raises(threadtrace.ConfigurationError) as raised:
+        threadtrace.Config(lock_order="yes")  # type: ignore[arg-type]
+    assert str(raised.value) == "lock_order must be true, false or auto, got 'yes'"
+
+
+@pytest.mark.parametrize("setting", [True, None])
+def test_nestings_are_recorded_once_each_in_either_core(setting: object) -> None:
+    with capture(patch=False, lock_order=setting):
+        if not runtime.ordering:
+            pytest.skip("auto is off with the pure-Python core")
+        outer, inner = threadtrace.Lock(), threadtrace.Lock()
+        for _ in range(3):
+            with outer, inner:
+                pass
+        orders = runtime.lock_order.orders
+        assert (("i", outer._tt_serial), ("i", inner._tt_serial)) in orders
+        assert (("i", inner._tt_serial), ("i", outer._tt_serial)) not in orders
+
+
+def test_a_condition_taking_its_lock_back_and_a_trylock_add_no_order() -> None:
+    with capture(patch=False, lock_order=True):
+        outer, lock = threadtrace.Lock(), threadtrace.RLock()
+        condition = threadtrace.Condition(lock)
+        with outer:
+            assert lock.acquire(blocking=False)  # a trylock cannot deadlock
+            lock.release()
+            with condition:
+                condition.wait(0)  # lets go and takes it back
+        by_instance = {key for key in runtime.lock_order.orders if key[0][0] == "i"}
+        assert by_instance == {(("i", outer._tt_serial), ("i", lock._tt_serial))}
+
+
+def test_a_lock_released_by_another_thread_leaves_the_takers_held_locks() -> None:
+    """A Lock may be released by any thread; the taker's next nesting must not name it."""
+    with capture(patch=False, lock_order=True):
+        handed, later, after = threadtrace.Lock(), threadtrace.Lock(), threadtrace.Lock()
+        handed.acquire()
+        releaser = threading.Thread(target=handed.release)
+        releaser.start()
+        releaser.join(10)
+        with later, after:
+            pass
+        keys = {k for k in runtime.lock_order.orders if k[0][0] == "i"}
+        assert keys == {(("i", later._tt_serial), ("i", after._tt_serial))}
+
+
+CHURN = """\
+import gc, os, threading
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+for _ in range(4):
+    for _ in range(20_000):
+        outer, inner = threading.Lock(), threading.Lock()
+        with outer:
+            with inner:
+                pass
+    gc.collect()
+    print(round(rss_mb(), 1), flush=True)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc")
+def test_lock_order_keeps_bounded_memory_while_nested_locks_come_and_go(tmp_path: Path) -> None:
+    """Every pair is new (new locks each time): the pairs and the graph start afresh when full."""
+    (tmp_path / "churn.py").write_text(CHURN)
+    done = threadtrace_cmd(["run", "--no-summary", "--lock-order", "true", "churn.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rounds = [float(line) for line in done.stdout.split()]
+    assert rounds[-1] - rounds[1] < 3.0, rounds
+
+
+@pytest.mark.parametrize("options", [["--lock-order"], ["--lock-order", "true"]])
+def test_lock_order_alone_or_with_a_value_turns_it_on_on_either_core(
+    tmp_path: Path, options: list[str]
+) -> None:
+    (tmp_path / "inversion.py").write_text(INVERSION)
+    done = threadtrace_cmd(["run", "--no-summary", *options, "inversion.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("threadtrace: POSSIBLE DEADLOCK: "), done.stderr
