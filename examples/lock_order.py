@@ -1,6 +1,6 @@
 """Two code paths take the same two locks in opposite orders; this run never hangs.
 
-    threadtrace run --lock-order examples/lock_order.py
+    threadtrace run --lock-order true examples/lock_order.py  # true: the default with the C core
 
 reports the inversion as a possible deadlock, with both orders and where
 each lock was taken: with other timing, the two threads would deadlock.
