@@ -994,7 +994,8 @@ def test_run_logs_the_contention_report_by_default(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     first, *rest = done.stderr.splitlines()
     assert re.fullmatch(
-        r"threadtrace contention report: 2 primitives blocked 2 times, .* in total; by total wait",
+        r"threadtrace contention report: 2 primitives blocked 2 times, .* in total, "
+        r"summed over the threads that waited; by total wait",
         first,
     ), done.stderr
     assert f"2. Lock {ONE_WORKER_LOCK}" in rest or f"1. Lock {ONE_WORKER_LOCK}" in rest, done.stderr

@@ -159,8 +159,10 @@ def test_a_lock_held_across_slow_work_ranks_first_with_the_holders_site(
     ]
 
     assert report.text() == "\n".join([
-        "threadtrace contention report: 2 primitives blocked 3 times, 850 ms in total; "
-        "by total wait",
+        "threadtrace contention report: 2 primitives blocked 3 times, 850 ms in total, "
+        "summed over the threads that waited; by total wait",
+        "",
+        "-- mutual exclusion: threads kept out by a holder (locks, semaphores) --",
         "",
         *first,
         "",
@@ -297,14 +299,19 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
         "waiting_threads": [{"name": "producer", "count": 1, "total": 0.25, "max": 0.25}],
         "holding_threads": [],
     }  # fmt: skip
-    assert report.to_dict()["primitives"][0] == condition
+    # The queue's mutex, if it was waited on, is a lock: it comes first.
+    assert report.to_dict()["primitives"][mutex_waits] == condition
     width = len(at_put)
-    expected = [
+    header = [
         f"threadtrace contention report: {1 + mutex_waits} primitive{'s' if mutex_waits else ''} "
-        f"blocked {1 + mutex_waits} time{'s' if mutex_waits else ''}, 250 ms in total; "
-        "by total wait",
+        f"blocked {1 + mutex_waits} time{'s' if mutex_waits else ''}, 250 ms in total, "
+        "summed over the threads that waited; by total wait",
+    ]
+    waiting = [
         "",
-        f"1. Condition {named('jobs', FILE, jobs_line, via='Queue')}",
+        "-- waiting for work or a signal: conditions (queues, futures), events, barriers, joins --",
+        "",
+        f"{1 + mutex_waits}. Condition {named('jobs', FILE, jobs_line, via='Queue')}",
         "   contended  1 of 1 waits (100%)",
         "   wait       250 ms in 1 wait: mean 250 ms, p50 250 ms, p99 250 ms, max 250 ms",
         f"   {'waiting at':<{width + 2}}  waits     total       max",
@@ -312,17 +319,23 @@ def test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line(
         f"   {'waiting threads':<{width + 2}}".rstrip(),
         f"     {'producer':<{width}}      1    250 ms    250 ms",
     ]
+    exclusion: list[str] = []
     if mutex_waits:
-        (mutex,) = report.primitives[1:]
+        (mutex, _) = report.primitives
         assert (mutex.kind, mutex.name, mutex.waits, mutex.total_wait) == (
             "lock", named("jobs", FILE, jobs_line, via="Queue"), 1, 0.0,
         )  # fmt: skip
         assert [s.label for s in mutex.waiting_sites] == [at_put]
         this = qualname(test_a_producer_blocked_on_a_full_queue_is_reported_at_the_queues_line)
         assert [s.label for s in mutex.holder_sites] == [f"{FILE}:{get_line} in {this}"]
-        expected.append("")
-        expected.extend(report.text().split("\n")[len(expected) :])
-    assert report.text() == "\n".join(expected)
+        all_lines = report.text().split("\n")
+        exclusion = all_lines[1 : len(all_lines) - len(waiting)]
+        assert exclusion[:3] == [
+            "",
+            "-- mutual exclusion: threads kept out by a holder (locks, semaphores) --",
+            "",
+        ]
+    assert report.text() == "\n".join(header + exclusion + waiting)
     assert len(report.primitives) == 1 + mutex_waits
 
 
@@ -359,14 +372,43 @@ def test_sort_by_total_wait_longest_wait_or_count_and_keep_the_top_n(clock: Fake
     assert [t.name for t in c_report.waiting_threads] == ["c-0", "c-1", "c-2", "c-3"]
     lines = report.text().split("\n")
     assert lines[0] == (
-        "threadtrace contention report: 3 primitives blocked 8 times, 1.29 s in total; "
-        "top 2 of 3 by number of waits"
+        "threadtrace contention report: 3 primitives blocked 8 times, 1.29 s in total, "
+        "summed over the threads that waited; top 2 of 3 by number of waits"
     )
     assert [text for text in lines if text[:1].isdigit()] == ["1. Lock C", "2. Lock B"]
     assert (
-        lines[4]
+        lines[6]
         == "   wait       40.0 ms in 4 waits: mean 10.0 ms, p50 10.0 ms, p99 10.0 ms, max 10.0 ms"
     )
+
+
+def test_locks_and_semaphores_come_before_waits_for_a_signal_in_every_order(
+    clock: FakeClock,
+) -> None:
+    """An Event waited on for 2 s is listed after a Lock waited on for 0.1 s, under its own title."""
+    with capture(patch=False, clock=clock, **MEASURE_ALL):  # type: ignore[arg-type]
+        lock = threadtrace.Lock(name="hot")
+        signal = threadtrace.Event(name="signal")
+        contend_for(lock, 0.1, clock, "taker")
+        for _ in range(3):
+            waiter = threading.Thread(target=signal.wait, args=(30,), name="waiter")
+            waiter.start()
+            wait_for_waiters(signal, 1)
+            clock.advance(2)
+            signal.set()
+            finish(waiter)
+            signal.clear()
+        reports = {sort: threadtrace.report(sort=sort) for sort in ("wait", "max", "count")}
+        top_one = threadtrace.report(top=1)
+
+    for report in reports.values():
+        assert [p.name for p in report.primitives] == ["hot", "signal"]
+        assert [line for line in report.text().split("\n") if line.startswith("--")] == [
+            "-- mutual exclusion: threads kept out by a holder (locks, semaphores) --",
+            "-- waiting for work or a signal: conditions (queues, futures), events, barriers, joins --",
+        ]
+    assert [p.name for p in top_one.primitives] == ["hot"]
+    assert top_one.total_wait == 6.1  # summed over the threads that waited: every wait
 
 
 def test_an_invalid_sort_or_top_is_refused() -> None:

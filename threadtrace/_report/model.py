@@ -14,6 +14,14 @@ The presentation follows ``perf lock contention`` (sorted by total wait by
 default, units scaled, count/total/max/mean per row) and lockstat (both
 sides of each contention: where the waiters blocked, and where the holder
 they waited behind had acquired the lock, as Go's mutex profile charges it).
+
+Mutual exclusion comes first whatever the order: a thread that waits for a
+lock or a semaphore was kept out by another thread, which is what a
+contention report is for, while a thread that waits on a condition (inside
+a ``queue.Queue`` or a ``Future``), an event, a barrier or a join is most
+often waiting for work or a signal, as designed.  Sorted together, a pool's
+idle workers would bury a hot lock; so the primitives are in two groups,
+:data:`~threadtrace._support.names.ACQUIRED` first, each sorted by ``sort``.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from .._runtime import runtime
 from .._support.attributes import short_function_name
 from .._support.config import REPORT_SORTS
 from .._support.errors import ConfigurationError
+from .._support.names import ACQUIRED
 from .._support.points import WAIT_DURATION, HistogramPoint, Points
 from . import text as _render
 
@@ -154,8 +163,11 @@ class ContentionReport:
         top: how many primitives the report keeps at most.
         primitives_blocked: how many primitives were ever blocked on, listed or not.
         waits: operations that blocked, on all of them.
-        total_wait: seconds blocked, on all of them.
-        primitives: the first ``top`` of them, in ``sort`` order.
+        total_wait: seconds blocked, on all of them, summed over the threads
+            that waited (so it can be more than the run lasted).
+        primitives: the first ``top`` of them: locks and semaphores
+            (:data:`~threadtrace._support.names.ACQUIRED`) first, then the others, each group in
+            ``sort`` order.
     """
 
     sort: str
@@ -201,6 +213,8 @@ def report(*, sort: Optional[str] = None, top: Optional[int] = None) -> Contenti
     Args:
         sort: ``"wait"`` (total wait), ``"max"`` (longest single wait) or
             ``"count"`` (number of waits); default: the ``report_sort`` setting.
+            Locks and semaphores come first in any order (see
+            :attr:`ContentionReport.primitives`).
         top: how many primitives to list; default: the ``report_top`` setting.
 
     Returns:
@@ -312,7 +326,10 @@ def build(points: Points, sort: str, top: int) -> ContentionReport:
         if primitive.all.count
     ]
     rows.sort(
-        key=lambda row: _order(sort, row.waits, row.total_wait, row.max_wait, row.kind, row.name)
+        key=lambda row: (
+            row.kind not in ACQUIRED,
+            *_order(sort, row.waits, row.total_wait, row.max_wait, row.kind, row.name),
+        )
     )
     return ContentionReport(
         sort=sort,

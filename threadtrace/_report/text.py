@@ -2,7 +2,8 @@
 
 The presentation follows ``perf lock contention`` (sorted by total wait by
 default, units scaled, count/total/max/mean per row) and lockstat (both
-sides of each contention).  A pure function of the report.
+sides of each contention).  The blocks come in two labelled parts, mutual
+exclusion first (see :mod:`.model`).  A pure function of the report.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._support import units as _units
+from .._support.names import ACQUIRED
 
 if TYPE_CHECKING:
     from .model import ContentionReport, PrimitiveContention
@@ -30,6 +32,11 @@ _KINDS = {
     "barrier": ("Barrier", "waits"),
     "thread": ("Thread", "joins"),
 }
+#: The line over each part of the report: mutual exclusion, then the rest.
+EXCLUSION_TITLE = "-- mutual exclusion: threads kept out by a holder (locks, semaphores) --"
+WAITING_TITLE = (
+    "-- waiting for work or a signal: conditions (queues, futures), events, barriers, joins --"
+)
 
 
 def _plural(count: int, word: str) -> str:
@@ -47,12 +54,20 @@ def text(report: ContentionReport) -> str:
         if shown < report.primitives_blocked
         else f"by {order}"
     )
+    # The total is a sum over threads: four threads blocked for 1 s each
+    # make 4 s in a run of 1 s, which the header says rather than leave
+    # readers to puzzle over.
     lines = [
         f"threadtrace contention report: {_plural(report.primitives_blocked, 'primitive')} "
         f"blocked {_plural(report.waits, 'time')}, {_units.duration(report.total_wait)} "
-        f"in total; {scope}"
+        f"in total, summed over the threads that waited; {scope}"
     ]
+    title = ""
     for number, primitive in enumerate(report.primitives, 1):
+        part = EXCLUSION_TITLE if primitive.kind in ACQUIRED else WAITING_TITLE
+        if part != title:
+            title = part
+            lines.extend(("", title))
         lines.append("")
         lines.extend(_block(number, primitive))
     return "\n".join(lines)
