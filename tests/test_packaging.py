@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from helpers import child_env
 
-from threadtrace._control.configure import PURE_PYTHON_CORE
+import threadtrace
+from threadtrace._control.configure import PURE_PYTHON_CORE, SOURCE_TREE_CORE
 from threadtrace._primitives import core
 from threadtrace._support.config import pure_python_requested
 
@@ -211,6 +212,37 @@ def test_without_the_c_core_a_warning_says_what_it_costs_once() -> None:
         "without this warning)"
     ]
     assert "about 2.4x a plain one instead of about 1.2x" in PURE_PYTHON_CORE
+
+
+def test_imported_from_a_source_tree_the_warning_says_so_and_that_it_is_harmless(
+    tmp_path: Path,
+) -> None:
+    """`python snippet.py` in a clone's root imports the clone's threadtrace/, not the installed one."""
+    clone = tmp_path / "clone"
+    shutil.copytree(
+        Path(threadtrace.__file__).parent,
+        clone / "threadtrace",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+    )
+    (clone / "pyproject.toml").write_text("[project]\nname = 'threadtrace'\n")
+    (clone / "snippet.py").write_text(NOT_BUILT + textwrap.dedent(CONFIGURED_TWICE))
+    environ = child_env()
+    environ.pop("THREADTRACE_PURE_PYTHON", None)
+    environ.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, "snippet.py"],
+        cwd=clone,
+        env=environ,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"threadtrace: {SOURCE_TREE_CORE.format(root=clone)}"]
+    assert "This is harmless; to use the installed copy, run from another directory" in (
+        SOURCE_TREE_CORE
+    )
 
 
 @pytest.mark.parametrize("value", ["1", "true"])

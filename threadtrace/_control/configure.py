@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import logging
+import os
+import pathlib
 from typing import Any, Optional
 
 from .._detect import watchdog
@@ -17,6 +21,18 @@ PURE_PYTHON_CORE = (
     "the pure-Python lock core is in use because threadtrace's C extension "
     "(threadtrace._primitives._lockcore) was not built at install time: an uncontended "
     "`with lock:` costs about 2.4x a plain one instead of about 1.2x"
+)
+
+#: The same, when threadtrace was imported from a source checkout (whose C
+#: extension is not built in place) rather than from where pip installed it:
+#: ``python snippet.py`` in the root of a clone does that, because Python puts
+#: the script's directory first on ``sys.path``.  ``{root}`` is the checkout.
+SOURCE_TREE_CORE = (
+    "threadtrace was imported from the source tree in {root}, not from the installed copy "
+    "(Python puts the script's or the current directory first on sys.path), and the C "
+    "extension is not built there, so the pure-Python lock core is in use: it records the "
+    "same, only slower (about 2.4x a plain `with lock:` instead of about 1.2x). This is "
+    "harmless; to use the installed copy, run from another directory"
 )
 
 # Whether PURE_PYTHON_CORE was said.  Kept here, not in the runtime, like the
@@ -100,7 +116,29 @@ def pure_python_core_note() -> Optional[str]:
     """
     if core.lockcore is not None or pure_python_requested()[0]:
         return None
-    return PURE_PYTHON_CORE
+    root = source_tree()
+    return PURE_PYTHON_CORE if root is None else SOURCE_TREE_CORE.format(root=root)
+
+
+def source_tree() -> Optional[str]:
+    """The source checkout threadtrace was imported from, or None when it is an installed copy.
+
+    A checkout has ``pyproject.toml`` beside the package; site-packages does
+    not.  A checkout that pip installed in editable mode (``pip install -e``)
+    is the installed copy, so it does not count.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.isfile(os.path.join(root, "pyproject.toml")):
+        return None
+    for distribution in importlib.metadata.distributions(name="threadtrace"):
+        try:
+            direct = json.loads(distribution.read_text("direct_url.json") or "{}")
+        except ValueError:  # a damaged file says nothing either way
+            continue
+        editable = isinstance(direct, dict) and direct.get("dir_info", {}).get("editable")
+        if editable and direct.get("url") == pathlib.Path(root).as_uri():
+            return None
+    return root
 
 
 def _say_if_pure_python_core() -> None:
@@ -111,6 +149,9 @@ def _say_if_pure_python_core() -> None:
         return
     _pure_python_core_said = True  # two first calls at once may both say it: harmless
     # Queued, not logged here: the caller may hold the program's locks (runtime.notice).
+    if source_tree() is not None:
+        runtime.notice(logging.WARNING, "threadtrace: %s", note)
+        return
     runtime.notice(
         logging.WARNING,
         "threadtrace: %s (reinstall threadtrace where a C compiler is found to build it, "
