@@ -86,8 +86,8 @@ def command(argv: Sequence[str]) -> int:
         "--sort",
         choices=REPORT_SORTS,
         help="order: wait (total wait), max (longest single wait) or count (number "
-        f"of waits). Default: {config.report_sort} (THREADTRACE_REPORT_SORT). "
-        "Example: --sort max",
+        "of waits), within each part of the report (locks and semaphores first). "
+        f"Default: {config.report_sort} (THREADTRACE_REPORT_SORT). Example: --sort max",
     )
     parser.add_argument(
         "--top",

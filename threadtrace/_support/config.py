@@ -242,7 +242,8 @@ class Config:
     report_sort: str = _setting(
         "wait",
         "Order of the contention report: wait (total wait), max (longest wait) or "
-        "count (number of waits).",
+        "count (number of waits), within each of its two parts (locks and semaphores "
+        "first, then waits for work or a signal).",
         parse=_text,
         metavar="ORDER",
         accepts=f"one of {', '.join(REPORT_SORTS)}",
