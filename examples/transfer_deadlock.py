@@ -13,9 +13,9 @@ The tellers are daemon threads and the main thread gives up after 1.5 s,
 so the program ends by itself.  Before that threadtrace reports ``DEADLOCK:
 2 threads wait for each other``: each teller waits for a lock the other
 holds, where the holder took it (``with source.lock:``) and where the
-waiter waits (``with target.lock:``).  Both account locks were made on one
-line, so both are named ``self.lock (transfer_deadlock.py:33)``.  With
-``--on-deadlock exit`` threadtrace ends the process with status 3 instead.
+waiter waits (``with target.lock:``).  Both locks, made on one line, are
+``self.lock (transfer_deadlock.py:33)``, numbered ``#1`` and ``#2`` to tell
+them apart.  ``--on-deadlock exit`` ends the process with status 3 instead.
 """
 
 import threading

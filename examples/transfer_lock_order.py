@@ -5,7 +5,8 @@ the transfers one after another, so it never hangs; but Alice paying Bob
 while Bob pays Alice would deadlock (``examples/transfer_deadlock.py``).
 threadtrace records the order in which locks are taken and reports the
 first conflict.  The accounts' locks are all made on one line, and still
-told apart: the report is per lock.  ``safe_transfer`` shows the fix: lock
+told apart: the report is per lock, numbered ``#1``, ``#2`` where they
+share a name.  ``safe_transfer`` shows the fix: lock
 the two accounts in one global order (by account number), whichever pays.
 
     threadtrace run --lock-order true examples/transfer_lock_order.py

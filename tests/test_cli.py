@@ -505,7 +505,15 @@ def interrupt_while_waiting(tmp_path: Path, *options: str) -> subprocess.Complet
         ready = proc.stdout.readline()
         assert ready == "ready\n"
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        try:
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # The signal came between "ready" and the blocking acquire (the
+            # main thread was descheduled there), as it can with threading
+            # too: the handler then waits for the acquire to end.  A second
+            # one interrupts the acquire; both make one KeyboardInterrupt.
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -609,13 +609,22 @@ def transfer_deadlock(run: Run) -> None:
     lock = run.name("self.lock", "self.lock = threading.Lock()")
     lines = run.report_lines()
     assert "threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed" in lines
-    assert f"teller-1 waits for Lock {lock}, held by teller-2" in lines
-    assert f"teller-2 waits for Lock {lock}, held by teller-1" in lines
+    # Both locks were made on one line, so share a name: numbered, to show the crossing.
+    number = {}
+    for teller, other in (("teller-1", "teller-2"), ("teller-2", "teller-1")):
+        edge = rf"{teller} waits for Lock {re.escape(lock)} #(\d), held by {other}"
+        (number[teller],) = [m.group(1) for m in map(re.compile(edge).fullmatch, lines) if m]
+    assert sorted(number.values()) == ["1", "2"]
+    taken = run.at("with source.lock:", "transfer")
+    for teller, other in (("teller-1", "teller-2"), ("teller-2", "teller-1")):
+        blocked = rf"blocked for .+ in Lock\.acquire on {re.escape(lock)} #{number[teller]}"
+        (at,) = [i for i, line in enumerate(lines) if re.fullmatch(blocked, line)]
+        assert lines[at - 1].startswith(f"{teller} (thread ")
+        assert lines[at + 1] == f"holds Lock {lock} #{number[other]}, acquired at {taken}"
     wait_line = run.line("with target.lock:  # the other")
     assert (
         f'File "examples/transfer_deadlock.py", line {wait_line}, in transfer   <-- waits here'
     ) in lines
-    assert f"holds Lock {lock}, acquired at {run.at('with source.lock:', 'transfer')}" in lines
     waits = spans_named(run.spans(), "Lock.acquire", primitive_name=lock)
     assert sorted(
         (w.attributes["thread.name"], w.attributes["threadtrace.holder.thread.name"]) for w in waits
@@ -634,9 +643,21 @@ def transfer_lock_order(run: Run) -> None:
     )
     assert lines.count(header) == 1  # and none for safe_transfer
     taken = run.at("with source.lock, target.lock:", "transfer")
-    for thread in ("alice-pays-bob", "bob-pays-alice"):
-        assert f"{thread} took {lock} at {taken}" in lines
-    assert f"while holding {lock}, taken at {taken}" in lines
+    # Two locks of one name, numbered: each thread took one while holding the other.
+    cycle = f"cycle: {lock} #1 -> {lock} #2 -> {lock} #1"
+    assert cycle in lines
+    took = {
+        (line, lines[i + 1])
+        for i, line in enumerate(lines)
+        if line.startswith(("alice-pays-bob took", "bob-pays-alice took"))
+    }
+    assert took == {
+        (f"{a} took {lock} #{x} at {taken}", f"while holding {lock} #{y}, taken at {taken}")
+        for a, x, y in (("alice-pays-bob", 2, 1), ("bob-pays-alice", 1, 2))
+    } or took == {
+        (f"{a} took {lock} #{x} at {taken}", f"while holding {lock} #{y}, taken at {taken}")
+        for a, x, y in (("alice-pays-bob", 1, 2), ("bob-pays-alice", 2, 1))
+    }
     assert "*** DEADLOCK ***" in lines
 
 

@@ -134,7 +134,10 @@ def _expected(name: str) -> Any:
     return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="signatures are recorded on 3.11+")
+@pytest.mark.skipif(
+    not (3, 11) <= sys.version_info < (3, 13),
+    reason="signatures are recorded on 3.11 and 3.12 (3.13's inspect reads more of C methods)",
+)
 @pytest.mark.skipif(not SPEEDUPS, reason="signatures are recorded with the C lock core")
 def test_the_public_api_is_the_saved_one() -> None:
     """Names, modules, signatures and entry points, as saved in api.json."""

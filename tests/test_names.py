@@ -28,7 +28,7 @@ from helpers import line, named
 import threadtrace
 from threadtrace._detect.problems import publish_pending
 from threadtrace._runtime import runtime
-from threadtrace.testing import Capture, capture
+from threadtrace.testing import Capture, capture, wait_until
 
 HERE = os.path.basename(__file__)
 
@@ -337,7 +337,8 @@ def test_a_lock_order_report_names_two_locks_made_on_one_line(
                 pass
             with b, a:
                 pass
-            publish_pending()
+            publish_pending()  # here, or by a watchdog thread an earlier test started
+            wait_until(lambda: any("POSSIBLE DEADLOCK" in r.getMessage() for r in caplog.records))
     (report,) = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
     a_name, b_name = named("a", HERE, where), named("b", HERE, where)
     assert f"  cycle: {a_name} -> {b_name} -> {a_name}\n" in report

@@ -424,8 +424,9 @@ def test_accounts_locked_in_id_order_are_fine_and_out_of_order_is_caught(
         transfer(1, 0, False)
         assert len(publish_pending()) == 1
     assert len(caplog.records) == 1
+    name = accounts[0].name  # all three share it: numbered in the report (0 is #1, 1 is #2)
     assert caplog.records[0].getMessage().splitlines()[1] == (
-        f"  cycle: {accounts[0].name} -> {accounts[0].name} -> {accounts[0].name}"
+        f"  cycle: {name} #1 -> {name} #2 -> {name} #1"
     )
 
 

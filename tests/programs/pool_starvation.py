@@ -2,13 +2,16 @@
 
 Each page is rendered on a two-worker pool, and asks the same pool for its
 fragment.  Two pages take both workers; their fragments wait in the pool's
-queue for a worker that never comes free.  The program gives up after 3 s
-and cancels what never ran.
+queue for a worker that never comes free (a barrier makes sure both pages
+run before either asks).  The program gives up after 3 s and cancels what
+never ran.
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
 
 pool = ThreadPoolExecutor(max_workers=2)
+both_pages_running = threading.Barrier(2)
 
 
 def fetch_fragment(page):
@@ -16,6 +19,7 @@ def fetch_fragment(page):
 
 
 def render_page(page):
+    both_pages_running.wait(timeout=10)
     fragment = pool.submit(fetch_fragment, page)
     return f"<html>{fragment.result()}</html>"  # the bug: no worker is left to run it
 

@@ -44,8 +44,8 @@ from .._runtime import runtime
 from .._support import originals as _originals
 from . import pools
 from .calls import library_call
-from .describe import describe, made, site_text
-from .dump import full_views, names_text, program_threads
+from .describe import describe, made, site_text, told_apart
+from .dump import full_views, holdings, names_text, program_threads
 from .problems import Problem, report
 from .state import Blocked, name_of, owner_of
 
@@ -282,10 +282,13 @@ def _deadlock_problem(
     now: int,
 ) -> Problem:
     order = _reading_order(part, core, edges)
-    lines = [f"threadtrace: DEADLOCK: {_headline(core, edges)}"]
-    lines.extend(f"  {_edge_line(ident, edges[ident], snapshot[ident])}" for ident in order)
-    lines.extend(full_views(order, snapshot, frames, now))
-    made_lines = _made_lines(order, edges, snapshot)
+    held = holdings()
+    named = [p for ident in order for p in (snapshot[ident].primitive, *held.get(ident, ()))]
+    with told_apart(named):  # two locks made on one line: which is which
+        lines = [f"threadtrace: DEADLOCK: {_headline(core, edges)}"]
+        lines.extend(f"  {_edge_line(ident, edges[ident], snapshot[ident])}" for ident in order)
+        lines.extend(full_views(order, snapshot, frames, now))
+        made_lines = _made_lines(order, edges, snapshot)
     if made_lines:
         lines.append("")
         lines.append("  where they were made:")

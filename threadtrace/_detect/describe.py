@@ -7,8 +7,10 @@ their stacks, are :mod:`.dump`'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Optional
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -22,9 +24,44 @@ def display(primitive: Any) -> str:
     return DISPLAY.get(getattr(primitive, "_tt_kind", ""), type(primitive).__name__)
 
 
+#: id(primitive) -> its number among the primitives of one report that share its name.
+_NUMBERS: ContextVar[dict[int, int]] = ContextVar("_NUMBERS", default={})  # noqa: B039 - never mutated
+
+
 def describe(primitive: Any) -> str:
-    """``Lock ledger``: its kind and name."""
-    return f"{display(primitive)} {primitive.name}"
+    """``Lock ledger``: its kind and name (``Lock self.lock (bank.py:9) #2`` when told apart)."""
+    return f"{display(primitive)} {label(primitive)}"
+
+
+def label(primitive: Any) -> str:
+    """Its name, and ``#2`` after it while :func:`told_apart` says which of its namesakes."""
+    number = _NUMBERS.get().get(id(primitive))
+    return primitive.name if number is None else f"{primitive.name} #{number}"
+
+
+@contextlib.contextmanager
+def told_apart(primitives: Iterable[Any]) -> Iterator[None]:
+    """Within the block, primitives that share a name are numbered in the order given.
+
+    Locks made on one line (one per account, say) share a name: a deadlock
+    between two of them must still say which one each thread holds.
+    """
+    namesakes: dict[str, list[Any]] = {}
+    for primitive in primitives:
+        same = namesakes.setdefault(primitive.name, [])
+        if all(other is not primitive for other in same):
+            same.append(primitive)
+    numbers = {
+        id(primitive): number
+        for same in namesakes.values()
+        if len(same) > 1
+        for number, primitive in enumerate(same, 1)
+    }
+    token = _NUMBERS.set(numbers)
+    try:
+        yield
+    finally:
+        _NUMBERS.reset(token)
 
 
 def site_text(site: Optional[Site]) -> str:

@@ -26,7 +26,7 @@ from .._runtime import runtime
 from .._support import originals as _originals
 from .._support import units as _units
 from .calls import library_call
-from .describe import acquire_site_text, describe, display, site_text
+from .describe import acquire_site_text, describe, display, label, site_text
 from .state import Blocked, name_of
 
 #: How many names a group of threads lists before "and N more".
@@ -86,14 +86,14 @@ def full_views(
 
     The order is that of ``idents``, each group where its first member is.
     """
-    holdings = _holdings()
+    held = holdings()
     # Threads alike but for their names and how long they have waited: one group.
     groups: dict[tuple[Optional[str], tuple[str, ...]], list[int]] = {}
     for ident in idents:
         wait = snapshot.get(ident)
         frame = frames.get(ident)
         phrase = wait_phrase(wait, frame) if wait is not None else None
-        groups.setdefault((phrase, tuple(_body(ident, wait, frame, holdings))), []).append(ident)
+        groups.setdefault((phrase, tuple(_body(ident, wait, frame, held))), []).append(ident)
     lines: list[str] = []
     for (phrase, body), members in groups.items():
         lines.append("")
@@ -138,7 +138,7 @@ def wait_phrase(wait: Blocked, frame: Optional[FrameType]) -> str:
     call = library_call(frame) if getattr(primitive, "_tt_kind", "") == "condition" else None
     if call is not None:
         return f"{call.label} on {primitive.name}"
-    return f"{display(primitive)}.{wait.operation} on {primitive.name}"
+    return f"{display(primitive)}.{wait.operation} on {label(primitive)}"
 
 
 def names_text(idents: list[int]) -> str:
@@ -165,12 +165,12 @@ def ages_text(waits: list[Blocked], now: int) -> str:
     return longest if shortest == longest else f"{shortest} to {longest}"
 
 
-def holds_lines(ident: int, holdings: Optional[dict[int, list[Any]]] = None) -> list[str]:
+def holds_lines(ident: int, held: Optional[dict[int, list[Any]]] = None) -> list[str]:
     """``holds Lock x, acquired at app.py:9 in f``, for each lock and permit ``ident`` holds."""
-    if holdings is None:
-        holdings = _holdings()
+    if held is None:
+        held = holdings()
     lines = []
-    for primitive in holdings.get(ident, ()):
+    for primitive in held.get(ident, ()):
         if getattr(primitive, "_tt_kind", "") in ("lock", "rlock"):
             lines.append(f"holds {describe(primitive)}, acquired at {acquire_site_text(primitive)}")
             continue
@@ -224,7 +224,7 @@ def _body(
     return lines
 
 
-def _holdings() -> dict[int, list[Any]]:
+def holdings() -> dict[int, list[Any]]:
     """Thread ident -> the traced locks it holds and the semaphores it holds permits of."""
     held: dict[int, list[Any]] = {}
     for primitive in runtime.primitives():

@@ -42,6 +42,9 @@ class Order(NamedTuple):
     second: str
     second_site: Optional[Site]
     thread: str
+    #: Which lock each was (``_tt_serial``): two locks made on one line share a name.
+    first_serial: int = -1
+    second_serial: int = -1
 
 
 class LockOrder:
@@ -167,7 +170,9 @@ class LockOrder:
             for first, first_site in stack:
                 if first is lock:
                     continue
-                order = Order(first.name, first_site, lock.name, site, thread)
+                order = Order(
+                    first.name, first_site, lock.name, site, thread, first._tt_serial, serial
+                )
                 keys = [(("i", first._tt_serial), ("i", lock._tt_serial))]
                 first_kind, second_kind = _kind_of(first), _kind_of(lock)
                 if first_kind != second_kind:
@@ -239,8 +244,35 @@ def _where(site: Optional[Site]) -> str:
     return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
 
 
+def _told_apart(chain: list[Order]) -> list[Order]:
+    """``chain`` with ``#1``, ``#2``... after names that stand for more than one lock.
+
+    Locks made on one line (one per account, say) share a name; a cycle
+    through two of them would otherwise read ``self.lock -> self.lock``.
+    """
+    serials: dict[str, list[int]] = {}
+    for step in chain:
+        for name, serial in ((step.first, step.first_serial), (step.second, step.second_serial)):
+            seen = serials.setdefault(name, [])
+            if serial not in seen:
+                seen.append(serial)
+
+    def label(name: str, serial: int) -> str:
+        seen = serials[name]
+        return name if len(seen) < 2 else f"{name} #{seen.index(serial) + 1}"
+
+    return [
+        step._replace(
+            first=label(step.first, step.first_serial),
+            second=label(step.second, step.second_serial),
+        )
+        for step in chain
+    ]
+
+
 def _report(order: Order, others: list[Order]) -> None:
     """Report the cycle closed by ``order``; ``others`` lead back round it."""
+    *others, order = _told_apart([*others, order])
     chain = [*others, order]
     names = " -> ".join([chain[0].first, *(step.second for step in chain)])
     lines = [

@@ -174,10 +174,14 @@ class DetectorState:
         self.endings: dict[int, Ending] = {}
 
     def fresh(self) -> DetectorState:
-        """No findings; the waits in progress, the queue, the listeners and the thread stay."""
+        """No findings; the waits in progress, the listeners and the thread stay.
+
+        Problems still waiting to be published do not: they belong to the
+        state they were found in (a test's inversion is not the next one's).
+        """
         state = DetectorState.__new__(DetectorState)
         state.blocked = self.blocked
-        state.pending = self.pending
+        state.pending = collections.deque()
         state.listeners = self.listeners
         state.manual = self.manual
         state.watchdog = self.watchdog

@@ -47,19 +47,30 @@ def _hex_to_b64(value: str) -> str:
     return base64.b64encode(bytes.fromhex(value)).decode("ascii")
 
 
-def _ids(data: Any, convert: Any) -> Any:
-    """``data`` with every trace and span id rewritten by ``convert``."""
+#: Deeper than any OTLP/JSON line (attribute values nest, but not this far):
+#: refused before protobuf, whose own limit and message differ by version.
+MAX_DEPTH = 100
+
+
+def _ids(data: Any, convert: Any, depth: int = 0) -> Any:
+    """``data`` with every trace and span id rewritten by ``convert``.
+
+    Raises:
+        ValueError: ``data`` nests deeper than :data:`MAX_DEPTH`.
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(_TOO_DEEP)
     if isinstance(data, dict):
         return {
             key: (
                 convert(value)
                 if key in _ID_KEYS and isinstance(value, str) and value
-                else _ids(value, convert)
+                else _ids(value, convert, depth + 1)
             )
             for key, value in data.items()
         }
     if isinstance(data, list):
-        return [_ids(item, convert) for item in data]
+        return [_ids(item, convert, depth + 1) for item in data]
     return data
 
 
@@ -104,11 +115,10 @@ def parse_otlp_line(line: str, signal: str) -> Any:
         from opentelemetry.proto.metrics.v1.metrics_pb2 import (  # type: ignore[assignment]  # noqa: PLC0415 - as above
             MetricsData as Message,
         )
+    # Ids (of spans, links and exemplars) are hex in OTLP/JSON, base64 in protobuf's.
+    data = _ids(data, _hex_to_b64)  # ValueError when nested too deeply
     try:
-        # Ids (of spans, links and exemplars) are hex in OTLP/JSON, base64 in protobuf's.
-        return ParseDict(_ids(data, _hex_to_b64), Message(), ignore_unknown_fields=True)
-    except RecursionError:  # in _ids, a little less deep than json's
-        raise ValueError(_TOO_DEEP) from None
+        return ParseDict(data, Message(), ignore_unknown_fields=True)
     except Exception as error:  # noqa: BLE001 - protobuf's ParseError, or a bad hex id
         raise ValueError(_shortened(str(error))) from None
 
