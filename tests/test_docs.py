@@ -11,7 +11,8 @@ so nothing goes untested by accident:
   (``threadtrace run NAME``, ``pytest NAME``).
 * A block whose first line starts with ``$ ``: a terminal session.  Each
   ``$ `` line is a command; the lines after it, up to the next ``$ ``, are
-  its output, compared by :func:`matches`.
+  its output, compared by :func:`matches`.  ``$ echo $?`` shows the exit
+  status of the command before it, compared exactly.
 * ```` ```sh ```` (or ``console``, ``bash``) with no ``$ ``: a list of
   commands.  Each line (a trailing ``\\`` joins the next) is run and must
   exit 0; its output is not shown, so it is not compared.
@@ -290,10 +291,12 @@ class Chain:
         del self.env["THREADTRACE_REPORT"]  # on, as for users
         self.env["PATH"] = os.pathsep.join([str(_shims(tmp / "bin")), self.env.get("PATH", "")])
         self.outputs: dict[str, tuple[str, str]] = {}
+        self.status = 0  # of the last command, for a shown `echo $?`
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", "-c", command],
+        """Run ``command``; ``$?`` in it is the exit status of the command before, as in a shell."""
+        done = subprocess.run(
+            ["bash", "-c", f"(exit {self.status}); {command}"],
             cwd=self.cwd,
             env=self.env,
             capture_output=True,
@@ -301,6 +304,8 @@ class Chain:
             encoding="utf-8",
             timeout=TIMEOUT,
         )
+        self.status = done.returncode
+        return done
 
     def output_of(self, command: str) -> tuple[str, str]:
         """What ``command`` printed (stdout, stderr), run once for all the blocks that show it."""
@@ -352,10 +357,16 @@ class Chain:
         """
         for command, output in shown:
             missing: Optional[str] = None
-            for attempt in range(ATTEMPTS):
+            # A status is of the command before: running it again would not retry that.
+            for attempt in range(1 if command == "echo $?" else ATTEMPTS):
                 if again or attempt:
                     self.outputs.pop(command, None)
                 missing = matches(output, *self.output_of(command))
+                if command == "echo $?" and self.outputs[command][0].strip() != output.strip():
+                    # A status is compared as it is: normalising makes every number alike.
+                    missing = (
+                        f"exit status {self.outputs[command][0].strip()}, not {output.strip()}"
+                    )
                 if missing is None:
                     break
             if missing is not None:
@@ -508,3 +519,11 @@ def test_a_block_that_starts_a_program_starts_a_chain() -> None:
         [other],
         [script],
     ]
+
+
+def test_a_shown_exit_status_is_that_of_the_command_before(tmp_path: Path) -> None:
+    """`$ echo $?` after a command shows its status, compared exactly (not as a number)."""
+    chain = Chain(tmp_path)
+    assert chain.check(Block("x.md", 1, "console", "$ exit 3\n$ echo $?\n3", None)) is None
+    wrong = chain.check(Block("x.md", 5, "console", "$ exit 3\n$ echo $?\n0", None))
+    assert wrong == "x.md:5: echo $?: exit status 3, not 0"
