@@ -30,7 +30,7 @@ import dis
 import os
 import sys
 from types import CodeType, FrameType
-from typing import Optional
+from typing import Any, Optional
 
 from .targets import TargetNames
 
@@ -183,16 +183,30 @@ class SiteCache:
     MAX_SITES = 100_000
 
     def __init__(self) -> None:
-        self._sites: dict[tuple[CodeType, str, int, int], Site] = {}
+        self._sites: dict[tuple[Any, ...], Site] = {}
 
-    def get(self, code: CodeType, offset: int, line: int = -1, via: Optional[str] = None) -> Site:
-        key = (code, code.co_filename, offset, line)
+    def get(
+        self, code: CodeType, offset: int, line: int = -1, via: Optional[FrameType] = None
+    ) -> Site:
+        """The Site of ``code`` at ``offset`` (or ``line``), reached through ``via``.
+
+        ``via`` is the library frame the primitive was made in (see
+        :func:`_via`): only its code is part of the key, and its ``self`` is
+        read only when the place is new (``f_locals`` is not cheap).
+        """
+        key = (code, code.co_filename, offset, line, None if via is None else via.f_code)
         site = self._sites.get(key)
-        if site is None or site.via != via:
+        if site is None:
             if len(self._sites) >= self.MAX_SITES:
                 self._sites.clear()
-            site = self._sites[key] = Site(code, line, via, offset)
+            name = None if via is None else _via(via)
+            site = self._sites[key] = Site(code, line, name, offset)
         return site
+
+
+def _is_method(code: CodeType) -> bool:
+    """Whether ``code`` takes ``self`` first (read from the code: no ``f_locals``)."""
+    return code.co_argcount > 0 and code.co_varnames[0] == "self"
 
 
 def _via(frame: FrameType) -> Optional[str]:
@@ -268,14 +282,15 @@ class ModuleFilter:
             return UNKNOWN
         if sites is not None:  # one shared Site per place: its name is worked out once
             return sites.get(frame.f_code, frame.f_lasti, -1, via)
-        return Site.of_frame(frame, via)
+        return Site.of_frame(frame, None if via is None else _via(via))
 
     def _past_pass_through(
         self, frame: FrameType, composed: bool
-    ) -> tuple[Optional[FrameType], int, Optional[str]]:
+    ) -> tuple[Optional[FrameType], int, Optional[FrameType]]:
         """The first caller outside the pass-through modules, its category, and the
-        class of the innermost object it went through (the Future, not its pool;
-        ``threading``'s own ``Thread.start`` does not count).
+        innermost method it went through, whose ``self`` names the site's class
+        (the Future, not its pool; ``threading``'s own ``Thread.start`` does not
+        count).
 
         A thread threadtrace starts for itself (flush, watchdog...) counts as excluded.
         """
@@ -288,8 +303,8 @@ class ModuleFilter:
                 return caller, category, via
             if not composed and module.startswith("threadtrace._"):
                 return None, _EXCLUDED, None
-            if via is None and module != "threading":
-                via = _via(caller)
+            if via is None and module != "threading" and _is_method(caller.f_code):
+                via = caller
             caller = caller.f_back
         return None, _PASS, via
 
