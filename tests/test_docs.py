@@ -90,8 +90,8 @@ _MARKER = re.compile(r"^\s*<!--\s*docs:\s*(?P<what>.*?)\s*-->\s*$")
 #: What varies from run to run, and what it becomes.  In this order: an
 #: ellipsis a document puts in a number or a path, dates and times (their
 #: digits are not counts), the directories of paths (a file keeps its name),
-#: durations, percentages, every number but a line after ``.py:``, and last
-#: a range of durations.
+#: durations, percentages, every number but a line after ``.py:``, then a
+#: range of durations, and last the plural of a word after a count.
 _VOLATILE = (
     (re.compile(r"(?<=\d)\.\.\."), ""),
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?[+-]\d{4}|Z)?"), "<time>"),
@@ -102,6 +102,7 @@ _VOLATILE = (
     (re.compile(r"(?<![\w.])\d+(?:\.\d+)?%"), "<pct>"),
     (re.compile(r"(?<!\.py:)(?<![\d.])\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"<t> to <t>"), "<t>"),
+    (re.compile(r"(?<=<n> )([a-z]+)s\b"), r"\1"),
 )
 
 #: A traceback's line of markers under the failing expression: ``~~~~^^^^``.
@@ -117,7 +118,8 @@ def normalise(text: str) -> list[str]:
     ``examples/app.py`` are all ``<dir>/app.py``) and every other number
     ``<n>`` (counts, pids, thread numbers, ids; ``1401...`` too), except line
     numbers after ``.py:``, which are kept.  A range of durations
-    (``959 ms to 1.02 s``) is one ``<t>``.  Runs of spaces become one
+    (``959 ms to 1.02 s``) is one ``<t>``, and a word after a count loses
+    its plural ``s`` (``1 span``, ``2 spans``: ``<n> span``).  Runs of spaces become one
     (column widths follow the numbers).  A traceback's ``~~~^^^`` lines are
     left out: Python 3.11 and later print them, and not all alike.
     """
@@ -459,13 +461,15 @@ def test_volatile_parts_are_normalised_and_line_numbers_kept() -> None:
         '  File "/tmp/pytest-7/work/examples/deadlock.py", line 31, in transfer\n'
         "     demo.py:47 in teller      26    1.2 s   29.3 ms\n"
         "blocked for 959 ms to 1.02 s in Lock.acquire\n"
+        "exported  1 span to json\n"
     ) == [
         "teller-<n> <n> <t> <t>",
-        "contended <n> of <n> acquisitions (<pct>)",
+        "contended <n> of <n> acquisition (<pct>)",
         "threadtrace dump of process <n> (bank.py) at <time>",
         'File "<dir>/deadlock.py", line <n>, in transfer',
         "demo.py:47 in teller <n> <t> <t>",
         "blocked for <t> in Lock.acquire",
+        "exported <n> span to json",
     ]
 
 
