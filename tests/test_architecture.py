@@ -209,6 +209,16 @@ def test_every_module_is_in_a_layer() -> None:
         layer_of(module)
 
 
+def test_the_runtime_has_the_one_fork_handler() -> None:
+    """Layers add to runtime.fork_hooks / child_hooks; only _runtime.py registers with os."""
+    registering = sorted(
+        str(path.relative_to(_installed()))
+        for path in _installed().rglob("*.py")
+        if "os.register_at_fork(" in path.read_text(encoding="utf-8")
+    )
+    assert registering == ["_runtime.py"]
+
+
 def test_the_checker_finds_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     """The check itself can fail: a made-up package with both faults."""
     package = tmp_path / ROOT

@@ -155,6 +155,9 @@ class Runtime:
             chose for all its processes; ``None``: ``threadtrace:<argv[0]>``.
         fork_hooks: called in the parent just before a fork (layers above
             register what they need there).
+        child_hooks: called in a forked child, last, after the runtime and
+            its components are the child's own (the one fork handler runs
+            them: no layer registers its own with ``os.register_at_fork``).
         watchdog_hooks: called when the watchdog thread starts (in a forked
             child: at its first blocking wait): a layer above that needs a
             thread of its own starts it then, so that no thread of
@@ -231,6 +234,7 @@ class Runtime:
         #: (``_control/live.py``); the process's, not a captured block's.
         self.listener: Optional[Any] = None
         self.fork_hooks: list[Callable[[], None]] = []
+        self.child_hooks: list[Callable[[], None]] = []
         self.watchdog_hooks: list[Callable[[], None]] = []
         self.names_at_fork: dict[int, str] = {}
         self.installed: set[str] = set()
@@ -503,6 +507,11 @@ class Runtime:
             component = getattr(self, slot, None)
             if component is not None:
                 component.after_fork_in_child()
+        for hook in list(self.child_hooks):
+            try:
+                hook()
+            except Exception as error:  # noqa: BLE001 - the child goes on regardless
+                self.internal_error("fork", error)
 
 
 #: The runtime of this process.

@@ -210,10 +210,10 @@ def note(state: RunState, pid: int, config: Config) -> None:
 
 def follow_forks(state: RunState) -> None:
     """From now on, a child this process forks notes its files too (once per process)."""
-    if "run-forks" in runtime.installed or not hasattr(os, "register_at_fork"):
+    if "run-forks" in runtime.installed:
         return
     runtime.installed.add("run-forks")
-    os.register_at_fork(after_in_child=lambda: _forked(state))
+    runtime.child_hooks.append(lambda: _forked(state))
 
 
 def _forked(state: RunState) -> None:

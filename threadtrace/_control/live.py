@@ -252,9 +252,9 @@ def listen() -> None:
             problem,
         )
         return
-    if "dump-fork" not in runtime.installed and hasattr(os, "register_at_fork"):
+    if "dump-fork" not in runtime.installed:
         runtime.installed.add("dump-fork")
-        os.register_at_fork(after_in_child=_after_fork)
+        runtime.child_hooks.append(_after_fork)
     thread = _originals.own_thread(listener.serve, THREAD_NAME)
     with runtime.guarded():  # threadtrace's own thread: never traced
         thread.start()
