@@ -166,6 +166,8 @@ class Runtime:
             forked child reports locks that other threads held then).
         installed: hooks installed once per process, by name (the layers'
             business; a forked child inherits them).
+        c_orders_for: the lock-order graph whose pairs the C core has seen
+            (a new graph, as in a test's capture, makes every nesting news).
         exit_steps: what to do when the process ends early, on SIGTERM
             (``threadtrace run``'s exit with its summary); ``None``: the
             library's own (report, then flush).
@@ -238,6 +240,7 @@ class Runtime:
         self.watchdog_hooks: list[Callable[[], None]] = []
         self.names_at_fork: dict[int, str] = {}
         self.installed: set[str] = set()
+        self.c_orders_for: Any = None
         self.sigint_at_exit = False
         self.exiting = False
         self.sigterm_pending = False

@@ -39,7 +39,6 @@ SOURCE_TREE_CORE = (
 # cache in _support/plugins.py: it is about the installation, so it is said
 # once per process, and a captured block (which saves and restores the
 # runtime) must not make it say so again.
-_pure_python_core_said = False
 
 
 def configure(
@@ -143,11 +142,10 @@ def source_tree() -> Optional[str]:
 
 def _say_if_pure_python_core() -> None:
     """Warn once per process, on the ``threadtrace`` logger, that the C core is missing."""
-    global _pure_python_core_said
     note = pure_python_core_note()
-    if note is None or _pure_python_core_said:
+    if note is None or "pure-python-core-said" in runtime.installed:
         return
-    _pure_python_core_said = True  # two first calls at once may both say it: harmless
+    runtime.installed.add("pure-python-core-said")  # two first calls may both say it: harmless
     # Queued, not logged here: the caller may hold the program's locks (runtime.notice).
     if source_tree() is not None:
         runtime.notice(logging.WARNING, "threadtrace: %s", note)

@@ -107,10 +107,9 @@ def sync() -> None:
         return
     if runtime.locks is None:
         runtime.locks = lockcore.Registry()
-    global _orders_of
-    if _orders_of is not runtime.lock_order:  # a new graph: every nesting is news to it
+    if runtime.c_orders_for is not runtime.lock_order:  # a new graph: every nesting is news
         lockcore.forget_orders()
-        _orders_of = runtime.lock_order
+        runtime.c_orders_for = runtime.lock_order
     clock = runtime.clock
     lockcore.configure(
         config.sample_every,
@@ -126,9 +125,6 @@ def sync() -> None:
         runtime.internal_error,
     )
 
-
-#: The lock-order graph the C core's pairs were seen for.
-_orders_of: Any = None
 
 
 def live_locks() -> list[Any]:

@@ -120,8 +120,10 @@ class _Modules:
 
 
 _MODULES = _Modules()
-#: The qualified names found for code objects on Python < 3.11 (no ``co_qualname``).
+#: The qualified names found for code objects on Python < 3.11 (no ``co_qualname``):
+#: a cache of a pure function, not state, so not the runtime's.
 _QUALNAMES: dict[CodeType, str] = {}
+MAX_QUALNAMES = 10_000
 
 
 def function_name(code: Optional[CodeType]) -> Optional[str]:
@@ -141,6 +143,8 @@ def function_name(code: Optional[CodeType]) -> Optional[str]:
     if qualname is None:
         qualname = _QUALNAMES.get(code)
         if qualname is None:
+            if len(_QUALNAMES) >= MAX_QUALNAMES:  # code made at run time: do not keep it all
+                _QUALNAMES.clear()
             qualname = _QUALNAMES[code] = _qualname_before_311(code, module)
     return f"{module}.{qualname}" if module else qualname
 
