@@ -87,8 +87,8 @@ def test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadloc
     assert problem.text == fill(
         f"""
         threadtrace: DEADLOCK: pool starvation: the 2 workers of {name} all wait for tasks queued on that same pool, which only they could run
-          render_0 waits for the result of {function_name(fragment)} ({submitted}), still queued on {name}, whose 2 workers are all here
-          render_1 waits for the result of {function_name(fragment)} ({submitted}), still queued on {name}, whose 2 workers are all here
+          render_0 waits for the result of {fragment.__qualname__} ({submitted}), still queued on {name}, whose 2 workers are all here
+          render_1 waits for the result of {fragment.__qualname__} ({submitted}), still queued on {name}, whose 2 workers are all here
 
           2 threads: render_0 and render_1
             blocked for 1.00 s in Future.result on part (Future@{HERE}:{made + 6})

@@ -126,7 +126,6 @@ def sync() -> None:
     )
 
 
-
 def live_locks() -> list[Any]:
     """The traced locks alive in the current registry."""
     locks = runtime.locks
