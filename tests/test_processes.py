@@ -174,8 +174,10 @@ def work(_):
 
 if __name__ == "__main__":
     context = multiprocessing.get_context(sys.argv[1])
-    with context.Pool(2) as pool:
-        pids = sorted(set(pool.map(work, range(4), chunksize=1)))
+    pool = context.Pool(2)
+    pids = sorted(set(pool.map(work, range(4), chunksize=1)))
+    pool.close()  # the workers end as they do when their work is done (not terminated)
+    pool.join()
     print(" ".join(map(str, pids)))
 """
 
