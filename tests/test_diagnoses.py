@@ -16,6 +16,7 @@ reports name them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
 import sys
@@ -27,7 +28,6 @@ import pytest
 from helpers import child_env
 
 PROGRAMS = Path(__file__).parent / "programs"
-STUCK_AFTER = ("--stuck-after", "1")
 
 
 class Run:
@@ -59,7 +59,24 @@ DIED = re.compile(
 
 
 def run(program: str, *options: str) -> Run:
-    """``threadtrace run [options] tests/programs/<program>.py``, as a user runs it."""
+    """``threadtrace run [options] tests/programs/<program>.py``, as a user runs it.
+
+    The programs of :data:`RUNS` are started together the first time one is
+    asked for, three at a time: most of each run is waiting for the
+    watchdog's verdict, and one after the other they took most of a minute.
+    """
+    key = (program, *options)
+    if key not in RUNS:
+        return _run(key)
+    if not _RESULTS:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
+        _RESULTS.update((each, pool.submit(_run, each)) for each in RUNS)
+        pool.shutdown(wait=False)
+    return _RESULTS[key].result(timeout=300)
+
+
+def _run(key: tuple[str, ...]) -> Run:
+    program, *options = key
     done = subprocess.run(
         [sys.executable, "-m", "threadtrace", "run", *options, str(PROGRAMS / f"{program}.py")],
         cwd=PROGRAMS.parent,
@@ -70,6 +87,32 @@ def run(program: str, *options: str) -> Run:
         timeout=120,
     )
     return Run(done)
+
+
+STUCK_AFTER = ("--stuck-after", "1")
+#: Every run of this module (the program, then its options).
+RUNS = [
+    ("pool_starvation",),
+    ("condition_holding_lock",),
+    ("starvation",),
+    *(
+        (program, *STUCK_AFTER)
+        for program in (
+            "deadlock_then_exit",
+            "queue_join",
+            "event_setter_died",
+            "lock_held_by_dead_worker",
+            "barrier_party_died",
+            "many_blocked",
+            "stop_event",
+            "quiet_rlock_reentry",
+            "quiet_busy_joinee",
+            "quiet_idle_pool",
+            "quiet_idle_consumer",
+        )
+    ),
+]
+_RESULTS: dict[tuple[str, ...], concurrent.futures.Future[Run]] = {}
 
 
 def normalise(text: str) -> str:
