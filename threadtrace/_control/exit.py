@@ -109,6 +109,15 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
         # finalizer, say): let it finish, then die of SIGTERM (see flush()).
         runtime.sigterm_pending = True
         return
+    # On a thread of its own: this thread (the main one) may be inside
+    # threadtrace's bookkeeping, holding a lock the flush needs; then the
+    # wait runs out and the process ends anyway.
+    _exit_steps_on_own_thread("threadtrace-sigterm", "on SIGTERM", runtime.config.flush_timeout)
+    _die_of_sigterm()
+
+
+def _exit_steps_on_own_thread(thread_name: str, when: str, timeout: float) -> None:
+    """Run the exit steps on a thread of threadtrace's own; wait for them ``timeout`` + 1 s."""
     runtime.exiting = True
     steps = runtime.exit_steps or at_exit
     done = _originals.Event()
@@ -117,16 +126,12 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
         try:
             steps()
         except Exception as error:  # noqa: BLE001 - the process ends regardless
-            logger.warning("threadtrace: could not flush on SIGTERM: %s", error)
+            logger.warning("threadtrace: could not flush %s: %s", when, error)
         finally:
             done.set()
 
-    # On a thread of its own: this thread (the main one) may be inside
-    # threadtrace's bookkeeping, holding a lock the flush needs; then the
-    # wait below runs out and the process ends anyway.
-    _originals.own_thread(finish, "threadtrace-sigterm").start()
-    done.wait(runtime.config.flush_timeout + 1.0)
-    _die_of_sigterm()
+    _originals.own_thread(finish, thread_name).start()
+    done.wait(timeout + 1.0)
 
 
 def end_process(status: int) -> None:
@@ -138,20 +143,8 @@ def end_process(status: int) -> None:
     whoever asked for ``exit`` wants it to end.  No atexit handler runs.
     """
     if not runtime.exiting:
-        runtime.exiting = True
-        steps = runtime.exit_steps or at_exit
-        done = _originals.Event()
-
-        def finish() -> None:
-            try:
-                steps()
-            except Exception as error:  # noqa: BLE001 - the process ends regardless
-                logger.warning("threadtrace: could not flush before exiting: %s", error)
-            finally:
-                done.set()
-
-        _originals.own_thread(finish, "threadtrace-exit").start()
-        done.wait(min(runtime.config.flush_timeout, 2.0) + 1.0)
+        timeout = min(runtime.config.flush_timeout, 2.0)
+        _exit_steps_on_own_thread("threadtrace-exit", "before exiting", timeout)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # closed: nothing to flush
