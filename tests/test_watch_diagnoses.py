@@ -64,16 +64,28 @@ def test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadloc
     watch: Capture, clock: FakeClock
 ) -> None:
     """Pool starvation: every worker waits for a task only a worker could run."""
+    both_running = threading.Barrier(2)  # else a worker may run a fragment before page 2 comes
     pool, made = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render"), line()
 
     def fragment() -> str:
         return "<div/>"
 
     def page() -> str:
+        both_running.wait(10)
         part = pool.submit(fragment)
         return part.result()  # both workers wait here
 
     pages = [pool.submit(page) for _ in range(2)]
+    try:
+        _pool_starvation_is_found(clock, made, fragment, page)
+    finally:  # the queued fragments cancelled: the workers go on, even if a check failed
+        pool.shutdown(wait=True, cancel_futures=True)
+    for each in pages:
+        with pytest.raises(CancelledError):
+            each.result(timeout=10)
+
+
+def _pool_starvation_is_found(clock: FakeClock, made: int, fragment: Any, page: Any) -> None:
     kinds_blocked(2, "condition")
     assert _watch.scan() == []  # a deadlock is reported when a second look finds it again
     clock.advance(1)
@@ -81,7 +93,7 @@ def test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadloc
     assert _watch.scan() == []  # once
     test_name = test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadlock
     name = f"pool (ThreadPoolExecutor@{HERE}:{made})"
-    submitted = f"submitted at {HERE}:{made + 6} in {function_name(page)}"
+    submitted = f"submitted at {HERE}:{made + 7} in {function_name(page)}"
     assert problem.kind == "deadlock"
     assert problem.threads == ("render_0", "render_1")
     assert problem.text == fill(
@@ -91,9 +103,9 @@ def test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadloc
           render_1 waits for the result of {fragment.__qualname__} ({submitted}), still queued on {name}, whose 2 workers are all here
 
           2 threads: render_0 and render_1
-            blocked for 1.00 s in Future.result on part (Future@{HERE}:{made + 6})
+            blocked for 1.00 s in Future.result on part (Future@{HERE}:{made + 7})
             stack (most recent call last):
-              File "{__file__}", line {made + 7}, in page   <-- waits here
+              File "{__file__}", line {made + 8}, in page   <-- waits here
                 return part.result()  # both workers wait here
 
           where they were made:
@@ -103,10 +115,6 @@ def test_tasks_waiting_for_sub_tasks_queued_on_their_own_full_pool_are_a_deadloc
         """,
         {},
     )
-    pool.shutdown(wait=True, cancel_futures=True)  # the queued fragments: cancelled
-    for each in pages:
-        with pytest.raises(CancelledError):
-            each.result(timeout=10)
 
 
 def test_a_task_waiting_for_a_sub_task_a_spare_worker_runs_is_no_deadlock(
