@@ -62,6 +62,11 @@ def at_exit() -> None:
     The report comes first so it is computed from the same data as the
     exporters' last metrics export (``threadtrace report`` reads that back).
     """
+    # A report the watchdog is writing right now is written whole first (not
+    # when the exit began in the watchdog itself: on_deadlock=exit, SIGTERM).
+    looking = runtime.detect.looking
+    if not runtime.exiting and looking.acquire(timeout=1.0):
+        looking.release()
     before_report()
     log_report()
     flush()

@@ -117,6 +117,8 @@ class DetectorState:
         manual: tests set this to look with ``scan()`` themselves: the thread
             then only sleeps (as it does while an injected clock is in force).
         watchdog: the watchdog thread, and the pid it was started in.
+        looking: held by the watchdog while it looks and reports, so that
+            the exit waits (briefly) for a report being written.
         cycles_before: the wait cycles of the previous look; a cycle is
             reported only when seen twice.
         finished_names: stand-in ident -> the finished thread's name.
@@ -150,6 +152,7 @@ class DetectorState:
         self.watchdog: Optional[Any] = None
         self.watchdog_pid = 0
         self.wake = _originals.Event()
+        self.looking = _originals.allocate_lock()
         self._findings_afresh()
 
     def _findings_afresh(self) -> None:
@@ -187,6 +190,7 @@ class DetectorState:
         state.watchdog = self.watchdog
         state.watchdog_pid = self.watchdog_pid
         state.wake = self.wake
+        state.looking = self.looking
         state._findings_afresh()
         return state
 
@@ -200,6 +204,7 @@ class DetectorState:
         """
         self.watchdog = None  # started again on the next wait
         self.wake = _originals.Event()
+        self.looking = _originals.allocate_lock()  # maybe held by the parent's watchdog
         me = _originals.get_ident()
         for ident in list(self.blocked):
             if ident != me:

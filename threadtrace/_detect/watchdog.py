@@ -91,7 +91,7 @@ def _publish_notices() -> None:
 
 
 def _look() -> None:
-    with runtime.guarded():
+    with runtime.guarded(), runtime.detect.looking:
         if runtime.config.watchdog:
             scan()
         else:
