@@ -649,3 +649,19 @@ def test_on_deadlock_exit_leaves_the_deadlock_in_the_trace_and_the_summary(
     assert [s for s in spans if s.name == "threadtrace.deadlock"]
     report = threadtrace_cmd(["report", "threadtrace-trace.jsonl"], tmp_path)
     assert "1 still waiting at exit" in report.stdout
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_threadtraces_own_threads_leave_the_programs_signals_to_the_main_thread() -> None:
+    """SIGINT and SIGTERM are blocked in threadtrace's threads: the kernel then hands a
+    process-directed one to a thread whose wait it interrupts, not to one of ours."""
+    from threadtrace._support import originals
+
+    masks: list[set[int]] = []
+    thread = originals.own_thread(
+        lambda: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])), "probe"
+    )
+    thread.start()
+    thread.join(10)
+    assert {signal.SIGINT, signal.SIGTERM} <= masks[0]
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # this one: as it was

@@ -70,7 +70,8 @@ class FallbackProviders:
                     self._queues.append(queue)
                     self.tracer_provider.add_span_processor(queue)
             if metrics and exporter.handles_metrics():
-                reader = PeriodicExportingMetricReader(MetricAdapter(exporter, stats))
+                with _originals.program_signals_blocked():  # its ticker thread inherits it
+                    reader = PeriodicExportingMetricReader(MetricAdapter(exporter, stats))
                 ticker = getattr(reader, "_daemon_thread", None)  # the SDK's, started for us
                 if ticker is not None:
                     _originals.mark_own(ticker)

@@ -9,8 +9,10 @@ first thing the package imports.
 from __future__ import annotations
 
 import _thread
+import contextlib
+import signal
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 allocate_lock = _thread.allocate_lock
 get_ident = _thread.get_ident
@@ -50,12 +52,52 @@ LockType = type(allocate_lock())
 RLockType = type(RLock())
 
 
+#: Signals a program handles on its main thread.  threadtrace's own threads
+#: block them, so the kernel never hands one to a thread of ours: Python runs
+#: handlers on the main thread only, and a main thread blocked in a C wait
+#: (a multiprocessing queue's lock, say) would then not wake to run them.
+PROGRAM_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+def block_program_signals() -> None:
+    """In this thread, from now on: :data:`PROGRAM_SIGNALS` go to other threads."""
+    if hasattr(signal, "pthread_sigmask"):
+        # Never fatal: the signals then go where they would have.
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, PROGRAM_SIGNALS)
+
+
+@contextlib.contextmanager
+def program_signals_blocked() -> Iterator[None]:
+    """Threads started within inherit a mask that blocks :data:`PROGRAM_SIGNALS`
+    (for threads others start for us, such as the OpenTelemetry SDK's)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, PROGRAM_SIGNALS)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def own_thread(target: Any, name: str) -> threading.Thread:
     """A daemon thread of threadtrace's own: never traced, and marked so that
     :func:`threadtrace.patch` leaves it out of ``threading.enumerate()`` and
     ``active_count()`` (a program that joins every thread but the main one
-    must not wait for it).  Not started."""
-    thread = Thread(target=target, name=name, daemon=True)
+    must not wait for it); it blocks the program's signals.  Not started."""
+
+    def run() -> None:
+        block_program_signals()
+        target()
+
+    thread = Thread(target=run, name=name, daemon=True)
     mark_own(thread)
     return thread
 
