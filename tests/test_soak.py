@@ -27,7 +27,8 @@ SOAK = Path(__file__).resolve().parent.parent / "bench" / "soak.py"
 
 #: Peak RSS under threadtrace, MB (measured about 65 on CPython 3.11, x86-64).
 PEAK_MB = 120.0
-#: Growth allowed from the 10th second to the end, MB (measured: under 2).
+#: Growth allowed after warm-up, MB: the peak of the second half of the run
+#: after the 10th second over that of the first half (measured: under 2).
 GROWTH_MB = 10.0
 
 
@@ -76,4 +77,9 @@ def test_a_minute_of_mixed_threads_keeps_memory_bounded(tmp_path: Path) -> None:
     )
     print(summary)  # shown with -s, and in CI logs on failure
     assert max(rss) <= PEAK_MB, summary
-    assert max(after_warmup) - after_warmup[0] <= GROWTH_MB, summary
+    # Growth is the second half's peak over the first half's (after warm-up):
+    # how fast the SDK and the caches fill in the first seconds varies.
+    half = max(1, len(after_warmup) // 2)
+    early, late = max(after_warmup[:half]), max(after_warmup[half:] or after_warmup)
+    summary += f"; peak {early:.1f} MB in the first half after 10 s, {late:.1f} MB in the second"
+    assert late - early <= GROWTH_MB, summary
