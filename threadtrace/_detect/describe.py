@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Hashable, Iterable, Iterator, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -39,6 +39,22 @@ def label(primitive: Any) -> str:
     return primitive.name if number is None else f"{primitive.name} #{number}"
 
 
+def namesake_numbers(named: Iterable[tuple[str, Hashable]]) -> dict[Any, int]:
+    """key -> its number (1, 2...) among the keys given with the same name, in
+    the order first given; a key whose name no other key has is left out."""
+    namesakes: dict[str, list[Hashable]] = {}
+    for name, key in named:
+        same = namesakes.setdefault(name, [])
+        if key not in same:
+            same.append(key)
+    return {
+        key: number
+        for same in namesakes.values()
+        if len(same) > 1
+        for number, key in enumerate(same, 1)
+    }
+
+
 @contextlib.contextmanager
 def told_apart(primitives: Iterable[Any]) -> Iterator[None]:
     """Within the block, primitives that share a name are numbered in the order given.
@@ -46,17 +62,8 @@ def told_apart(primitives: Iterable[Any]) -> Iterator[None]:
     Locks made on one line (one per account, say) share a name: a deadlock
     between two of them must still say which one each thread holds.
     """
-    namesakes: dict[str, list[Any]] = {}
-    for primitive in primitives:
-        same = namesakes.setdefault(primitive.name, [])
-        if all(other is not primitive for other in same):
-            same.append(primitive)
-    numbers = {
-        id(primitive): number
-        for same in namesakes.values()
-        if len(same) > 1
-        for number, primitive in enumerate(same, 1)
-    }
+    # id() while the caller holds them: the same object, the same key.
+    numbers = namesake_numbers((primitive.name, id(primitive)) for primitive in primitives)
     token = _NUMBERS.set(numbers)
     try:
         yield

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from typing import Any, NamedTuple, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.sites import Site
+from .describe import namesake_numbers, site_text
 from .hooks import publish_later
 from .problems import Problem
 
@@ -238,28 +238,21 @@ def _path(
     return None
 
 
-def _where(site: Optional[Site]) -> str:
-    if site is None or site.code is None:
-        return "an unknown site"
-    return f"{os.path.basename(site.filename)}:{site.lineno} in {site.function}"
-
-
 def _told_apart(chain: list[Order]) -> list[Order]:
     """``chain`` with ``#1``, ``#2``... after names that stand for more than one lock.
 
     Locks made on one line (one per account, say) share a name; a cycle
     through two of them would otherwise read ``self.lock -> self.lock``.
     """
-    serials: dict[str, list[int]] = {}
-    for step in chain:
-        for name, serial in ((step.first, step.first_serial), (step.second, step.second_serial)):
-            seen = serials.setdefault(name, [])
-            if serial not in seen:
-                seen.append(serial)
+    numbers = namesake_numbers(
+        (name, (name, serial))
+        for step in chain
+        for name, serial in ((step.first, step.first_serial), (step.second, step.second_serial))
+    )
 
     def label(name: str, serial: int) -> str:
-        seen = serials[name]
-        return name if len(seen) < 2 else f"{name} #{seen.index(serial) + 1}"
+        number = numbers.get((name, serial))
+        return name if number is None else f"{name} #{number}"
 
     return [
         step._replace(
@@ -282,8 +275,8 @@ def _report(order: Order, others: list[Order]) -> None:
     ]
     for step in chain:
         lines.append(
-            f"  {step.thread} took {step.second} at {_where(step.second_site)}\n"
-            f"      while holding {step.first}, taken at {_where(step.first_site)}"
+            f"  {step.thread} took {step.second} at {site_text(step.second_site)}\n"
+            f"      while holding {step.first}, taken at {site_text(step.first_site)}"
         )
     lines.append("")
     lines.extend(_scenario(order, others))
