@@ -381,6 +381,187 @@ def test_a_program_that_handles_sigterm_keeps_its_handler(tmp_path: Path) -> Non
     assert done.stderr.count("threadtrace summary:") == 1
 
 
+SIGTERM_ON_ANOTHER_THREAD = """\
+import _thread, signal, sys, threading, time
+
+main = threading.main_thread()
+stuck = _thread.allocate_lock()
+stuck.acquire()
+
+def asleep(thread):
+    with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+def take_sigterm():
+    # Once the main thread sleeps in the acquire below, this thread takes a
+    # SIGTERM, as the kernel may hand one to any thread that does not block it.
+    while not (sys._current_frames()[main.ident].f_lineno == WAIT_LINE and asleep(main)):
+        time.sleep(0.01)
+    print("ready", flush=True)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+WAIT_LINE = 21
+threading.Thread(target=take_sigterm, name="taker", daemon=True).start()
+stuck.acquire()  # a C wait: only a signal delivered to this thread interrupts it
+print("not reached")
+"""
+
+
+def _signals_routed() -> bool:
+    try:
+        from threadtrace._support import _signals  # noqa: F401
+    except ImportError:
+        return False
+    return os.environ.get("THREADTRACE_PURE_PYTHON", "") in ("", "0")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+@pytest.mark.skipif(not _signals_routed(), reason="needs the C extension _support/_signals")
+def test_a_sigterm_another_thread_takes_still_ends_a_main_thread_asleep_in_c(
+    tmp_path: Path,
+) -> None:
+    """Python runs the handler on the main thread only: a SIGTERM that one of the
+    program's threads took would leave a main thread asleep in a C wait asleep for
+    good (a multiprocessing worker in its queue's lock: Pool.terminate() hung),
+    where SIGTERM's default action ends the process.  It is passed on to the main
+    thread: flushed, then ended by SIGTERM."""
+    (tmp_path / "stuck.py").write_text(SIGTERM_ON_ANOTHER_THREAD)
+    assert SIGTERM_ON_ANOTHER_THREAD.splitlines()[20].startswith("stuck.acquire()")
+    done = subprocess.run(
+        [sys.executable, "-m", "threadtrace", "run", "stuck.py"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (-signal.SIGTERM, "ready\n"), done.stderr
+    assert "threadtrace summary:" in done.stderr
+    assert "could not flush" not in done.stderr
+
+
+SIGTERM_IN_AN_ENDLESS_C_WAIT = """\
+import ctypes, sys, threading, time
+
+main = threading.main_thread()
+libc = ctypes.CDLL(None)
+mutex = ctypes.create_string_buffer(64)  # zeroes: PTHREAD_MUTEX_INITIALIZER
+libc.pthread_mutex_lock(mutex)
+
+def asleep(thread):
+    with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+def announce():
+    while not (sys._current_frames()[main.ident].f_lineno == WAIT_LINE and asleep(main)):
+        time.sleep(0.01)
+    print("ready", flush=True)
+
+WAIT_LINE = 19
+threading.Thread(target=announce, name="announce", daemon=True).start()
+libc.pthread_mutex_lock(mutex)  # a self-deadlock no signal interrupts
+print("not reached")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the C handler's timer is Linux's")
+@pytest.mark.skipif(not _signals_routed(), reason="needs the C extension _support/_signals")
+def test_a_sigterm_ends_a_main_thread_that_never_runs_python_again(tmp_path: Path) -> None:
+    """pthread_mutex_lock() goes back to sleep after a signal: python's handler never begins.
+    SIGTERM's default action would end the process; with threadtrace's handler it
+    still ends, by SIGTERM, once the signal sent again for 3 s found no handler
+    (unflushed: the flush needs the main thread)."""
+    (tmp_path / "joined.py").write_text(SIGTERM_IN_AN_ENDLESS_C_WAIT)
+    assert SIGTERM_IN_AN_ENDLESS_C_WAIT.splitlines()[18].startswith("libc.pthread_mutex_lock")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadtrace", "run", "joined.py"],
+        cwd=tmp_path,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert (process.returncode, out) == (-signal.SIGTERM, ""), err
+
+
+def test_a_sigterm_during_the_sigterm_flush_is_left_to_the_main_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second SIGTERM while the first one's exit steps run (on a thread of
+    threadtrace's own) takes effect when they are done, on the main thread:
+    the flush does not try to put SIGTERM's default back where it cannot."""
+    from threadtrace._control import exit as exit_
+
+    deaths: list[str] = []
+    monkeypatch.setattr(exit_, "shutdown", lambda _final: None)
+    monkeypatch.setattr(
+        exit_, "_die_of_sigterm", lambda: deaths.append(threading.current_thread().name)
+    )
+    monkeypatch.setattr(runtime, "sigterm_pending", True)
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            exit_.flush()
+        except BaseException as error:  # the assertion says what
+            errors.append(error)
+
+    thread = threading.Thread(target=flush, name="threadtrace-sigterm")
+    thread.start()
+    thread.join(10)
+    assert (deaths, errors) == ([], [])
+    exit_.flush()  # at exit, on the main thread: it ends the process then
+    assert deaths == ["MainThread"]
+
+
+FORKED_TICKER = """\
+import os, signal, threading
+from threadtrace._runtime import runtime
+from threadtrace._support import originals
+
+runtime.recorder.ensure_ready()  # the exporters' SDK providers: the metric ticker runs
+
+def tickers():
+    found = []
+    for thread in originals.enumerate():
+        if thread.name == "OtelPeriodicExportingMetricReader":
+            with open(f"/proc/self/task/{thread.native_id}/status") as status:
+                mask = int(next(l for l in status if l.startswith("SigBlk:")).split()[1], 16)
+            found.append({
+                "listed": thread in threading.enumerate(),
+                "traced": getattr(thread, "_tt_traced", False),
+                "blocks SIGTERM": bool(mask & 1 << (signal.SIGTERM - 1)),
+            })
+    return found
+
+print(tickers(), flush=True)
+pid = os.fork()
+if pid == 0:
+    print(tickers(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_the_sdk_ticker_restarted_in_a_forked_child_is_threadtraces_own(tmp_path: Path) -> None:
+    """The OpenTelemetry SDK starts its metric ticker anew in a forked child, from its
+    own fork handler: that thread is threadtrace's too (not traced, not listed, and
+    blocking the program's signals, which would otherwise be handed to it)."""
+    (tmp_path / "ticker.py").write_text(FORKED_TICKER)
+    done = threadtrace_cmd(["run", "--no-summary", "ticker.py"], tmp_path)
+    own = "[{'listed': False, 'traced': False, 'blocks SIGTERM': True}]"
+    assert (done.returncode, done.stdout) == (0, f"{own}\n{own}\n"), done.stderr
+
+
 # -- item 12: fork -------------------------------------------------------------------------
 
 FORKING = """\

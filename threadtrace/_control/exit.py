@@ -10,7 +10,12 @@ file.  :func:`handle_sigterm` installs a handler (only where the program
 has none of its own) that runs the exit steps, for at most
 ``flush_timeout`` (plus a second), and then ends the process by
 ``SIGTERM`` after all, as the program would have ended: the same status
-for whoever waits for it.
+for whoever waits for it.  python runs that handler on the main thread
+only; the optional C extension ``_support/_signals.c`` hands a ``SIGTERM``
+another thread took on to the main thread, and sends it again until the
+handler has begun, so that a main thread asleep in a C wait wakes for it as
+the default action would have ended the process (after 3 s of that, it ends
+the process by the default action, unflushed).
 """
 
 from __future__ import annotations
@@ -30,10 +35,17 @@ from .._primitives.unfinished import record_unfinished
 from .._report.model import report
 from .._runtime import runtime
 from .._support import originals as _originals
+from .._support.config import pure_python_requested
 from . import live
 from .configure import shutdown
 
 logger = logging.getLogger("threadtrace")
+
+_signals: Any
+try:
+    from .._support import _signals
+except ImportError:  # not built (no compiler at install time): see _route_to_main_thread
+    _signals = None
 
 
 def log_report() -> None:
@@ -90,7 +102,11 @@ def flush() -> None:
     except Exception as error:  # noqa: BLE001 - exit goes on regardless
         logger.warning("threadtrace: could not flush at exit: %s", error)
     live.close()  # no more dumps: the socket goes with the process
-    if runtime.sigterm_pending:  # SIGTERM came during the flush: now it takes effect
+    # A SIGTERM came during the flush: now it takes effect.  Not here on a
+    # thread of threadtrace's own (the exit steps of an earlier SIGTERM, whose
+    # handler ends the process when they are done): only the main thread can
+    # put SIGTERM's default action back.
+    if runtime.sigterm_pending and threading.current_thread() is threading.main_thread():
         _die_of_sigterm()
 
 
@@ -109,6 +125,8 @@ def _die_of_sigterm() -> None:
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     """Flush (bounded), then die by SIGTERM as without threadtrace."""
+    if _signals is not None:
+        _signals.handled()  # begun: the C handler need not send it again
     if runtime.exiting:
         # This very thread was flushing at exit (a multiprocessing worker's
         # finalizer, say): let it finish, then die of SIGTERM (see flush()).
@@ -170,12 +188,37 @@ def handle_sigterm() -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False
     current: Any = signal.getsignal(signal.SIGTERM)
-    if current is _on_sigterm:
-        return True
-    if current is not signal.SIG_DFL:
-        return False  # the program's own (or SIG_IGN): it decides what SIGTERM does
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    if current is not _on_sigterm:
+        if current is not signal.SIG_DFL:
+            return False  # the program's own (or SIG_IGN): it decides what SIGTERM does
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    _route_to_main_thread()
     return True
+
+
+def _route_to_main_thread() -> None:
+    """Make sure :func:`_on_sigterm` runs (with the C extension).
+
+    python's handler only notes the signal for the main thread's next
+    bytecode.  A main thread asleep in a C wait (a multiprocessing worker's
+    queue lock) sleeps on when another thread took the signal, or when it
+    came just before the wait went back to sleep; the default action would
+    have ended the process.  The C handler passes it on to the main thread
+    and sends it again until the handler has begun.  threadtrace's own
+    threads block SIGTERM.
+    """
+    pure, _ = pure_python_requested()  # the tests' switch for "not built"
+    if _signals is not None and not pure:
+        try:
+            _signals.route_to_main_thread(signal.SIGTERM)
+        except (OSError, ValueError) as error:
+            runtime.internal_error("routing SIGTERM to the main thread", error)
+
+
+def _main_thread_forked() -> None:
+    """In a forked child, the forking thread is the main one: SIGTERM goes there."""
+    if _signals is not None:
+        _signals.now_main_thread()
 
 
 def stop_handling_sigterm() -> None:
@@ -184,6 +227,8 @@ def stop_handling_sigterm() -> None:
         return
     if signal.getsignal(signal.SIGTERM) is _on_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if _signals is not None:
+            _signals.handled()
 
 
 def process_label() -> str:
@@ -226,4 +271,5 @@ def _before_fork() -> None:
 
 
 runtime.fork_hooks.append(_before_fork)
+runtime.child_hooks.append(_main_thread_forked)
 atexit.register(at_exit)

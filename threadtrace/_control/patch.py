@@ -93,6 +93,13 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
     def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
         thread = getattr(function, "__self__", None)
         if switch.on and isinstance(thread, _originals.Thread):
+            if _originals.is_own(thread) or _originals.started_for_us(thread):
+                # Never traced; and blocking the program's signals from its
+                # first instruction (the SDK's metric ticker, which it starts
+                # anew in a forked child, among them).
+                _originals.mark_own(thread)
+                with _originals.program_signals_blocked():
+                    return original(function, *args, **kwargs)
             try:
                 prepare_start(thread, 2)
             except Exception:  # noqa: BLE001 - tracing must never stop a thread from starting
