@@ -93,10 +93,14 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
     def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
         thread = getattr(function, "__self__", None)
         if switch.on and isinstance(thread, _originals.Thread):
-            if _originals.is_own(thread) or _originals.started_for_us(thread):
-                # Never traced; and blocking the program's signals from its
-                # first instruction (the SDK's metric ticker, which it starts
-                # anew in a forked child, among them).
+            if _originals.is_own(thread):
+                return original(function, *args, **kwargs)  # never traced
+            if _originals.started_for_us(thread):
+                # The SDK's metric ticker, which it starts anew in a forked
+                # child (from its fork handler, on the child's only thread):
+                # threadtrace's own, blocking the program's signals from its
+                # first instruction.  (Threads threadtrace starts block them
+                # themselves: this thread's mask is the program's business.)
                 _originals.mark_own(thread)
                 with _originals.program_signals_blocked():
                     return original(function, *args, **kwargs)
