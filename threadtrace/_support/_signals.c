@@ -13,7 +13,7 @@
  *
  * route_to_main_thread() puts a low-level handler in front of python's: on the
  * main thread it calls python's; on any other thread it sends the signal on to
- * the main thread (pthread_kill is async-signal-safe), which the signal then
+ * the main thread (tgkill: async-signal-safe), which the signal then
  * wakes from its wait as the default action would have ended it.
  *
  * Even on the main thread, a signal can come just before a C wait goes back to
@@ -42,7 +42,20 @@
 #endif
 
 #ifndef MS_WINDOWS
+#ifdef __linux__
+/* The main thread's kernel id: the raw tgkill and gettid calls keep the
+ * extension off glibc 2.34's pthread_kill, so that wheels install on older
+ * systems (manylinux). */
+static pid_t main_tid;
+#define REMEMBER_MAIN_THREAD() (main_tid = (pid_t)syscall(SYS_gettid))
+#define ON_MAIN_THREAD() ((pid_t)syscall(SYS_gettid) == main_tid)
+#define SEND_TO_MAIN_THREAD(signum) syscall(SYS_tgkill, getpid(), main_tid, (signum))
+#else
 static pthread_t main_thread;
+#define REMEMBER_MAIN_THREAD() (main_thread = pthread_self())
+#define ON_MAIN_THREAD() pthread_equal(pthread_self(), main_thread)
+#define SEND_TO_MAIN_THREAD(signum) pthread_kill(main_thread, (signum))
+#endif
 /* The signal routed (one at most) and python's low-level handler for it. */
 static volatile sig_atomic_t routed = 0;
 static void (*python_handler)(int);
@@ -86,8 +99,8 @@ static void
 route(int signum)
 {
     int saved_errno = errno;
-    if (!pthread_equal(pthread_self(), main_thread)) {
-        pthread_kill(main_thread, signum);
+    if (!ON_MAIN_THREAD()) {
+        SEND_TO_MAIN_THREAD(signum);
         errno = saved_errno;
         return;
     }
@@ -139,7 +152,7 @@ signals_route_to_main_thread(PyObject *module, PyObject *arg)
     if (sigaction((int)signum, NULL, &current) != 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    main_thread = pthread_self();
+    REMEMBER_MAIN_THREAD();
     if (current.sa_handler == route) {
         Py_RETURN_TRUE;
     }
@@ -177,7 +190,7 @@ static PyObject *
 signals_now_main_thread(PyObject *module, PyObject *unused)
 {
 #ifndef MS_WINDOWS
-    main_thread = pthread_self();
+    REMEMBER_MAIN_THREAD();
 #ifdef __linux__
     if (routed != 0) {
         make_kick_timer(routed);
