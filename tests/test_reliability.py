@@ -491,34 +491,33 @@ def test_a_sigterm_ends_a_main_thread_that_never_runs_python_again(tmp_path: Pat
     assert (process.returncode, out) == (-signal.SIGTERM, ""), err
 
 
-def test_a_sigterm_during_the_sigterm_flush_is_left_to_the_main_thread(
+def test_a_sigterm_during_the_exit_steps_takes_effect_when_they_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A second SIGTERM while the first one's exit steps run (on a thread of
-    threadtrace's own) takes effect when they are done, on the main thread:
-    the flush does not try to put SIGTERM's default back where it cannot."""
+    """A SIGTERM while the exit steps run takes effect when they are done, on the
+    main thread (on a thread of threadtrace's own, where the first SIGTERM's steps
+    run, it cannot put SIGTERM's default back: that handler ends the process);
+    one after they are done takes effect at once, not swallowed."""
     from threadtrace._control import exit as exit_
 
     deaths: list[str] = []
-    monkeypatch.setattr(exit_, "shutdown", lambda _final: None)
     monkeypatch.setattr(
         exit_, "_die_of_sigterm", lambda: deaths.append(threading.current_thread().name)
     )
-    monkeypatch.setattr(runtime, "sigterm_pending", True)
-    errors: list[BaseException] = []
-
-    def flush() -> None:
-        try:
-            exit_.flush()
-        except BaseException as error:  # the assertion says what
-            errors.append(error)
-
-    thread = threading.Thread(target=flush, name="threadtrace-sigterm")
+    monkeypatch.setattr(runtime, "exiting", True)
+    monkeypatch.setattr(runtime, "exit_done", False)
+    monkeypatch.setattr(runtime, "sigterm_pending", False)
+    exit_._on_sigterm(signal.SIGTERM, None)  # during the steps: noted
+    assert (deaths, runtime.sigterm_pending) == ([], True)
+    thread = threading.Thread(target=exit_.exit_steps_done, name="threadtrace-sigterm")
     thread.start()
     thread.join(10)
-    assert (deaths, errors) == ([], [])
-    exit_.flush()  # at exit, on the main thread: it ends the process then
+    assert deaths == []
+    runtime.exit_done = False
+    exit_.exit_steps_done()  # the steps' end, on the main thread: the process ends now
     assert deaths == ["MainThread"]
+    exit_._on_sigterm(signal.SIGTERM, None)  # after the steps: at once
+    assert deaths == ["MainThread", "MainThread"]
 
 
 FORKED_TICKER = """\

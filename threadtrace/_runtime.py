@@ -172,6 +172,7 @@ class Runtime:
             (``threadtrace run``'s exit with its summary); ``None``: the
             library's own (report, then flush).
         exiting: the exit steps have begun (a SIGTERM then waits for them).
+        exit_done: the exit steps have ended (a SIGTERM then takes effect at once).
         sigterm_pending: a SIGTERM came while they ran: it takes effect after.
         sigint_at_exit: ``threadtrace run`` ends the process by SIGINT at the
             end of its exit handler (the program ended with KeyboardInterrupt
@@ -243,6 +244,7 @@ class Runtime:
         self.c_orders_for: Any = None
         self.sigint_at_exit = False
         self.exiting = False
+        self.exit_done = False
         self.sigterm_pending = False
         self.exit_steps: Optional[Callable[[], None]] = None
         #: Ends the process with a status after the exit steps (on_deadlock=exit);
@@ -497,7 +499,7 @@ class Runtime:
         self.threads_started = 0
         self.threads_live = 1 if getattr(me, "_tt_traced", False) else 0
         self.export_stats = {}
-        self.report_logged = self.exiting = self.sigterm_pending = False
+        self.report_logged = self.exiting = self.exit_done = self.sigterm_pending = False
         for primitive in self.primitives():
             try:
                 primitive._tt_forget_counts()

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Optional, Sequence
 
 from .._control.configure import configure
-from .._control.exit import before_report, flush, log_report
+from .._control.exit import before_report, exit_steps_done, flush, log_report
 from .._control.patch import patch
 from .._runtime import runtime
 from .._support.config import (
@@ -529,6 +529,7 @@ def _finish(summarise: bool, state: Optional[processes.RunState] = None) -> None
             pass
     if state is not None and top:
         processes.end(state)
+    exit_steps_done()  # a SIGTERM that came meanwhile ends the process now
     if runtime.sigint_at_exit:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):

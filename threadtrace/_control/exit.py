@@ -82,6 +82,7 @@ def at_exit() -> None:
     before_report()
     log_report()
     flush()
+    exit_steps_done()
 
 
 def before_report() -> None:
@@ -102,10 +103,16 @@ def flush() -> None:
     except Exception as error:  # noqa: BLE001 - exit goes on regardless
         logger.warning("threadtrace: could not flush at exit: %s", error)
     live.close()  # no more dumps: the socket goes with the process
-    # A SIGTERM came during the flush: now it takes effect.  Not here on a
-    # thread of threadtrace's own (the exit steps of an earlier SIGTERM, whose
-    # handler ends the process when they are done): only the main thread can
-    # put SIGTERM's default action back.
+
+
+def exit_steps_done() -> None:
+    """The exit steps' very last call: a SIGTERM that came while they ran takes effect now.
+
+    Not on a thread of threadtrace's own (the exit steps of an earlier
+    SIGTERM, whose handler ends the process when they are done): only the
+    main thread can put SIGTERM's default action back.
+    """
+    runtime.exit_done = True
     if runtime.sigterm_pending and threading.current_thread() is threading.main_thread():
         _die_of_sigterm()
 
@@ -128,8 +135,12 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     if _signals is not None:
         _signals.handled()  # begun: the C handler need not send it again
     if runtime.exiting:
-        # This very thread was flushing at exit (a multiprocessing worker's
-        # finalizer, say): let it finish, then die of SIGTERM (see flush()).
+        if runtime.exit_done:  # all done: nothing left to wait for
+            _die_of_sigterm()
+            return
+        # This very thread was running the exit steps (a multiprocessing
+        # worker's finalizer, say): let them finish, then die of SIGTERM (see
+        # exit_steps_done()).
         runtime.sigterm_pending = True
         return
     # On a thread of its own: this thread (the main one) may be inside
