@@ -166,6 +166,9 @@ class Runtime:
             forked child reports locks that other threads held then).
         installed: hooks installed once per process, by name (the layers'
             business; a forked child inherits them).
+        sdk_owners: OpenTelemetry SDK objects made for threadtrace (its
+            metric readers): a thread one of them starts is threadtrace's
+            own, also the ticker the SDK starts anew in a forked child.
         c_orders_for: the lock-order graph whose pairs the C core has seen
             (a new graph, as in a test's capture, makes every nesting news).
         exit_steps: what to do when the process ends early, on SIGTERM
@@ -241,6 +244,7 @@ class Runtime:
         self.watchdog_hooks: list[Callable[[], None]] = []
         self.names_at_fork: dict[int, str] = {}
         self.installed: set[str] = set()
+        self.sdk_owners: weakref.WeakSet[Any] = weakref.WeakSet()
         self.c_orders_for: Any = None
         self.sigint_at_exit = False
         self.exiting = False

@@ -89,13 +89,25 @@ class _Switch:
     on = True
 
 
+def _started_for_us(thread: Any) -> bool:
+    """Whether ``thread`` runs a method of an SDK object made for threadtrace."""
+    owner = getattr(getattr(thread, "_target", None), "__self__", None)
+    owners = runtime.sdk_owners
+    if owner is None or not owners:
+        return False
+    try:
+        return owner in owners
+    except TypeError:  # neither weakly referenced nor hashable: not one of ours
+        return False
+
+
 def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., Any]:
     def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
         thread = getattr(function, "__self__", None)
         if switch.on and isinstance(thread, _originals.Thread):
             if _originals.is_own(thread):
                 return original(function, *args, **kwargs)  # never traced
-            if _originals.started_for_us(thread):
+            if _started_for_us(thread):
                 # The SDK's metric ticker, which it starts anew in a forked
                 # child (from its fork handler, on the child's only thread):
                 # threadtrace's own, blocking the program's signals from its

@@ -75,7 +75,7 @@ class FallbackProviders:
                 ticker = getattr(reader, "_daemon_thread", None)  # the SDK's, started for us
                 if ticker is not None:
                     _originals.mark_own(ticker)
-                _originals.mark_owner(reader)  # and the one it starts in a forked child
+                runtime.sdk_owners.add(reader)  # and the one it starts in a forked child
                 readers.append(reader)
         install_log_filter()
         self.meter_provider = MeterProvider(

@@ -12,7 +12,6 @@ import _thread
 import contextlib
 import signal
 import threading
-import weakref
 from typing import Any, Iterator
 
 allocate_lock = _thread.allocate_lock
@@ -110,25 +109,3 @@ def mark_own(thread: Any) -> None:
 
 def is_own(thread: Any) -> bool:
     return getattr(thread, "_tt_own", False) is True
-
-
-#: OpenTelemetry SDK objects made for threadtrace (its metric readers): a
-#: thread one of them starts is threadtrace's own, also the ticker the SDK
-#: starts anew in a forked child, long after threadtrace made the reader.
-_owners: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def mark_owner(owner: Any) -> None:
-    """Threads that ``owner`` starts (its ``target`` a method of it) are threadtrace's."""
-    _owners.add(owner)
-
-
-def started_for_us(thread: Any) -> bool:
-    """Whether ``thread`` runs a method of an object :func:`mark_owner` named."""
-    owner = getattr(getattr(thread, "_target", None), "__self__", None)
-    if owner is None or not _owners:
-        return False
-    try:
-        return owner in _owners
-    except TypeError:  # neither weakly referenced nor hashable: not one of ours
-        return False
