@@ -12,7 +12,7 @@ import threading
 
 from threadtrace._recording.profile import OTHER_SITE
 from threadtrace._runtime import runtime
-from threadtrace.testing import capture
+from threadtrace.testing import capture, wait_until
 
 
 def test_the_holders_site_is_known_for_nearly_every_contended_wait_of_a_tight_loop() -> None:
@@ -20,15 +20,19 @@ def test_the_holders_site_is_known_for_nearly_every_contended_wait_of_a_tight_lo
         counter = threading.Lock()
         total = [0]
         start = threading.Barrier(4)
+        done: list[None] = []  # the threads that finished their loop
 
         def add(value: int) -> int:
             return value + 1
 
         def bump() -> None:
             start.wait(10)
-            for _ in range(20_000):
+            for i in range(20_000):
                 with counter:
                     total[0] = add(total[0])  # a call: a thread switch may happen in here
+                    if i % 2000 == 0:  # now and then, held until another thread waits
+                        wait_until(lambda: counter.statistics().waiters or len(done) == 3, 30)
+            done.append(None)
 
         previous = sys.getswitchinterval()
         sys.setswitchinterval(1e-5)  # switch often: many contended waits

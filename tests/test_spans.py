@@ -474,3 +474,41 @@ def test_code_function_name_is_fully_qualified_on_every_span(cap: Capture) -> No
 def test_a_threads_span_target_is_its_name_without_a_counter(thread_name: str, target: str) -> None:
     """Low cardinality: one Thread.run row per role, not per thread."""
     assert thread_target(thread_name, "app.fetch") == target
+
+
+def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it() -> None:
+    """A quiet run shorter than ``wait_threshold`` costs no span, unless a record
+    links to it. A join that waited while the thread wound up after its run is
+    queued after the run's end: the run's span is made then, ended at the run's
+    end, and the join links to it (seen missing under load in CI)."""
+    from opentelemetry import context as otel_context
+
+    from threadtrace._recording.events import WaitRecord
+    from threadtrace._recording.recorder import current_context
+    from threadtrace._runtime import runtime
+
+    clock = FakeClock()
+    with capture(clock=clock) as cap:
+        recorder = runtime.recorder
+        assert recorder is not None
+        attributes = {"thread.name": "quick", "code.function.name": "__main__.quick"}
+        run = recorder.begin_run(lambda: dict(attributes), otel_context.get_current())
+        clock.advance(0.0001)  # 0.1 ms: below wait_threshold
+        recorder.end_run(run, None)
+        recorder.drain()
+        assert by_name(cap.exporter.get_finished_spans(), "Thread.run quick") == []
+        joined = clock.monotonic_ns()
+        clock.advance(0.002)  # the join waited 2 ms for the thread to wind up
+        join = WaitRecord(
+            "thread", "quick", "join", joined, clock.monotonic_ns(), True,
+            threading.get_ident(), "MainThread", None, current_context(), link_to=run,
+        )  # fmt: skip
+        recorder.defer(join)
+        recorder.drain()
+        spans = cap.exporter.get_finished_spans()
+    quick = only(spans, "Thread.run quick")
+    assert quick.end_time is not None and quick.start_time is not None
+    assert quick.end_time - quick.start_time == 100_000  # the run's own end
+    (link,) = only(spans, "Thread.join quick").links
+    assert link.context.span_id == quick.context.span_id
+    assert dict(link.attributes or {}) == {"threadtrace.link.type": "joined"}

@@ -165,10 +165,11 @@ class ThreadRun:
         base: the span context current in ``parent`` (what a record's
             context holds while nothing else was started in the thread).
         start: when the run began (monotonic ns).
-        span: the span once made; ``ended`` once its end was recorded.
+        span: the span once made; ``ended`` once its end was recorded, at
+            ``end`` (monotonic ns).
     """
 
-    __slots__ = ("attributes", "base", "ended", "parent", "span", "start")
+    __slots__ = ("attributes", "base", "end", "ended", "parent", "span", "start")
 
     def __init__(
         self, attributes: Callable[[], dict[str, Any]], parent: Any, base: Any, start: int
@@ -179,6 +180,7 @@ class ThreadRun:
         self.start = start
         self.span: Any = None
         self.ended = False
+        self.end = 0
 
 
 class RunEnd:

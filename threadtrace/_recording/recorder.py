@@ -539,8 +539,13 @@ class Recorder:
             self.defer(RunEnd(run, runtime.clock.monotonic_ns(), error_info(error)), always=True)
 
     def _run_span(self, run: ThreadRun) -> Optional[trace.Span]:
-        """The run's span, made now (with the run's start time) if the run is still open."""
-        if run.span is None and not run.ended:
+        """The run's span, made now (with the run's start time) if not made yet.
+
+        A run that ended short and quiet has none; one that a record links to
+        after all (a join that waited for the run to wind up, queued after
+        the run's end) is made then, and ended at once at the run's end.
+        """
+        if run.span is None:
             attributes = run.attributes()
             target = thread_target(
                 str(attributes.get(THREAD_NAME, "")), attributes.get(CODE_FUNCTION_NAME)
@@ -553,6 +558,8 @@ class Recorder:
                 attributes=attributes,
                 start_time=run.start + _epoch_offset(),
             )
+            if run.ended:
+                run.span.end(end_time=run.end + _epoch_offset())
         return run.span  # type: ignore[no-any-return]
 
     def _parent(self, context: Any) -> Any:
@@ -578,6 +585,7 @@ class Recorder:
                 end.error is not None or end.end - run.start >= runtime.config.wait_threshold * 1e9
             ):
                 span = self._run_span(run)
+            run.end = end.end
             run.ended = True
             if span is None:
                 return
