@@ -412,7 +412,7 @@ def _signals_routed() -> bool:
         from threadtrace._support import _signals  # noqa: F401
     except ImportError:
         return False
-    return os.environ.get("THREADTRACE_PURE_PYTHON", "") in ("", "0")
+    return True
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")

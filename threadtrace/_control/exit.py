@@ -35,7 +35,6 @@ from .._primitives.unfinished import record_unfinished
 from .._report.model import report
 from .._runtime import runtime
 from .._support import originals as _originals
-from .._support.config import pure_python_requested
 from . import live
 from .configure import shutdown
 
@@ -218,8 +217,7 @@ def _route_to_main_thread() -> None:
     and sends it again until the handler has begun.  threadtrace's own
     threads block SIGTERM.
     """
-    pure, _ = pure_python_requested()  # the tests' switch for "not built"
-    if _signals is not None and not pure:
+    if _signals is not None:  # (THREADTRACE_PURE_PYTHON is about the lock core only)
         try:
             _signals.route_to_main_thread(signal.SIGTERM)
         except (OSError, ValueError) as error:
