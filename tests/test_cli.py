@@ -679,7 +679,14 @@ def test_no_summary_prints_nothing_and_still_writes_the_trace(tmp_path: Path) ->
 def test_json_path_puts_the_trace_where_asked(tmp_path: Path) -> None:
     write(tmp_path / "script.py", ONE_WORKER_SCRIPT)
     done = threadtrace_cmd(
-        ["run", "--json-path", "out/t.jsonl", "--wait-threshold", "0", "script.py"], tmp_path
+        [
+            "run",
+            "--json-path=out/t.jsonl",
+            "--wait-threshold=0",
+            "--hold-threshold=3600",
+            "script.py",
+        ],
+        tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert summary_of(done.stderr)[2] == "  exported  3 spans to json (out/t.jsonl)"

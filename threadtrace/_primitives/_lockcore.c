@@ -766,11 +766,25 @@ finish_hold(Core *self, long long *start, long long *end)
 }
 
 /* A measured hold long enough for a span: told after the release, so that
- * the Python call never lengthens the time the lock is held. */
+ * the Python call never lengthens the time the lock is held.  Where the hold
+ * began is read before the release (code, a strong reference this call
+ * consumes; offset; line): the next holder notes its own site as it takes
+ * the lock. */
 static void
-call_held(Core *self, long long start, long long end)
+call_held(Core *self, long long start, long long end, PyObject *code, int offset, int line)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)self, "_held", "LL", start, end);
+    PyObject *site = NULL;
+    if (code != NULL && G.site_factory != NULL) {
+        site = PyObject_CallFunction(G.site_factory, "Oiii", code, offset, line, 0);
+    }
+    Py_XDECREF(code);
+    if (site == NULL) {
+        PyErr_Clear();
+        Py_INCREF(Py_None);
+        site = Py_None;
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "_held", "LLO", start, end, site);
+    Py_DECREF(site);
     if (r == NULL) {
         report_error("Lock._held");
     }
@@ -783,6 +797,14 @@ let_go(Core *self)
 {
     long long start = 0, end = 0;
     int held = finish_hold(self, &start, &end);
+    PyObject *held_code = NULL; /* the hold's site, read while it is still this holder's */
+    int held_offset = -1, held_line = -1;
+    if (held) {
+        held_code = self->acq_code;
+        Py_XINCREF(held_code);
+        held_offset = self->acq_offset;
+        held_line = self->acq_line;
+    }
     if (G.ordering) {
         order_released(self);
     }
@@ -798,7 +820,7 @@ let_go(Core *self)
     self->depth = 0;
     PyThread_release_lock(self->lock);
     if (held) {
-        call_held(self, start, end);
+        call_held(self, start, end, held_code, held_offset, held_line);
     }
 }
 

@@ -380,8 +380,12 @@ class _LockBase(Traced):
             self._hot = False
             runtime.internal_error("Lock._release_slow", error)
 
-    def _held(self, start: int, end: int) -> None:
-        """A measured hold long enough for a span ended (told after the release)."""
+    def _held(self, start: int, end: int, site: Optional[Site]) -> None:
+        """A measured hold long enough for a span ended (told after the release).
+
+        ``site`` is where the hold began, read before the release (after it,
+        ``_site_acq`` may already be the next holder's).
+        """
         recorder = runtime.recorder
         if recorder is None:
             return
@@ -394,7 +398,7 @@ class _LockBase(Traced):
                     end,
                     _get_ident(),
                     _originals.current_thread_name(),
-                    self._site_acq,
+                    site,
                     current_context(),
                 )
             )

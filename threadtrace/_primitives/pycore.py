@@ -177,6 +177,8 @@ class LockCore:
             if hold > self._hold_max:
                 self._hold_max = hold
             held = hold >= runtime.config.hold_threshold * 1e9
+        # Where the hold began, read now: the next holder notes its own site.
+        site = self._site_acq if held else None
         if self._hot or runtime.ordering:
             self._release_slow()  # type: ignore[attr-defined]
         self._locked = False
@@ -184,7 +186,7 @@ class LockCore:
         self._depth = 0
         self._raw.release()
         if held:
-            self._held(start, end)  # type: ignore[attr-defined]
+            self._held(start, end, site)  # type: ignore[attr-defined]
 
     def _block(self, timeout: float) -> bool:
         """Take the OS lock, waiting up to ``timeout`` seconds (< 0: forever)."""
