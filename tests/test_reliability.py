@@ -293,6 +293,12 @@ def stopped_by_sigterm(
 ) -> subprocess.CompletedProcess[str]:
     """Start the service, wait until it is ready, send SIGTERM, and collect what it said."""
     (tmp_path / "service.py").write_text(SERVICE.format(setup=setup))
+    return sigterm_once_ready(tmp_path, command)
+
+
+def sigterm_once_ready(tmp_path: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python command...`` in ``tmp_path``; once it prints "ready", send SIGTERM;
+    collect what it said (at most 30 s later)."""
     process = subprocess.Popen(
         [sys.executable, *command],
         cwd=tmp_path,
@@ -381,30 +387,45 @@ def test_a_program_that_handles_sigterm_keeps_its_handler(tmp_path: Path) -> Non
     assert done.stderr.count("threadtrace summary:") == 1
 
 
-SIGTERM_ON_ANOTHER_THREAD = """\
-import _thread, signal, sys, threading, time
+#: Prepended to a program: ``main_asleep_at_the_mark()`` returns once the main
+#: thread sleeps at the line that ends with the comment ``# <wait>``.
+MAIN_ASLEEP_AT_THE_MARK = """\
+import sys, threading, time
 
-main = threading.main_thread()
+def main_asleep_at_the_mark():
+    main = threading.main_thread()
+    with open(__file__) as source:
+        mark = next(n for n, text in enumerate(source, 1) if text.endswith("# <wait>\\n"))
+
+    def asleep():
+        with open(f"/proc/self/task/{main.native_id}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+    while not (sys._current_frames()[main.ident].f_lineno == mark and asleep()):
+        time.sleep(0.01)
+"""
+
+SIGTERM_ON_ANOTHER_THREAD = (
+    MAIN_ASLEEP_AT_THE_MARK
+    + """\
+import _thread, signal
+
 stuck = _thread.allocate_lock()
 stuck.acquire()
-
-def asleep(thread):
-    with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
 
 def take_sigterm():
     # Once the main thread sleeps in the acquire below, this thread takes a
     # SIGTERM, as the kernel may hand one to any thread that does not block it.
-    while not (sys._current_frames()[main.ident].f_lineno == WAIT_LINE and asleep(main)):
-        time.sleep(0.01)
+    main_asleep_at_the_mark()
     print("ready", flush=True)
     signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
 
-WAIT_LINE = 21
 threading.Thread(target=take_sigterm, name="taker", daemon=True).start()
-stuck.acquire()  # a C wait: only a signal delivered to this thread interrupts it
+# A C wait: only a signal delivered to this thread interrupts it.
+stuck.acquire()  # <wait>
 print("not reached")
 """
+)
 
 
 def _signals_routed() -> bool:
@@ -426,7 +447,6 @@ def test_a_sigterm_another_thread_takes_still_ends_a_main_thread_asleep_in_c(
     where SIGTERM's default action ends the process.  It is passed on to the main
     thread: flushed, then ended by SIGTERM."""
     (tmp_path / "stuck.py").write_text(SIGTERM_ON_ANOTHER_THREAD)
-    assert SIGTERM_ON_ANOTHER_THREAD.splitlines()[20].startswith("stuck.acquire()")
     done = subprocess.run(
         [sys.executable, "-m", "threadtrace", "run", "stuck.py"],
         cwd=tmp_path,
@@ -440,28 +460,25 @@ def test_a_sigterm_another_thread_takes_still_ends_a_main_thread_asleep_in_c(
     assert "could not flush" not in done.stderr
 
 
-SIGTERM_IN_AN_ENDLESS_C_WAIT = """\
-import ctypes, sys, threading, time
+SIGTERM_IN_AN_ENDLESS_C_WAIT = (
+    MAIN_ASLEEP_AT_THE_MARK
+    + """\
+import ctypes
 
-main = threading.main_thread()
 libc = ctypes.CDLL(None)
 mutex = ctypes.create_string_buffer(64)  # zeroes: PTHREAD_MUTEX_INITIALIZER
 libc.pthread_mutex_lock(mutex)
 
-def asleep(thread):
-    with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
-
 def announce():
-    while not (sys._current_frames()[main.ident].f_lineno == WAIT_LINE and asleep(main)):
-        time.sleep(0.01)
+    main_asleep_at_the_mark()
     print("ready", flush=True)
 
-WAIT_LINE = 19
 threading.Thread(target=announce, name="announce", daemon=True).start()
-libc.pthread_mutex_lock(mutex)  # a self-deadlock no signal interrupts
+# A self-deadlock no signal interrupts.
+libc.pthread_mutex_lock(mutex)  # <wait>
 print("not reached")
 """
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the C handler's timer is Linux's")
@@ -472,23 +489,8 @@ def test_a_sigterm_ends_a_main_thread_that_never_runs_python_again(tmp_path: Pat
     still ends, by SIGTERM, once the signal sent again for 3 s found no handler
     (unflushed: the flush needs the main thread)."""
     (tmp_path / "joined.py").write_text(SIGTERM_IN_AN_ENDLESS_C_WAIT)
-    assert SIGTERM_IN_AN_ENDLESS_C_WAIT.splitlines()[18].startswith("libc.pthread_mutex_lock")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "threadtrace", "run", "joined.py"],
-        cwd=tmp_path,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == "ready\n"
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert (process.returncode, out) == (-signal.SIGTERM, ""), err
+    done = sigterm_once_ready(tmp_path, ["-m", "threadtrace", "run", "joined.py"])
+    assert (done.returncode, done.stdout) == (-signal.SIGTERM, "ready\n"), done.stderr
 
 
 def test_a_sigterm_during_the_exit_steps_takes_effect_when_they_end(
