@@ -379,3 +379,77 @@ def test_memory_keeps_spans_and_metrics(own_providers: None) -> None:
     threadtrace.shutdown(5)
     assert memory.metrics  # the final collection at shutdown
     assert _state.export_stats["memory"].spans_exported == 3
+    # The wait histogram, which threadtrace's own providers take from the profile.
+    (waits,) = [
+        metric.data.data_points
+        for scope in memory.metrics[-1].resource_metrics[0].scope_metrics
+        if scope.scope.name == "threadtrace"
+        for metric in scope.metrics
+        if metric.name == "threadtrace.wait.duration"
+    ]
+    lock_waits = [p for p in waits if p.attributes["threadtrace.primitive.kind"] == "lock"]
+    assert [p.count for p in lock_waits] == [1]
+
+
+def test_own_providers_export_the_wait_histogram_the_sdk_would_make() -> None:
+    """threadtrace's providers get the histogram from the profile, not per wait from the SDK.
+
+    The same waits recorded through the SDK's histogram (what the app's
+    providers get) and through the profile give the same points.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from threadtrace._recording import metrics, profile
+    from threadtrace._support.points import WAIT_BUCKETS, primitive_attributes
+
+    reader = InMemoryMetricReader()
+    histogram = (
+        MeterProvider(metric_readers=[reader])
+        .get_meter("threadtrace")
+        .create_histogram(
+            "threadtrace.wait.duration",
+            unit="s",
+            explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
+        )
+    )
+    waits = [("lock", "a", ns) for ns in (0, 1_000, 1_001, 3_500_000, 7 * 10**9, 999)]
+    waits += [("condition", "b", ns) for ns in (20_000, 20_000, 10**12)]
+    with threadtrace.testing.capture():  # a profile of its own
+        for kind, name, ns in waits:
+            histogram.record(ns / 1e9, primitive_attributes(kind, name))
+            profile.record_wait(
+                kind,
+                name,
+                "wait",
+                ns,
+                ok=True,
+                waiter_thread="t",
+                waiter_site=None,
+                holder_thread=None,
+                holder_site=None,
+            )
+        amended = metrics.with_wait_durations(reader.get_metrics_data(), start_ns=123)
+    ours, sdks = amended.resource_metrics[0].scope_metrics[0].metrics
+    assert (ours.name, ours.unit) == (sdks.name, sdks.unit)
+    assert ours.data.aggregation_temporality == sdks.data.aggregation_temporality
+
+    def fields(point: Any) -> tuple[Any, ...]:
+        return (
+            dict(point.attributes),
+            point.count,
+            list(point.bucket_counts),
+            list(point.explicit_bounds),
+            point.min,
+            point.max,
+            round(point.sum, 9),
+        )
+
+    def by_name(metric: Any) -> list[tuple[Any, ...]]:
+        return sorted(
+            (fields(p) for p in metric.data.data_points),
+            key=lambda f: f[0]["threadtrace.primitive.name"],
+        )
+
+    assert by_name(ours) == by_name(sdks)
+    assert {p.start_time_unix_nano for p in ours.data.data_points} == {123}

@@ -14,7 +14,6 @@ it directly with a fake clock.
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Optional
 
 from .._runtime import runtime
@@ -35,12 +34,13 @@ def ensure_started() -> None:
     it then only does that.
     """
     state = runtime.detect
-    if state.watchdog is not None and state.watchdog_pid == os.getpid():
+    # runtime.pid, not os.getpid(): a system call on every blocked wait.
+    if state.watchdog is not None and state.watchdog_pid == runtime.pid:
         return
     with runtime.book:
-        if state.watchdog is not None and state.watchdog_pid == os.getpid():
+        if state.watchdog is not None and state.watchdog_pid == runtime.pid:
             return
-        state.watchdog_pid = os.getpid()
+        state.watchdog_pid = runtime.pid
         state.watchdog = _originals.own_thread(_watch, "threadtrace-watchdog")
     with runtime.guarded():  # threadtrace's own thread: never traced
         state.watchdog.start()

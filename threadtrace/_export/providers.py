@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -42,12 +42,19 @@ from .queue import (
 class FallbackProviders:
     """A tracer and a meter provider wired to the configured exporters.
 
+    ``amend_metrics`` gets each metrics collection before the exporters do
+    and returns what they get instead: the recorder adds the
+    ``threadtrace.wait.duration`` histogram there, from its contention
+    profile, rather than pay the SDK's ``Histogram.record`` per wait.
+
     Attributes:
         exporters: the exporter instances, by name.
         stats: what happened to the data sent to each, by name.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, amend_metrics: Optional[Callable[[Any], Any]] = None
+    ) -> None:
         resource = _resource()
         self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         readers: list[MetricReader] = []
@@ -71,7 +78,9 @@ class FallbackProviders:
                     self.tracer_provider.add_span_processor(queue)
             if metrics and exporter.handles_metrics():
                 with _originals.program_signals_blocked():  # its ticker thread inherits it
-                    reader = PeriodicExportingMetricReader(MetricAdapter(exporter, stats))
+                    reader = PeriodicExportingMetricReader(
+                        MetricAdapter(exporter, stats, amend_metrics)
+                    )
                 ticker = getattr(reader, "_daemon_thread", None)  # the SDK's, started for us
                 if ticker is not None:
                     _originals.mark_own(ticker)

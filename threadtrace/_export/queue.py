@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -222,12 +222,22 @@ class SpanQueue(SpanProcessor):
 
 
 class MetricAdapter(MetricExporter):
-    """Feeds one collection at a time from the SDK's periodic reader to an exporter."""
+    """Feeds one collection at a time from the SDK's periodic reader to an exporter.
 
-    def __init__(self, exporter: Exporter, stats: ExportStats) -> None:
+    ``amend`` gets each collection first and returns what to export instead
+    (the recorder adds the wait histogram there; see ``FallbackProviders``).
+    """
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        stats: ExportStats,
+        amend: Optional[Callable[[Any], Any]] = None,
+    ) -> None:
         super().__init__()
         self._exporter = exporter
         self._stats = stats
+        self._amend = amend
         self._pid = os.getpid()
 
     def export(
@@ -237,6 +247,11 @@ class MetricAdapter(MetricExporter):
             # The SDK restarts its reader in a forked child: this exporter is
             # the parent's (its files too); the child exports through its own.
             return MetricExportResult.SUCCESS
+        if self._amend is not None:
+            try:
+                metrics_data = self._amend(metrics_data)
+            except Exception as exc:  # noqa: BLE001 - the SDK's own metrics still go out
+                runtime.internal_error("metrics", exc)
         error: Optional[BaseException] = None
         try:
             with exporting():

@@ -3,8 +3,11 @@
 Counts that change on every operation (acquisitions, contentions, wait and
 hold time) are *observable* instruments: the primitives keep them in their
 own fields and the callbacks here read them when a metric reader collects, so
-an uncontended acquire never calls the SDK.  Only contended waits are
-recorded synchronously, into a histogram with a 1-2-5 series of buckets.
+an uncontended acquire never calls the SDK.  Operations that blocked land
+in the ``threadtrace.wait.duration`` histogram (a 1-2-5 series of buckets):
+recorded through the SDK on the app's providers, and on threadtrace's own
+added at each collection from the contention profile, which buckets every
+wait the same way (:func:`with_wait_durations`).
 
 The contention profile (:mod:`threadtrace._recording.profile`: who waited
 where, behind whom) is exported the same way, as observable counters with
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import time
 from typing import Any, Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .._runtime import runtime
+from .._support.attributes import SCHEMA_URL
 from .._support.points import (
     REPORT_METRICS,
     WAIT_BUCKETS,
@@ -37,9 +42,14 @@ from .._support.points import (
     primitive_attributes,
 )
 from .._support.points import key as points_key
+from .._support.version import __version__
 from . import profile as _profile
 
+#: The instrumentation scope of threadtrace's spans and metrics.
+SCOPE = "threadtrace"
+
 Key = tuple[str, str]
+WAIT_DURATION_DESCRIPTION = "How long operations that blocked waited."
 #: One observation: a value and its attributes.
 Observed = list[tuple[Number, dict[str, Any]]]
 
@@ -232,23 +242,30 @@ OBSERVABLES = (
 
 
 class Instruments:
-    """threadtrace's instruments on one meter."""
+    """threadtrace's instruments on one meter.
 
-    def __init__(self, meter: Meter, active: Callable[[], bool]) -> None:
+    ``histogram=False`` leaves out the synchronous ``threadtrace.wait.duration``
+    histogram: threadtrace's own providers get it from the contention profile
+    at each collection instead (:func:`with_wait_durations`), which spares
+    the SDK's ``Histogram.record`` (several microseconds) per blocked
+    operation.  The app's providers get every point through the SDK.
+    """
+
+    def __init__(self, meter: Meter, active: Callable[[], bool], histogram: bool = True) -> None:
         self.active = active
-        try:
-            self.wait_duration = meter.create_histogram(
-                WAIT_DURATION,
-                unit="s",
-                description="How long operations that blocked waited.",
-                explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
-            )
-        except TypeError:  # SDKs before 1.23 take no advisory buckets
-            self.wait_duration = meter.create_histogram(
-                WAIT_DURATION,
-                unit="s",
-                description="How long operations that blocked waited.",
-            )
+        self.wait_duration: Any = None
+        if histogram:
+            try:
+                self.wait_duration = meter.create_histogram(
+                    WAIT_DURATION,
+                    unit="s",
+                    description=WAIT_DURATION_DESCRIPTION,
+                    explicit_bucket_boundaries_advisory=list(WAIT_BUCKETS),
+                )
+            except TypeError:  # SDKs before 1.23 take no advisory buckets
+                self.wait_duration = meter.create_histogram(
+                    WAIT_DURATION, unit="s", description=WAIT_DURATION_DESCRIPTION
+                )
         create = {
             "counter": meter.create_observable_counter,
             "up_down_counter": meter.create_observable_up_down_counter,
@@ -290,6 +307,73 @@ class Instruments:
 
     def record_wait(self, kind: str, name: str, duration_ns: int) -> None:
         self.wait_duration.record(duration_ns / 1e9, primitive_attributes(kind, name))
+
+
+def with_wait_durations(data: Any, start_ns: int) -> Any:
+    """``data`` (an SDK ``MetricsData``) with the ``threadtrace.wait.duration`` histogram added.
+
+    For threadtrace's own providers, whose instruments record no histogram
+    (see :class:`Instruments`): the points are the contention profile's
+    histograms, cumulative since ``start_ns`` (epoch ns), in the SDK's own
+    data classes, so every exporter encodes them as it would the SDK's.
+    The profile buckets each wait as the SDK would (the same boundaries and
+    comparison), so the points are the ones the SDK would have made.
+    """
+    # The SDK is loaded by then: this runs inside its metric reader.
+    from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415 - see above
+        AggregationTemporality,
+        Histogram,
+        HistogramDataPoint,
+        Metric,
+        ScopeMetrics,
+    )
+    from opentelemetry.sdk.util.instrumentation import (  # noqa: PLC0415 - see above
+        InstrumentationScope,
+    )
+
+    _drained()
+    rows = _profile.histograms_with_sums()
+    if not rows or not data.resource_metrics:
+        return data
+    now = time.time_ns()
+    metric = Metric(
+        name=WAIT_DURATION,
+        description=WAIT_DURATION_DESCRIPTION,
+        unit="s",
+        data=Histogram(
+            data_points=[
+                HistogramDataPoint(
+                    attributes=primitive_attributes(kind, name),
+                    start_time_unix_nano=start_ns,
+                    time_unix_nano=now,
+                    count=sum(buckets),
+                    sum=total_ns / 1e9,
+                    bucket_counts=list(buckets),
+                    explicit_bounds=list(WAIT_BUCKETS),
+                    min=min_ns / 1e9,
+                    max=max_ns / 1e9,
+                )
+                for (kind, name), buckets, total_ns, min_ns, max_ns in rows
+            ],
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+        ),
+    )
+    first, *others = data.resource_metrics
+    scopes = list(first.scope_metrics)
+    for i, scope in enumerate(scopes):
+        if scope.scope.name == SCOPE:  # first, where the SDK puts the first instrument made
+            scopes[i] = dataclasses.replace(scope, metrics=[metric, *scope.metrics])
+            break
+    else:
+        scopes.append(
+            ScopeMetrics(
+                scope=InstrumentationScope(SCOPE, __version__, SCHEMA_URL),
+                metrics=[metric],
+                schema_url=SCHEMA_URL,
+            )
+        )
+    first = dataclasses.replace(first, scope_metrics=scopes)
+    return dataclasses.replace(data, resource_metrics=[first, *others])
 
 
 # -- what the report reads -------------------------------------------------------------

@@ -72,6 +72,9 @@ MAX_TOTAL_SERIES = 1500
 #: Primitives (distinct kind and name) kept; waits on later ones count under ``(other)``.
 MAX_PRIMITIVES = 1500
 
+#: Site keys cached (one per place that blocked); past it the cache starts afresh.
+MAX_SITE_KEYS = 10_000
+
 #: The prefix of the attributes that say where the holder was.
 HOLDER = "threadtrace.holder."
 
@@ -88,10 +91,11 @@ SeriesKey = tuple[Optional[SiteKey], Optional[SiteKey], str, Optional[str]]
 class _Primitive:
     """What one primitive's blocked operations added up to."""
 
-    __slots__ = ("buckets", "max", "min", "series", "timeouts", "unfinished", "values")
+    __slots__ = ("buckets", "max", "min", "series", "timeouts", "total", "unfinished", "values")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(WAIT_BUCKETS) + 1)
+        self.total = 0
         self.min: Optional[int] = None
         self.max = 0
         self.timeouts = 0
@@ -131,6 +135,22 @@ class ContentionAggregator:
         self._lock = _originals.allocate_lock()
         self._primitives: dict[tuple[str, str], _Primitive] = {}
         self._series = 0
+        #: Site -> its key, made once per place (sites are shared per place).
+        self._site_keys: dict[Site, Optional[SiteKey]] = {}
+
+    def site_key(self, site: Optional[Site]) -> Optional[SiteKey]:
+        """The key of ``site`` in the series (``None`` for none); cached per site."""
+        if site is None:
+            return None
+        keys = self._site_keys
+        try:
+            return keys[site]
+        except KeyError:
+            pass
+        if len(keys) >= MAX_SITE_KEYS:
+            keys.clear()
+        key = keys[site] = _site_key(site)
+        return key
 
     def record(
         self,
@@ -158,6 +178,7 @@ class ContentionAggregator:
                 if primitive is None:
                     primitive = self._primitives[(kind, name)] = _Primitive()
             primitive.buckets[bucket] += 1
+            primitive.total += wait_ns
             if primitive.min is None or wait_ns < primitive.min:
                 primitive.min = wait_ns
             if wait_ns > primitive.max:
@@ -226,6 +247,15 @@ class ContentionAggregator:
             ]
         return sorted(rows)
 
+    def histograms_with_sums(self) -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
+        """:meth:`histograms` with each one's sum: ``(key, buckets, total ns, min ns, max ns)``."""
+        with self._lock:
+            rows = [
+                (key, tuple(p.buckets), p.total, p.min or 0, p.max)
+                for key, p in self._primitives.items()
+            ]
+        return sorted(rows)
+
     def unfinished(self) -> list[tuple[tuple[str, str], int]]:
         """``((kind, name), waits still going on at exit)`` of every primitive that had one."""
         with self._lock:
@@ -284,15 +314,16 @@ def record_wait(
     Called when a wait's record is recorded (``Recorder.drain``), for every
     operation that blocked, and only for those.  Thread-safe.
     """
-    runtime.profile.record(
+    profile = runtime.profile
+    profile.record(
         kind,
         name,
         wait_ns,
         ok,
         waiter_thread,
-        _site_key(waiter_site),
+        profile.site_key(waiter_site),
         holder_thread,
-        _site_key(holder_site),
+        profile.site_key(holder_site),
         unfinished,
     )
 
@@ -327,6 +358,11 @@ def series() -> Iterator[tuple[dict[str, Any], int, int, int]]:
 def histograms() -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
     """See :meth:`ContentionAggregator.histograms`, for the profile in force."""
     return runtime.profile.histograms()
+
+
+def histograms_with_sums() -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
+    """See :meth:`ContentionAggregator.histograms_with_sums`, for the profile in force."""
+    return runtime.profile.histograms_with_sums()
 
 
 def timeouts() -> list[tuple[tuple[str, str], int]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from typing import Any, Callable, Optional, Sequence
 
 from opentelemetry import context as otel_context
@@ -46,7 +47,7 @@ from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile
 from .events import ErrorInfo, HoldRecord, Record, RunEnd, ThreadRun, WaitRecord, error_info
-from .metrics import Instruments
+from .metrics import Instruments, with_wait_durations
 
 try:  # the key moved between releases; both spellings are honoured
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
@@ -176,6 +177,8 @@ class Recorder:
         self._tracer: Optional[trace.Tracer] = None
         self._tracer_source: Optional[object] = None
         self._instrument_sets: Optional[tuple[Any, ...]] = None
+        #: The instrument sets taking histogram points, for the batch being drained.
+        self._histogram_sets: Optional[tuple[Any, ...]] = None
         self._problem_counters: Optional[list[tuple[Any, Callable[[], bool]]]] = None
         #: Set by the exit flush: from then on threadtrace's own providers are
         #: never rebuilt; what is recorded later (daemon threads, other atexit
@@ -233,7 +236,10 @@ class Recorder:
                     runtime.environment_error,
                 )
 
-            self._fallback = FallbackProviders(runtime.config)
+            start = time.time_ns()
+            self._fallback = FallbackProviders(
+                runtime.config, amend_metrics=lambda data: with_wait_durations(data, start)
+            )
         return self._fallback
 
     def tracer(self) -> trace.Tracer:
@@ -268,13 +274,16 @@ class Recorder:
         explicit = self._explicit_meter_provider
         app = explicit if explicit is not None else _global_meter_provider()
         meter = app.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL)
-        sets = [Instruments(meter, lambda: True)]
+        # The global meter provider's instruments are OpenTelemetry's proxies,
+        # which do nothing until the app sets a provider: not fed till then.
+        sets = [Instruments(meter, lambda: self._app_meter_provider() is not None)]
         if explicit is None and self._app_meter_provider() is None and runtime.config.exporters:
             fallback = self._fallback_unlocked().meter_provider
             sets.append(
                 Instruments(
                     fallback.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL),
                     lambda: self._app_meter_provider() is None,
+                    histogram=False,  # added at each collection instead: see FallbackProviders
                 )
             )
         return tuple(sets)
@@ -367,6 +376,7 @@ class Recorder:
             if not pending:
                 return 0
             previous = runtime.set_recording(True)
+            self._histogram_sets = None
             try:
                 while pending:
                     record = pending.popleft()
@@ -665,7 +675,12 @@ class Recorder:
         ]
 
     def _record_histogram(self, kind: str, name: str, duration_ns: int) -> None:
-        for instruments in self.instruments():
+        sets = self._histogram_sets
+        if sets is None:  # once per batch: which providers take histogram points now
+            sets = self._histogram_sets = tuple(
+                s for s in self.instruments() if s.wait_duration is not None
+            )
+        for instruments in sets:
             instruments.record_wait(kind, name, duration_ns)
 
     def ensure_ready(self) -> None:

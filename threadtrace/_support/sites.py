@@ -30,7 +30,7 @@ import dis
 import os
 import sys
 from types import CodeType, FrameType
-from typing import Any, Optional
+from typing import Optional
 
 from .targets import TargetNames
 
@@ -183,7 +183,12 @@ class SiteCache:
     MAX_SITES = 100_000
 
     def __init__(self) -> None:
-        self._sites: dict[tuple[Any, ...], Site] = {}
+        #: (id(code), offset, line, id(via code)) -> (site, via code).  Keyed
+        #: by identity: hashing a code object hashes its whole contents, and
+        #: this is on every blocked wait's path.  The entry holds both code
+        #: objects (the site holds ``code``), so neither id can be reused
+        #: while the key is in the dict.
+        self._sites: dict[tuple[int, int, int, int], tuple[Site, Optional[CodeType]]] = {}
 
     def get(
         self, code: CodeType, offset: int, line: int = -1, via: Optional[FrameType] = None
@@ -194,14 +199,15 @@ class SiteCache:
         :func:`_via`): only its code is part of the key, and its ``self`` is
         read only when the place is new (``f_locals`` is not cheap).
         """
-        key = (code, code.co_filename, offset, line, None if via is None else via.f_code)
-        site = self._sites.get(key)
-        if site is None:
+        via_code = None if via is None else via.f_code
+        key = (id(code), offset, line, id(via_code))
+        entry = self._sites.get(key)
+        if entry is None:
             if len(self._sites) >= self.MAX_SITES:
                 self._sites.clear()
             name = None if via is None else _via(via)
-            site = self._sites[key] = Site(code, line, name, offset)
-        return site
+            entry = self._sites[key] = (Site(code, line, name, offset), via_code)
+        return entry[0]
 
 
 def _is_method(code: CodeType) -> bool:
