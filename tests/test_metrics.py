@@ -80,6 +80,20 @@ def test_primitives_collected_by_gc_keep_their_counts() -> None:
         assert len(_state.live) == 0
 
 
+def test_a_condition_joins_the_registry_at_its_first_wait() -> None:
+    """Futures and queues make Conditions by the thousand; one never waited on is not registered."""
+    with capture() as cap:
+        cond, cond_line = threading.Condition(), line()
+        with cond:
+            cond.notify()
+        assert cond not in _state.live
+        with cond:
+            assert cond.wait(0) is False
+        assert cond in _state.live
+        name = named("cond", FILE, cond_line)
+        assert point(cap, "threadtrace.operations", "condition", name) == 1
+
+
 def test_exclude_modules_accepts_a_comma_separated_string() -> None:
     config = threadtrace.Config(exclude_modules="myapp.vendor, other")
     assert config.exclude_modules == ("myapp.vendor", "other")

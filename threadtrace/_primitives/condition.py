@@ -30,6 +30,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
 
     _tt_kind = "condition"
     _tt_original = _originals.Condition
+    _tt_register_at_first_wait = True
 
     def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
         site = site_for(name, 1)

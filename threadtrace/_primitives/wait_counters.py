@@ -44,6 +44,14 @@ class WaitCounters(Traced):
     _tt_waiters: int
     _tt_waker: Any
     _tt_made: int
+    #: Whether it is in the runtime's registry of live primitives.  A kind
+    #: whose every operation goes through :meth:`_tt_begin` (``Condition``:
+    #: its only operation is a wait) joins at its first wait instead of at
+    #: construction: every ``Future`` and ``Queue`` makes them by the
+    #: thousand, most never waited on, and one that never waited has nothing
+    #: to report (its counters are all zero).
+    _tt_registered: bool = False
+    _tt_register_at_first_wait = False
 
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
@@ -60,7 +68,9 @@ class WaitCounters(Traced):
         self._tt_wait_max = 0
         self._tt_waiters = 0
         self._tt_waker: Any = None
-        runtime.register(self)
+        if not self._tt_register_at_first_wait:
+            self._tt_registered = True
+            runtime.register(self)
 
     def __del__(self) -> None:
         self._tt_retire()
@@ -82,6 +92,9 @@ class WaitCounters(Traced):
         (the watchdog watches those).  Where the program waits is read here,
         before blocking: afterwards a ``Condition`` holds its lock again.
         """
+        if not self._tt_registered:
+            self._tt_registered = True
+            runtime.register(self)
         wait = hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
         try:
             if wait is not None:  # the watchdog's entry has read the clock and the context
