@@ -40,7 +40,6 @@ from .._support.attributes import (
     THREAD_ID,
     THREAD_NAME,
 )
-from .._support.sites import Site
 from .._support.statistics import WaitStatistics
 
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -181,7 +180,7 @@ def join_traced(
     wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
     start = clock.monotonic_ns()
     frame = runtime.modules.user_frame(1)
-    site = Site.of_frame(frame) if frame is not None else None
+    site = runtime.site_cache.get(frame.f_code, frame.f_lasti) if frame is not None else None
     with runtime.book:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
     try:

@@ -47,14 +47,14 @@ from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile
 from .events import ErrorInfo, HoldRecord, Record, RunEnd, ThreadRun, WaitRecord, error_info
-from .metrics import Instruments, with_wait_durations
+from .metrics import SCOPE, Instruments, with_wait_durations
 
 try:  # the key moved between releases; both spellings are honoured
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 except ImportError:  # pragma: no cover - very old API
     _SUPPRESS_KEY = "suppress_instrumentation"
 
-_INSTRUMENTATION_SCOPE = "threadtrace"
+_INSTRUMENTATION_SCOPE = SCOPE  # one name for its spans and its metrics
 
 #: (thread id, thread name, span context) of a thread that woke others.
 Waker = tuple[int, str, Any]  # (ident, name, SpanContext, ThreadRun or None)
