@@ -332,7 +332,7 @@ def with_wait_durations(data: Any, start_ns: int) -> Any:
     )
 
     _drained()
-    rows = _profile.histograms_with_sums()
+    rows = _profile.histograms()
     if not rows or not data.resource_metrics:
         return data
     now = time.time_ns()
@@ -394,7 +394,7 @@ def live_points() -> Points:
                 points_key(primitive_attributes(kind, primitive)): HistogramPoint(
                     WAIT_BUCKETS, counts, min_ns / 1e9, max_ns / 1e9
                 )
-                for (kind, primitive), counts, min_ns, max_ns in _profile.histograms()
+                for (kind, primitive), counts, _total_ns, min_ns, max_ns in _profile.histograms()
             }
         else:
             points[name] = {points_key(attributes): value for value, attributes in readers[name]()}

@@ -239,16 +239,8 @@ class ContentionAggregator:
             ]
         return sorted(rows, key=_sort_key)
 
-    def histograms(self) -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
-        """``((kind, name), bucket counts, min ns, max ns)`` of every primitive, sorted."""
-        with self._lock:
-            rows = [
-                (key, tuple(p.buckets), p.min or 0, p.max) for key, p in self._primitives.items()
-            ]
-        return sorted(rows)
-
-    def histograms_with_sums(self) -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
-        """:meth:`histograms` with each one's sum: ``(key, buckets, total ns, min ns, max ns)``."""
+    def histograms(self) -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
+        """``((kind, name), buckets, total ns, min ns, max ns)`` of every primitive, sorted."""
         with self._lock:
             rows = [
                 (key, tuple(p.buckets), p.total, p.min or 0, p.max)
@@ -355,14 +347,9 @@ def series() -> Iterator[tuple[dict[str, Any], int, int, int]]:
         yield series_attributes(kind, name, key), count, total, longest
 
 
-def histograms() -> list[tuple[tuple[str, str], tuple[int, ...], int, int]]:
+def histograms() -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
     """See :meth:`ContentionAggregator.histograms`, for the profile in force."""
     return runtime.profile.histograms()
-
-
-def histograms_with_sums() -> list[tuple[tuple[str, str], tuple[int, ...], int, int, int]]:
-    """See :meth:`ContentionAggregator.histograms_with_sums`, for the profile in force."""
-    return runtime.profile.histograms_with_sums()
 
 
 def timeouts() -> list[tuple[tuple[str, str], int]]:

@@ -54,8 +54,6 @@ try:  # the key moved between releases; both spellings are honoured
 except ImportError:  # pragma: no cover - very old API
     _SUPPRESS_KEY = "suppress_instrumentation"
 
-_INSTRUMENTATION_SCOPE = SCOPE  # one name for its spans and its metrics
-
 #: (thread id, thread name, span context) of a thread that woke others.
 Waker = tuple[int, str, Any]  # (ident, name, SpanContext, ThreadRun or None)
 
@@ -248,7 +246,7 @@ class Recorder:
         if provider is None:
             provider = self.fallback().tracer_provider
         if provider is not self._tracer_source or self._tracer is None:
-            self._tracer = provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__, SCHEMA_URL)
+            self._tracer = provider.get_tracer(SCOPE, __version__, SCHEMA_URL)
             self._tracer_source = provider
         return self._tracer
 
@@ -273,7 +271,7 @@ class Recorder:
         version = __version__
         explicit = self._explicit_meter_provider
         app = explicit if explicit is not None else _global_meter_provider()
-        meter = app.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL)
+        meter = app.get_meter(SCOPE, version, SCHEMA_URL)
         # The global meter provider's instruments are OpenTelemetry's proxies,
         # which do nothing until the app sets a provider: not fed till then.
         sets = [Instruments(meter, lambda: self._app_meter_provider() is not None)]
@@ -281,7 +279,7 @@ class Recorder:
             fallback = self._fallback_unlocked().meter_provider
             sets.append(
                 Instruments(
-                    fallback.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL),
+                    fallback.get_meter(SCOPE, version, SCHEMA_URL),
                     lambda: self._app_meter_provider() is None,
                     histogram=False,  # added at each collection instead: see FallbackProviders
                 )
@@ -663,7 +661,7 @@ class Recorder:
             )
         return [
             (
-                provider.get_meter(_INSTRUMENTATION_SCOPE, version, SCHEMA_URL).create_counter(
+                provider.get_meter(SCOPE, version, SCHEMA_URL).create_counter(
                     "threadtrace.problems",
                     unit="{problem}",
                     description="Deadlocks, lock-order inversions, stuck threads and "
