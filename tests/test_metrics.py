@@ -9,6 +9,7 @@ from helpers import contend, line, named
 
 import threadtrace
 from threadtrace._runtime import runtime as _state
+from threadtrace._support import originals as _originals
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters
 
 FILE = "test_metrics.py"
@@ -92,6 +93,24 @@ def test_a_condition_joins_the_registry_at_its_first_wait() -> None:
         assert cond in _state.live
         name = named("cond", FILE, cond_line)
         assert point(cap, "threadtrace.operations", "condition", name) == 1
+
+
+def test_a_condition_never_waited_on_carries_only_its_name_and_birth() -> None:
+    """Its counters stay the class's zeros (a Future's Condition would pay a bigger dict each)."""
+    with capture():
+        cond = threading.Condition()
+        with cond:
+            pass
+        stdlib = vars(_originals.Condition())
+        assert set(vars(cond)) - set(stdlib) == {"_tt_site", "_tt_name", "_tt_made"}
+        with cond:
+            cond.notify()
+            assert cond.wait(0) is False
+            cond.notify_all()
+        stats = cond.statistics()
+        assert (stats.waits, stats.blocked, stats.timeouts, cond._tt_unheard) == (1, 1, 1, 2)
+        assert "_tt_ops" in vars(cond)  # counted on the instance, the class's zero untouched
+        assert type(cond)._tt_ops == 0
 
 
 def test_exclude_modules_accepts_a_comma_separated_string() -> None:

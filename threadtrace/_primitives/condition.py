@@ -31,6 +31,11 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
     _tt_kind = "condition"
     _tt_original = _originals.Condition
     _tt_register_at_first_wait = True
+    #: Counted under the condition's lock; class zeros until then (see WaitCounters).
+    _tt_notifies = 0
+    _tt_unheard = 0  # notify() calls that found no waiter
+    #: Which thread's notify() woke each waiter (made at the first notify that wakes one).
+    _tt_wakers: Optional[dict[Any, Any]] = None
 
     def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
         site = site_for(name, 1)
@@ -44,9 +49,6 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         if lock is None:
             lock = RLock._tt_traced(self._tt_site, name)
         super().__init__(lock)
-        self._tt_wakers: dict[Any, Any] = {}
-        self._tt_notifies = 0
-        self._tt_unheard = 0  # notify() calls that found no waiter
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until notified or until ``timeout`` seconds pass, as threading does."""
@@ -78,12 +80,13 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     with contextlib.suppress(ValueError):  # notify() may have removed it
                         self._waiters.remove(waiter)  # type: ignore[attr-defined]
             finally:
+                wakers = self._tt_wakers
                 self._tt_end(
                     start,
                     "wait",
                     ok=gotit,
                     timeout=timeout,
-                    waker=self._tt_wakers.pop(waiter, None),
+                    waker=wakers.pop(waiter, None) if wakers else None,
                     error=error,
                 )
                 error = None  # the traceback holds this frame: no cycle through it
@@ -105,8 +108,11 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     waker = current_waker()
                 except Exception:  # noqa: BLE001 - a missing link must never break notify()
                     waker = None
+                wakers = self._tt_wakers
+                if wakers is None:
+                    wakers = self._tt_wakers = {}
                 for waiter in woken:
-                    self._tt_wakers[waiter] = waker
+                    wakers[waiter] = waker
         super().notify(n)
 
     def statistics(self) -> ConditionStatistics:

@@ -27,6 +27,7 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
 
     _tt_kind = "event"
     _tt_original = _originals.Event
+    _tt_has_fast_path = True
 
     def __new__(cls, *, name: Optional[str] = None) -> Event:
         site = site_for(name, 1)

@@ -36,6 +36,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
 
     _tt_kind = "semaphore"
     _tt_original = _originals.Semaphore
+    _tt_has_fast_path = True
     _tt_holders: dict[int, int]
     #: Where each holder took its permits, oldest first: (code, byte offset)
     #: pairs (None where not known), made into Sites only when a report needs them.

@@ -33,23 +33,35 @@ def _made_at() -> int:
 
 
 class WaitCounters(Traced):
-    """Counters of waits, kept in instance attributes of a stdlib subclass."""
+    """Counters of waits, kept in instance attributes of a stdlib subclass.
 
-    _tt_ops: int
-    _tt_fast_ops: itertools.count[int]
-    _tt_blocked: int
-    _tt_timeouts: int
-    _tt_wait_total: int
-    _tt_wait_max: int
-    _tt_waiters: int
-    _tt_waker: Any
+    The counters start as class attributes, all zero: an instance gets its
+    own only once it counts something.  Every ``Future`` and ``Queue`` makes
+    a ``Condition``, most never waited on, and a dozen attributes more per
+    instance would cost each of them a bigger ``__dict__``.  Every count is
+    made under ``runtime.book``, so the first one (a read of the class's
+    zero, then a write to the instance) is as safe as any other.
+    """
+
+    _tt_ops: int = 0
+    _tt_blocked: int = 0
+    _tt_timeouts: int = 0
+    _tt_wait_total: int = 0
+    _tt_wait_max: int = 0
+    _tt_waiters: int = 0
+    _tt_waker: Any = None
     _tt_made: int
+    #: Operations counted without a lock, with next() on an
+    #: ``itertools.count`` (atomic, lock-free and cheap), by the kinds whose
+    #: fast path has no lock to count under (``Event``, ``Semaphore``): they
+    #: set ``_tt_has_fast_path``.  The others share this one, never advanced.
+    _tt_fast_ops: itertools.count[int] = itertools.count()
+    _tt_has_fast_path = False
     #: Whether it is in the runtime's registry of live primitives.  A kind
     #: whose every operation goes through :meth:`_tt_begin` (``Condition``:
     #: its only operation is a wait) joins at its first wait instead of at
-    #: construction: every ``Future`` and ``Queue`` makes them by the
-    #: thousand, most never waited on, and one that never waited has nothing
-    #: to report (its counters are all zero).
+    #: construction: one that never waited has nothing to report (its
+    #: counters are all zero).
     _tt_registered: bool = False
     _tt_register_at_first_wait = False
 
@@ -59,21 +71,16 @@ class WaitCounters(Traced):
         # When it was made: a stuck wait on it names the threads that ended
         # with an exception since (the one that should have set it, say).
         self._tt_made = _made_at()
-        self._tt_ops = 0
-        # Fast paths count with next() on this: atomic, lock-free and cheap.
-        self._tt_fast_ops = itertools.count()
-        self._tt_blocked = 0
-        self._tt_timeouts = 0
-        self._tt_wait_total = 0
-        self._tt_wait_max = 0
-        self._tt_waiters = 0
-        self._tt_waker: Any = None
+        if self._tt_has_fast_path:
+            self._tt_fast_ops = itertools.count()
         if not self._tt_register_at_first_wait:
             self._tt_registered = True
             runtime.register(self)
 
     def __del__(self) -> None:
-        self._tt_retire()
+        # One never registered never waited: nothing counted to keep.
+        if self._tt_registered:
+            self._tt_retire()
 
     @property
     def _tt_operations(self) -> int:
@@ -186,7 +193,8 @@ class WaitCounters(Traced):
     def _tt_forget_counts(self) -> None:
         """In a forked child: count from zero (its report is its own); nobody waits yet."""
         self._tt_ops = 0
-        self._tt_fast_ops = itertools.count()
+        if self._tt_has_fast_path:
+            self._tt_fast_ops = itertools.count()
         self._tt_blocked = self._tt_timeouts = 0
         self._tt_wait_total = self._tt_wait_max = 0
         self._tt_waiters = 0
