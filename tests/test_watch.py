@@ -213,6 +213,42 @@ def test_on_deadlock_raise_ends_the_youngest_wait_and_the_rest_go_on(
     }
 
 
+def test_on_deadlock_raise_ends_a_join_under_patch(watch: Capture, clock: FakeClock) -> None:
+    """A join (of a stdlib Thread, hooked by patch) is waited in slices, so it can be ended."""
+    threadtrace.configure(on_deadlock="raise")
+    held = threading.Lock(name="held")
+    outcome: dict[str, str] = {}
+
+    def blocked() -> None:
+        with held:
+            outcome["blocked"] = "done"
+
+    def joiner() -> None:
+        with held:
+            child = started(blocked, "blocked")
+            wait_for_waiters(held, 1)
+            clock.advance(0.001)  # the join is the youngest wait
+            try:
+                child.join()
+            except threadtrace.DeadlockError as error:
+                outcome["joiner"] = str(error).splitlines()[0]
+        child.join(10)
+
+    thread = started(joiner, "joiner")
+    wait_until(lambda: "blocked" in {t.name for t in threading.enumerate()})
+    blocked_thread = next(t for t in threading.enumerate() if t.name == "blocked")
+    wait_for_waiters(blocked_thread, 1)
+    assert _watch.scan() == []
+    clock.advance(2)
+    assert len(_watch.scan()) == 1
+    thread.join(10)
+    assert not thread.is_alive()
+    assert outcome == {
+        "joiner": "threadtrace: DEADLOCK: 2 threads wait for each other and will never proceed",
+        "blocked": "done",
+    }
+
+
 #: Two threads that deadlock (ABBA); main may join the barrier with parties=3.
 #: Non-daemon threads keep the process alive (and deadlocked) after main ends.
 ABBA_PROGRAM = textwrap.dedent(

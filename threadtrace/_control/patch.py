@@ -165,8 +165,10 @@ class PatchHandle:
         def join(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not switch.on:
                 return wrapped(*args, **kwargs)
-            timeout = kwargs["timeout"] if "timeout" in kwargs else (args[0] if args else None)
-            return join_traced(instance, lambda _timeout: wrapped(*args, **kwargs), timeout)
+            if len(args) + len(kwargs) > 1 or (kwargs and "timeout" not in kwargs):
+                return wrapped(*args, **kwargs)  # threading's own TypeError
+            timeout = kwargs["timeout"] if kwargs else (args[0] if args else None)
+            return join_traced(instance, wrapped, timeout)
 
         def work_item_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if switch.on:
