@@ -43,6 +43,36 @@ def test_a_failing_tracer_is_logged_once_and_disabled(caplog: pytest.LogCaptureF
     assert warnings[0].exc_info is not None and str(warnings[0].exc_info[1]) == "tracer exploded"
 
 
+def test_a_failing_tracer_is_logged_once_however_many_records_were_queued(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thread runs queued before the failure are dropped quietly, not one warning each."""
+
+    class ExplodingTracer:
+        def start_span(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("span exploded")
+
+    class ExplodingSpansProvider(TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            return ExplodingTracer()
+
+    with capture(patch=False, wait_threshold=0):
+        threadtrace.configure(tracer_provider=ExplodingSpansProvider())
+        threads = [threadtrace.Thread(target=lambda: None) for _ in range(3)]
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            for thread in threads:
+                thread.start()
+                thread.join(timeout=10)
+            assert _state.recorder is not None
+            _state.recorder.drain()
+            _state.publish_notices()
+        assert _state.recorder.spans_enabled is False
+    assert [r.getMessage() for r in caplog.records if r.name == "threadtrace"] == [
+        "threadtrace disabled its spans after an error while recording; "
+        "the program continues untraced for spans"
+    ]
+
+
 def test_a_failing_meter_is_logged_once_and_disabled(caplog: pytest.LogCaptureFixture) -> None:
     class ExplodingMeterProvider:
         def get_meter(self, *args: Any, **kwargs: Any) -> Any:

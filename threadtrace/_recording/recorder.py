@@ -300,9 +300,14 @@ class Recorder:
         return bool(context.get(_SUPPRESS_KEY)) or bool(context.get("suppress_instrumentation"))
 
     def _fail(self, part: str, error: BaseException) -> None:
+        """Disable ``part`` (spans or metrics) and say so, once: later records fail alike."""
         if part == "spans":
+            if not self.spans_enabled:
+                return
             self.spans_enabled = False
         else:
+            if not self.metrics_enabled:
+                return
             self.metrics_enabled = False
         runtime.notice(
             logging.WARNING,
@@ -587,6 +592,8 @@ class Recorder:
 
     def _end_run(self, end: RunEnd) -> None:
         run = end.run
+        if not self.spans_enabled:  # disabled since the run began
+            return
         try:
             span = run.span
             if span is None and (
