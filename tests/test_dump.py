@@ -8,6 +8,7 @@ that line, never for time to pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -244,6 +245,9 @@ def test_a_process_not_under_threadtrace(
     processes.append(plain)
     ready(plain)
     paths = socket_paths(plain.pid)
+    for path in paths:  # left by a killed process that had this pid before (pids are reused)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     assert main(["dump", str(plain.pid)]) == 2
     assert capsys.readouterr().err == (
         f"threadtrace dump: error: process {plain.pid} is not running under threadtrace (it "
