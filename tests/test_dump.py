@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -222,6 +223,62 @@ def test_the_socket_goes_when_the_process_ends(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout.split()[1])
     assert not any(os.path.exists(path) for path in socket_paths(pid))
+
+
+def _left_behind(path: Path, age: float) -> None:
+    """A socket file as a killed process leaves it: bound, never removed, ``age`` seconds old."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def test_sockets_left_by_processes_that_are_gone_are_removed(tmp_path: Path) -> None:
+    from threadtrace._control.live import STALE_AFTER, remove_stale
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=TIMEOUT)
+    gone, alive = ended.pid, os.getpid()
+    _left_behind(tmp_path / f"{gone}.sock", STALE_AFTER + 5)  # left behind: removed
+    _left_behind(tmp_path / f"{alive}.sock", STALE_AFTER + 5)  # a live process's: kept
+    _left_behind(tmp_path / "0.sock", STALE_AFTER + 5)  # no process's: kept
+    kept_names = {f"{alive}.sock", "0.sock", "notes.txt", "7.sock.txt"}
+    (tmp_path / "notes.txt").write_text("")
+    (tmp_path / "7.sock.txt").write_text("")
+    assert remove_stale(str(tmp_path)) == 1
+    assert {p.name for p in tmp_path.iterdir()} == kept_names
+    # Bound a moment ago, perhaps by a new process given a reused pid: kept.
+    _left_behind(tmp_path / f"{gone}.sock", 1)
+    assert remove_stale(str(tmp_path)) == 0
+    assert (tmp_path / f"{gone}.sock").exists()
+    regular = tmp_path / "12345678.sock"  # not a socket: never ours to remove
+    regular.write_text("")
+    os.utime(regular, (0, 0))
+    assert remove_stale(str(tmp_path)) == 0 and regular.exists()
+
+
+def test_a_process_that_listens_removes_the_sockets_left_behind(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    from threadtrace._control.live import STALE_AFTER
+
+    directory = tmp_path / f"threadtrace-{os.getuid()}"
+    directory.mkdir(mode=0o700)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=TIMEOUT)
+    stale = directory / f"{ended.pid}.sock"
+    _left_behind(stale, STALE_AFTER + 5)
+    script = tmp_path / "listening.py"
+    script.write_text("import os, sys\nprint('ready', os.getpid(), flush=True)\nsys.stdin.read()\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadtrace", "run", "--no-summary", str(script)],
+        cwd=tmp_path, env=child_env(TMPDIR=str(tmp_path), XDG_RUNTIME_DIR=""),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    processes.append(process)
+    (pid,) = ready(process)
+    wait_until(lambda: not stale.exists(), TIMEOUT, "the socket left behind removed")
+    assert (directory / f"{pid}.sock").exists()
 
 
 # -- what cannot be dumped: one line, status 2 -------------------------------------------------

@@ -22,10 +22,13 @@ Prior art and the choice made here:
   directory's mode everywhere).  The socket is made when ``threading`` is
   patched (``patch()``, ``threadtrace run``), just after the watchdog thread
   starts, so the thread count the program sees does not change mid-run;
-  it is removed at exit.  A forked child (a multiprocessing worker) makes
-  its own when its watchdog starts again, at its first blocking wait: a
-  thread started in the fork handler would be one more than the program
-  expects to find in the child (CPython's ``test_threading`` checks).
+  it is removed at exit.  A process killed before its exit (``SIGKILL``,
+  the OOM killer) leaves its socket behind: each process that listens
+  removes those of processes that are gone, from its own thread.  A forked
+  child (a multiprocessing worker) makes its own when its watchdog starts
+  again, at its first blocking wait: a thread started in the fork handler
+  would be one more than the program expects to find in the child
+  (CPython's ``test_threading`` checks).
 
 The text is the stuck report's view of every thread
 (:func:`threadtrace._detect.dump.dump_threads`), after a line per blocked
@@ -42,6 +45,7 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from typing import Any, Optional
 
 from .._detect.describe import holder_text
@@ -56,6 +60,9 @@ REQUEST = b"dump\n"
 REQUEST_TIMEOUT = 5.0
 #: The name of the thread that answers.
 THREAD_NAME = "threadtrace-dump"
+#: A socket file younger than this (seconds) is never taken for one left
+#: behind: its process may have bound it a moment ago, with a reused pid.
+STALE_AFTER = 60.0
 
 
 class Unsafe(OSError):
@@ -107,6 +114,10 @@ class Listener:
 
     def serve(self) -> None:
         """Answer requests until the socket is closed.  Never raises."""
+        try:
+            remove_stale(os.path.dirname(self.path))
+        except Exception as error:  # noqa: BLE001 - the listener outlives its bugs
+            runtime.internal_error("dump", error)
         while True:
             try:
                 connection, _ = self.server.accept()
@@ -142,6 +153,49 @@ class Listener:
         if os.getpid() == self.pid:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+
+
+def remove_stale(directory: str) -> int:
+    """Remove the sockets left behind in ``directory`` by processes that are gone.
+
+    Only ``<pid>.sock`` sockets whose process no longer exists and that
+    are older than :data:`STALE_AFTER`; other files stay.  Returns how many
+    went.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for name in names:
+        number, _, suffix = name.partition(".")
+        if suffix != "sock" or not (number.isascii() and number.isdigit()):
+            continue
+        pid = int(number)
+        if pid <= 0 or pid == os.getpid() or _alive(pid):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISSOCK(info.st_mode) or now - info.st_mtime < STALE_AFTER:
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
 
 
 def _same_user(connection: socket.socket) -> bool:
