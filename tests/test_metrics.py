@@ -113,6 +113,18 @@ def test_a_condition_never_waited_on_carries_only_its_name_and_birth() -> None:
         assert type(cond)._tt_ops == 0
 
 
+def test_a_capture_reports_only_the_waits_of_its_block() -> None:
+    """A wait made before the block, still queued for recording, is not the block's."""
+    before = threadtrace.Lock(name="before")
+    assert _state.recorder is not None
+    contend(before)  # recorded later: its record waits in the recorder's queue
+    with capture(patch=False):
+        during = threadtrace.Lock(name="during")
+        contend(during)
+        names = [row.name for row in threadtrace.report().primitives]
+    assert names == ["during"]
+
+
 def test_exclude_modules_accepts_a_comma_separated_string() -> None:
     config = threadtrace.Config(exclude_modules="myapp.vendor, other")
     assert config.exclude_modules == ("myapp.vendor", "other")

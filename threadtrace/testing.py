@@ -157,6 +157,7 @@ def capture(
         A :class:`Capture`.  On exit threading is unpatched and threadtrace's
         configuration, clock and registries are what they were before.
     """
+    _drain()  # what threads queued before the block is recorded where it belongs, not here
     saved = runtime.snapshot()
     runtime.start_afresh(clock)
     exporter = InMemorySpanExporter()
