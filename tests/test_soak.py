@@ -15,6 +15,7 @@ only); unset, it is skipped.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
@@ -49,6 +50,10 @@ def _rss(stdout: str) -> list[float]:
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc")
 def test_a_minute_of_mixed_threads_keeps_memory_bounded(tmp_path: Path) -> None:
     seconds = _seconds()
+    # The two runs take 10 s and ``seconds``, longer than the ini's
+    # faulthandler_timeout: a stack dump then would say nothing but that.
+    # A hang still dumps every stack, later (pytest cancels this after the test).
+    faulthandler.dump_traceback_later(seconds + 300, exit=False, file=sys.__stderr__)
 
     bare = subprocess.run(
         [sys.executable, str(SOAK), "10"],
