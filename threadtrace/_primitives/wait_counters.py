@@ -74,8 +74,12 @@ class WaitCounters(Traced):
         if self._tt_has_fast_path:
             self._tt_fast_ops = itertools.count()
         if not self._tt_register_at_first_wait:
-            self._tt_registered = True
-            runtime.register(self)
+            self._tt_register()
+
+    def _tt_register(self) -> None:
+        """Join the runtime's registry of live primitives (once: see ``_tt_registered``)."""
+        self._tt_registered = True
+        runtime.register(self)
 
     def __del__(self) -> None:
         # One never registered never waited: nothing counted to keep.
@@ -100,8 +104,7 @@ class WaitCounters(Traced):
         before blocking: afterwards a ``Condition`` holds its lock again.
         """
         if not self._tt_registered:
-            self._tt_registered = True
-            runtime.register(self)
+            self._tt_register()
         wait = hooks.begin(self, operation, timeout)  # before it counts as a waiter (see Lock)
         try:
             if wait is not None:  # the watchdog's entry has read the clock and the context
