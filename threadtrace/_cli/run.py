@@ -155,11 +155,14 @@ def _split_run_args(argv: Sequence[str], parser: Parser) -> tuple[list[str], lis
     The target starts at the first argument that is not an option (the
     script) or at ``-m module``; everything from there on belongs to it.
     """
+    # "spelling", not "option": on CPython 3.12.0 and 3.12.1 a comprehension's
+    # variable hides the function option() from the next comprehension
+    # (UnboundLocalError; the inlined comprehensions of PEP 709, fixed later).
     takes_value = {
-        option
+        spelling
         for action in parser._actions
         if action.nargs is None and action.option_strings
-        for option in action.option_strings
+        for spelling in action.option_strings
         if not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
     }
     may_take_value = {option(name) for name in _flag_settings()}
