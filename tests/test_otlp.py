@@ -421,11 +421,37 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Makes the program act as CPython 3.12.0 and 3.12.1 do: no thread starts at its exit.
+NO_THREADS_AT_EXIT = (
+    (
+        "threadtrace.patch()\n",
+        "threadtrace._support.originals.NO_THREADS_AT_EXIT = True\nthreadtrace.patch()\n",
+    ),
+    (
+        "sys.stdin.readline()\n",
+        "sys.stdin.readline()\n"
+        "def refuse(*args, **kwargs):\n"
+        '    raise RuntimeError("can\'t create new thread at interpreter shutdown")\n'
+        "for name in ('_start_joinable_thread', '_start_new_thread'):\n"
+        "    if hasattr(threading, name):\n"
+        "        setattr(threading, name, refuse)\n",
+    ),
+)
+
+
+@pytest.mark.parametrize("threads_at_exit", [True, False], ids=["threads-at-exit", "none-at-exit"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_an_unreachable_endpoint_costs_one_warning_and_at_most_the_flush_timeout(
-    protocol: str, tmp_path: Path
+    protocol: str, threads_at_exit: bool, tmp_path: Path
 ) -> None:
+    """Also where no thread starts at exit: the flush's thread was started before."""
     program = write_program(tmp_path)
+    if not threads_at_exit:
+        text = program.read_text()
+        for old, new in NO_THREADS_AT_EXIT:
+            assert old in text
+            text = text.replace(old, new)
+        program.write_text(text)
     env = environment(
         f"http://127.0.0.1:{closed_port()}",
         protocol,

@@ -637,6 +637,49 @@ def test_a_forked_child_writes_its_own_files_and_reports_its_own_threads(tmp_pat
     assert f"threadtrace-trace.{child}.jsonl" in done.stderr.partition("  children  ")[2]
 
 
+NO_THREADS_AT_EXIT = """\
+import os, sys, threading
+
+def refuse_new_threads():
+    # What CPython 3.12.0 and 3.12.1 do from the atexit handlers on (fixed in 3.12.2).
+    def refuse(*args, **kwargs):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+    name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
+    setattr(threading, name, refuse)
+
+threading.Event().wait(0.01)
+pid = os.fork()
+if pid == 0:
+    refuse_new_threads()  # the child's exporters are all made at its exit
+    threading.Event().wait(0.01)
+    sys.exit(0)
+os.waitpid(pid, 0)
+refuse_new_threads()
+print("parent", os.getpid(), "child", pid, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_the_exit_flush_needs_no_new_thread(tmp_path: Path) -> None:
+    """Where the interpreter starts no thread at exit (3.12.0, 3.12.1), the flush runs on
+    the exiting thread: a parent and a forked child that made its exporters only at its
+    exit both write their spans and metrics, and say nothing."""
+    (tmp_path / "exiting.py").write_text(NO_THREADS_AT_EXIT)
+    env = child_env(THREADTRACE_WAIT_THRESHOLD="0")
+    done = threadtrace_cmd(["run", "--no-summary", "exiting.py"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    parent, child = (int(word) for word in done.stdout.split()[1::2])
+    # Only python's own warning about fork() in a threaded process, on 3.12+.
+    said = [line for line in done.stderr.splitlines() if "fork" not in line]
+    assert said == [], done.stderr
+    for trace in ("threadtrace-trace.jsonl", f"threadtrace-trace.{child}.jsonl"):
+        spans = read_trace_file(str(tmp_path / trace))
+        assert [s.name for s in spans if s.name.startswith("Event.wait")], trace
+        metrics = tmp_path / trace.replace(".jsonl", ".metrics.jsonl")
+        assert metrics.read_text().count("\n") >= 1, metrics
+    assert parent != child
+
+
 POOL = """\
 import multiprocessing, threading
 

@@ -163,8 +163,10 @@ def _exit_steps_on_own_thread(thread_name: str, when: str, timeout: float) -> No
         finally:
             done.set()
 
-    _originals.own_thread(finish, thread_name).start()
-    done.wait(timeout + 1.0)
+    if _originals.start_own(_originals.own_thread(finish, thread_name)):
+        done.wait(timeout + 1.0)
+    else:  # no thread starts now (see start_own): on this one, then
+        finish()
 
 
 def end_process(status: int) -> None:

@@ -43,7 +43,10 @@ def ensure_started() -> None:
         state.watchdog_pid = runtime.pid
         state.watchdog = _originals.own_thread(_watch, "threadtrace-watchdog")
     with runtime.guarded():  # threadtrace's own thread: never traced
-        state.watchdog.start()
+        started = _originals.start_own(state.watchdog)
+    if not started:  # no thread starts now (see start_own): the next wait tries again
+        state.watchdog = None
+        return
     for hook in list(runtime.watchdog_hooks):  # threads of the layers above start with it
         try:
             hook()

@@ -6,6 +6,7 @@ into those and none of this is built.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any, Callable, Optional
@@ -61,6 +62,11 @@ class FallbackProviders:
         self.exporters: dict[str, Exporter] = {}
         self.stats: dict[str, ExportStats] = {}
         self._queues: list[SpanQueue] = []
+        #: Made during the exit (a forked child that recorded nothing until
+        #: then): no ticker thread, which CPython 3.12.0 and 3.12.1 would not
+        #: start there; the flush collects their metrics itself instead.
+        self._tickless: list[MetricReader] = []
+        interval = math.inf if runtime.exiting else None
         for name in config.exporters:
             # OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER say which signals
             # each gets (checked first: an invalid one fails before any is made).
@@ -79,16 +85,25 @@ class FallbackProviders:
             if metrics and exporter.handles_metrics():
                 with _originals.program_signals_blocked():  # its ticker thread inherits it
                     reader = PeriodicExportingMetricReader(
-                        MetricAdapter(exporter, stats, amend_metrics)
+                        MetricAdapter(exporter, stats, amend_metrics),
+                        export_interval_millis=interval,
                     )
                 ticker = getattr(reader, "_daemon_thread", None)  # the SDK's, started for us
                 if ticker is not None:
                     _originals.mark_own(ticker)
+                else:
+                    self._tickless.append(reader)
                 runtime.sdk_owners.add(reader)  # and the one it starts in a forked child
                 readers.append(reader)
         install_log_filter()
         self.meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, shutdown_on_exit=False
+        )
+        #: Where no thread starts at exit, the flush's thread, started now.
+        self._flusher = (
+            _Standby("threadtrace-flush")
+            if _originals.NO_THREADS_AT_EXIT and not runtime.exiting
+            else None
         )
 
     def shutdown(self, timeout: float) -> None:
@@ -117,8 +132,13 @@ class FallbackProviders:
             finally:
                 done.set()
 
-        _originals.own_thread(close, "threadtrace-flush").start()
-        done.wait(timeout)
+        flusher = self._flusher
+        if (flusher is not None and flusher.run(close)) or _originals.start_own(
+            _originals.own_thread(close, "threadtrace-flush")
+        ):
+            done.wait(timeout)
+        else:  # no thread starts now (see start_own): the exporters' own timeouts bound it
+            close()
         # Whatever is still queued or inside an exporter now is not going out.
         dropped = sum(queue.abandon() for queue in self._queues)
         if dropped:
@@ -135,6 +155,7 @@ class FallbackProviders:
         steps: list[tuple[str, Callable[[], object], Optional[ExportStats]]] = [
             ("spans", lambda: self.tracer_provider.force_flush(millis), None),
             ("spans", self.tracer_provider.shutdown, None),
+            *[("metrics", _collector(reader, millis), None) for reader in self._tickless],
             ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis), None),
         ]
         for name, exporter in self.exporters.items():
@@ -149,6 +170,38 @@ class FallbackProviders:
                 logger.warning(
                     "threadtrace: could not flush %s at exit: %s", what, _one_line(error)
                 )
+
+
+class _Standby:
+    """A thread of threadtrace's own, started ahead and parked until it is given its one job."""
+
+    def __init__(self, name: str) -> None:
+        self._job: Optional[Callable[[], None]] = None
+        self._go = _originals.Event()
+        self._thread = _originals.own_thread(self._wait, name)
+        _originals.start_own(self._thread)
+
+    def _wait(self) -> None:
+        self._go.wait()
+        if self._job is not None:
+            self._job()
+
+    def run(self, job: Callable[[], None]) -> bool:
+        """Have the thread run ``job``; ``False`` if it is not there to (a forked child)."""
+        if self._job is not None or not self._thread.is_alive():
+            return False
+        self._job = job
+        self._go.set()
+        return True
+
+
+def _collector(reader: MetricReader, millis: int) -> Callable[[], None]:
+    """The last collection of a reader with no ticker (its ticker's would, at shutdown)."""
+
+    def collect() -> None:
+        reader.collect(timeout_millis=millis)
+
+    return collect
 
 
 def _closer(exporter: Exporter, timeout: float) -> Callable[[], None]:

@@ -138,8 +138,11 @@ class SpanQueue(SpanProcessor):
         self._idle = _originals.Event()
         self._idle.set()
         self._in_flight = 0  # spans handed to the exporter and not yet back
-        self._thread = _originals.own_thread(self._work, f"threadtrace-export-{self._stats.name}")
-        self._thread.start()
+        thread = _originals.own_thread(self._work, f"threadtrace-export-{self._stats.name}")
+        #: Whether the worker runs; if it could not start (see start_own),
+        #: force_flush() exports on the caller's thread instead.
+        self._working = _originals.start_own(thread)
+        self._thread = thread
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed:
@@ -184,6 +187,8 @@ class SpanQueue(SpanProcessor):
         if self._pid != os.getpid():  # a forked child's: the parent exports what it queued
             return True
         deadline = time.monotonic() + timeout_millis / 1000
+        if not self._working:
+            self._drain()
         while True:
             self._wake.set()
             if (

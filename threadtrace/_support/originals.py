@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import signal
+import sys
 import threading
 from typing import Any, Iterator
 
@@ -100,6 +101,27 @@ def own_thread(target: Any, name: str) -> threading.Thread:
     thread = Thread(target=run, name=name, daemon=True)
     mark_own(thread)
     return thread
+
+
+#: CPython 3.12.0 and 3.12.1 start no thread once the main module has ended
+#: (python/cpython#113964, fixed in 3.12.2): work that must be bounded at exit
+#: needs a thread started before.
+NO_THREADS_AT_EXIT = sys.version_info[:3] in ((3, 12, 0), (3, 12, 1))
+
+
+def start_own(thread: threading.Thread) -> bool:
+    """Start a thread from :func:`own_thread`; ``False`` if no thread can start now.
+
+    Then the caller does the work itself.  CPython 3.12.0 and 3.12.1 start
+    no thread from an atexit handler ("can't create new thread at
+    interpreter shutdown", allowed again from 3.12.2), and an OS out of
+    threads refuses one ("can't start new thread"): both a RuntimeError.
+    """
+    try:
+        thread.start()
+    except RuntimeError:
+        return False
+    return True
 
 
 def mark_own(thread: Any) -> None:
