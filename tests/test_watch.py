@@ -26,7 +26,7 @@ from helpers import function_name, line
 
 import threadtrace
 from threadtrace._detect import watchdog as _watch
-from threadtrace._detect.problems import publish_pending
+from threadtrace._detect.problems import Problem, publish_pending
 from threadtrace._detect.state import owner_of
 from threadtrace._runtime import runtime
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
@@ -464,6 +464,46 @@ def test_accounts_locked_in_id_order_are_fine_and_out_of_order_is_caught(
     assert caplog.records[0].getMessage().splitlines()[1] == (
         f"  cycle: {name} #1 -> {name} #2 -> {name} #1"
     )
+
+
+def test_publishing_returns_once_what_another_thread_took_from_the_queue_is_told(
+    watch: Capture,
+) -> None:
+    """The pytest plugin asks its listener what was found as soon as publish_pending()
+    returns; the watchdog may have taken the finding from the queue a moment before and
+    not told it yet (a passing test on 3.12, one run in ten)."""
+    problem = Problem("lock_order_inversion", logging.DEBUG, "found", ())
+    telling, told = threading.Event(), threading.Event()
+    heard: list[Problem] = []
+    heard_when_returned: list[list[Problem]] = []
+
+    def listener(found: Problem) -> None:
+        if threading.current_thread().name == "watchdog":
+            telling.set()
+            assert told.wait(10)
+        heard.append(found)
+
+    def publish() -> None:
+        publish_pending()
+        heard_when_returned.append(list(heard))
+
+    runtime.detect.listeners.append(listener)
+    try:
+        runtime.detect.pending.append(problem)
+        watchdog = started(publish_pending, "watchdog")
+        assert telling.wait(10)  # taken from the queue, being told
+        plugin = started(publish, "plugin")
+        # Room for a publish_pending() that does not wait to return (before the
+        # fix it did, at once, having heard nothing); one that waits does so
+        # until told is set, however long this is.
+        plugin.join(0.2)
+        told.set()
+        for thread in (watchdog, plugin):
+            thread.join(10)
+            assert not thread.is_alive()
+    finally:
+        runtime.detect.listeners.remove(listener)
+    assert heard_when_returned == [[problem]]
 
 
 # -- stuck threads ------------------------------------------------------------------------------

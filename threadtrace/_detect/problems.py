@@ -45,14 +45,19 @@ def report(problem: Problem) -> None:
 
 
 def publish_pending() -> list[Problem]:
-    """Report what was queued on program threads; returns it."""
-    pending = runtime.detect.pending
+    """Report what was queued on program threads; returns what this call reported.
+
+    Returns only once every problem queued before the call is reported, by
+    this thread or another: a caller that then asks its listener what was
+    found (the pytest plugin, as a test ends) must not miss one that the
+    watchdog had taken from the queue and not yet told.
+    """
+    state = runtime.detect
+    pending = state.pending
     done = []
-    while pending:
-        try:
+    with state.publishing:  # reentrant: a listener or handler may publish in turn
+        while pending:
             problem = pending.popleft()
-        except IndexError:  # the watchdog took the last one
-            break
-        report(problem)
-        done.append(problem)
+            report(problem)
+            done.append(problem)
     return done

@@ -119,6 +119,9 @@ class DetectorState:
         watchdog: the watchdog thread, and the pid it was started in.
         looking: held by the watchdog while it looks and reports, so that
             the exit waits (briefly) for a report being written.
+        publishing: held while queued problems are reported, so that
+            whoever publishes returns only once every one queued before is
+            told (reentrant: telling one may publish in turn).
         cycles_before: the wait cycles of the previous look; a cycle is
             reported only when seen twice.
         finished_names: stand-in ident -> the finished thread's name.
@@ -153,6 +156,8 @@ class DetectorState:
         self.watchdog_pid = 0
         self.wake = _originals.Event()
         self.looking = _originals.allocate_lock()
+        #: Held while queued problems are reported (see publish_pending).
+        self.publishing = _originals.RLock()
         self._findings_afresh()
 
     def _findings_afresh(self) -> None:
@@ -191,6 +196,7 @@ class DetectorState:
         state.watchdog_pid = self.watchdog_pid
         state.wake = self.wake
         state.looking = self.looking
+        state.publishing = self.publishing
         state._findings_afresh()
         return state
 
@@ -205,6 +211,7 @@ class DetectorState:
         self.watchdog = None  # started again on the next wait
         self.wake = _originals.Event()
         self.looking = _originals.allocate_lock()  # maybe held by the parent's watchdog
+        self.publishing = _originals.RLock()  # likewise
         me = _originals.get_ident()
         for ident in list(self.blocked):
             if ident != me:
