@@ -421,7 +421,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-#: Makes the program act as CPython 3.12.0 and 3.12.1 do: no thread starts at its exit.
+#: Makes the program act as CPython 3.12.0 to 3.12.2 do: no thread starts at its exit.
 NO_THREADS_AT_EXIT = (
     (
         "threadtrace.patch()\n",

@@ -641,7 +641,7 @@ NO_THREADS_AT_EXIT = """\
 import os, sys, threading
 
 def refuse_new_threads():
-    # What CPython 3.12.0 and 3.12.1 do from the atexit handlers on (fixed in 3.12.2).
+    # What CPython 3.12.0 to 3.12.2 do from the atexit handlers on (fixed in 3.12.3).
     def refuse(*args, **kwargs):
         raise RuntimeError("can't create new thread at interpreter shutdown")
     name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") else "_start_new_thread"
@@ -661,7 +661,7 @@ print("parent", os.getpid(), "child", pid, flush=True)
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_the_exit_flush_needs_no_new_thread(tmp_path: Path) -> None:
-    """Where the interpreter starts no thread at exit (3.12.0, 3.12.1), the flush runs on
+    """Where the interpreter starts no thread at exit (3.12.0 to 3.12.2), the flush runs on
     the exiting thread: a parent and a forked child that made its exporters only at its
     exit both write their spans and metrics, and say nothing."""
     (tmp_path / "exiting.py").write_text(NO_THREADS_AT_EXIT)

@@ -155,9 +155,9 @@ def _split_run_args(argv: Sequence[str], parser: Parser) -> tuple[list[str], lis
     The target starts at the first argument that is not an option (the
     script) or at ``-m module``; everything from there on belongs to it.
     """
-    # "spelling", not "option": on CPython 3.12.0 and 3.12.1 a comprehension's
+    # "spelling", not "option": on CPython 3.12.0 to 3.12.3 a comprehension's
     # variable hides the function option() from the next comprehension
-    # (UnboundLocalError; the inlined comprehensions of PEP 709, fixed later).
+    # (UnboundLocalError: python/cpython#118513, fixed in 3.12.4).
     takes_value = {
         spelling
         for action in parser._actions

@@ -63,7 +63,7 @@ class FallbackProviders:
         self.stats: dict[str, ExportStats] = {}
         self._queues: list[SpanQueue] = []
         #: Made during the exit (a forked child that recorded nothing until
-        #: then): no ticker thread, which CPython 3.12.0 and 3.12.1 would not
+        #: then): no ticker thread, which CPython 3.12.0 to 3.12.2 would not
         #: start there; the flush collects their metrics itself instead.
         self._tickless: list[MetricReader] = []
         interval = math.inf if runtime.exiting else None

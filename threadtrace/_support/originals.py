@@ -103,18 +103,18 @@ def own_thread(target: Any, name: str) -> threading.Thread:
     return thread
 
 
-#: CPython 3.12.0 and 3.12.1 start no thread once the main module has ended
-#: (python/cpython#113964, fixed in 3.12.2): work that must be bounded at exit
+#: CPython 3.12.0 to 3.12.2 start no thread once the main module has ended
+#: (python/cpython#113964, fixed in 3.12.3): work that must be bounded at exit
 #: needs a thread started before.
-NO_THREADS_AT_EXIT = sys.version_info[:3] in ((3, 12, 0), (3, 12, 1))
+NO_THREADS_AT_EXIT = (3, 12) <= sys.version_info[:3] < (3, 12, 3)
 
 
 def start_own(thread: threading.Thread) -> bool:
     """Start a thread from :func:`own_thread`; ``False`` if no thread can start now.
 
-    Then the caller does the work itself.  CPython 3.12.0 and 3.12.1 start
+    Then the caller does the work itself.  CPython 3.12.0 to 3.12.2 start
     no thread from an atexit handler ("can't create new thread at
-    interpreter shutdown", allowed again from 3.12.2), and an OS out of
+    interpreter shutdown", allowed again from 3.12.3), and an OS out of
     threads refuses one ("can't start new thread"): both a RuntimeError.
     """
     try:
