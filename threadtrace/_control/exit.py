@@ -153,20 +153,14 @@ def _exit_steps_on_own_thread(thread_name: str, when: str, timeout: float) -> No
     """Run the exit steps on a thread of threadtrace's own; wait for them ``timeout`` + 1 s."""
     runtime.exiting = True
     steps = runtime.exit_steps or at_exit
-    done = _originals.Event()
 
     def finish() -> None:
         try:
             steps()
         except Exception as error:  # noqa: BLE001 - the process ends regardless
             logger.warning("threadtrace: could not flush %s: %s", when, error)
-        finally:
-            done.set()
 
-    if _originals.start_own(_originals.own_thread(finish, thread_name)):
-        done.wait(timeout + 1.0)
-    else:  # no thread starts now (see start_own): on this one, then
-        finish()
+    _originals.run_bounded(finish, thread_name, timeout + 1.0)
 
 
 def end_process(status: int) -> None:

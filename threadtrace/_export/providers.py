@@ -101,7 +101,7 @@ class FallbackProviders:
         )
         #: Where no thread starts at exit, the flush's thread, started now.
         self._flusher = (
-            _Standby("threadtrace-flush")
+            _originals.Standby("threadtrace-flush")
             if _originals.NO_THREADS_AT_EXIT and not runtime.exiting
             else None
         )
@@ -124,21 +124,10 @@ class FallbackProviders:
                 "span" if dropped == 1 else "spans",
             )
             return
-        done = _originals.Event()
-
-        def close() -> None:
-            try:
-                self._close(timeout)
-            finally:
-                done.set()
-
-        flusher = self._flusher
-        if (flusher is not None and flusher.run(close)) or _originals.start_own(
-            _originals.own_thread(close, "threadtrace-flush")
-        ):
-            done.wait(timeout)
-        else:  # no thread starts now (see start_own): the exporters' own timeouts bound it
-            close()
+        # Where no thread starts, on this one: the exporters' own timeouts bound it then.
+        _originals.run_bounded(
+            lambda: self._close(timeout), "threadtrace-flush", timeout, self._flusher
+        )
         # Whatever is still queued or inside an exporter now is not going out.
         dropped = sum(queue.abandon() for queue in self._queues)
         if dropped:
@@ -170,29 +159,6 @@ class FallbackProviders:
                 logger.warning(
                     "threadtrace: could not flush %s at exit: %s", what, _one_line(error)
                 )
-
-
-class _Standby:
-    """A thread of threadtrace's own, started ahead and parked until it is given its one job."""
-
-    def __init__(self, name: str) -> None:
-        self._job: Optional[Callable[[], None]] = None
-        self._go = _originals.Event()
-        self._thread = _originals.own_thread(self._wait, name)
-        _originals.start_own(self._thread)
-
-    def _wait(self) -> None:
-        self._go.wait()
-        if self._job is not None:
-            self._job()
-
-    def run(self, job: Callable[[], None]) -> bool:
-        """Have the thread run ``job``; ``False`` if it is not there to (a forked child)."""
-        if self._job is not None or not self._thread.is_alive():
-            return False
-        self._job = job
-        self._go.set()
-        return True
 
 
 def _collector(reader: MetricReader, millis: int) -> Callable[[], None]:

@@ -138,11 +138,11 @@ class SpanQueue(SpanProcessor):
         self._idle = _originals.Event()
         self._idle.set()
         self._in_flight = 0  # spans handed to the exporter and not yet back
-        thread = _originals.own_thread(self._work, f"threadtrace-export-{self._stats.name}")
         #: Whether the worker runs; if it could not start (see start_own),
         #: force_flush() exports on the caller's thread instead.
-        self._working = _originals.start_own(thread)
-        self._thread = thread
+        self._working = _originals.start_own(
+            _originals.own_thread(self._work, f"threadtrace-export-{self._stats.name}")
+        )
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed:

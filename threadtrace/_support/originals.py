@@ -13,7 +13,7 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 allocate_lock = _thread.allocate_lock
 get_ident = _thread.get_ident
@@ -122,6 +122,53 @@ def start_own(thread: threading.Thread) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class Standby:
+    """A thread of threadtrace's own, started ahead and parked until it is given its one job
+    (where no thread would start when the job comes: see :data:`NO_THREADS_AT_EXIT`)."""
+
+    def __init__(self, name: str) -> None:
+        self._job: Optional[Callable[[], None]] = None
+        self._go = Event()
+        self._thread = own_thread(self._wait, name)
+        start_own(self._thread)
+
+    def _wait(self) -> None:
+        self._go.wait()
+        if self._job is not None:
+            self._job()
+
+    def run(self, job: Callable[[], None]) -> bool:
+        """Have the thread run ``job``; ``False`` if it is not there to (a forked child)."""
+        if self._job is not None or not self._thread.is_alive():
+            return False
+        self._job = job
+        self._go.set()
+        return True
+
+
+def run_bounded(
+    work: Callable[[], None], name: str, timeout: float, standby: Optional[Standby] = None
+) -> None:
+    """Run ``work`` on a thread of threadtrace's own (``standby``'s, if given) and wait
+    for it at most ``timeout`` seconds.
+
+    Where no thread starts (see :func:`start_own`), ``work`` runs on this
+    one, to its end.
+    """
+    done = Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    if (standby is not None and standby.run(run)) or start_own(own_thread(run, name)):
+        done.wait(timeout)
+    else:
+        run()
 
 
 def mark_own(thread: Any) -> None:
