@@ -636,12 +636,6 @@ taken_at(Core *self, tt_frame *site, int blocking, int measure, long long t_acq)
     }
 }
 
-static void
-taken(Core *self, int blocking, int measure, long long t_acq)
-{
-    taken_at(self, site_frame(), blocking, measure, t_acq);
-}
-
 /* Try to take it without blocking; re-entering an RLock counts too.
  *
  * The acquire site is found before the try, so that the walk is not part
@@ -930,7 +924,7 @@ core_taken(Core *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "|ppL", &blocking, &measure, &t_acq)) {
         return NULL;
     }
-    taken(self, blocking, measure, t_acq);
+    taken_at(self, site_frame(), blocking, measure, t_acq);
     if (measure) {
         self->profile = G.profile_after;
     }
