@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import queue
 import threading
 
@@ -29,6 +30,8 @@ def snapshot() -> dict[str, object]:
         state[f"Thread.{name}"] = threading.Thread.__dict__[name]
     for name in ("__init__", "run"):
         state[f"_WorkItem.{name}"] = futures_thread._WorkItem.__dict__[name]
+    for name in ("fork", "forkpty"):  # wrapped on 3.12 and later (their warning)
+        state[f"os.{name}"] = os.__dict__.get(name)
     return state
 
 

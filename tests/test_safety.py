@@ -201,6 +201,60 @@ def test_a_forked_child_keeps_working() -> None:
     assert done.stdout.strip() == "0"
 
 
+@pytest.mark.skipif(
+    not (sys.version_info >= (3, 12) and sys.platform == "linux"),
+    reason="CPython warns at a fork in a multi-threaded process from 3.12 (threadtrace: on Linux)",
+)
+@pytest.mark.parametrize("action", ["always", "error"])
+@pytest.mark.parametrize("fork", ["os.fork()", "pty.fork()[0]"])
+@pytest.mark.parametrize("program_thread", [False, True], ids=["alone", "with-a-thread"])
+def test_the_fork_warning_counts_the_programs_threads_only(
+    program_thread: bool, fork: str, action: str
+) -> None:
+    """CPython's "is multi-threaded" warning at fork(), under threadtrace, is what the same
+    program gets without it: none for a program alone with threadtrace's threads, the same
+    line and text (and never an exception) for one with a thread of its own."""
+    source = f"""
+        import os, pty, sys, threading, warnings
+        warnings.simplefilter({action!r}, DeprecationWarning)
+        if sys.argv[1] == "traced":
+            import threadtrace
+            threadtrace.patch()
+            with threading.Lock():
+                pass
+        def threads():
+            with open("/proc/self/stat") as stat:
+                return int(stat.read().rsplit(")", 1)[1].split()[17])
+        stop = threading.Event()
+        if {program_thread}:
+            threading.Thread(target=stop.wait, args=(30,)).start()
+        before = threads()
+        pid = {fork}
+        if pid == 0:
+            os._exit(0)
+        stop.set()
+        os.waitpid(pid, 0)
+        print(before)
+    """
+
+    def run(mode: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(source), mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout), re.sub(r"pid=\d+", "pid=N", done.stderr)
+
+    bare_threads, bare = run("bare")
+    traced_threads, traced = run("traced")
+    assert traced_threads > bare_threads  # threadtrace's own threads were there at the fork
+    assert traced == bare
+    if program_thread and action == "always":
+        assert "is multi-threaded, use of fork" in traced
+
+
 def test_exit_flushes_within_a_bounded_time() -> None:
     """The console exporter flushes at exit, and exit does not hang."""
     done = run_script(

@@ -15,6 +15,10 @@ What changes while patched:
   and ``Thread.join``.
 * ``concurrent.futures.thread._WorkItem`` carries the submitter's
   OpenTelemetry context into the worker.
+* On CPython 3.12 and later, on Linux, ``os.fork`` and ``os.forkpty``: the
+  ``DeprecationWarning`` CPython gives for a fork in a multi-threaded
+  process leaves threadtrace's own threads out of its count (see
+  :func:`_quiet_fork`).
 
 None of these attributes is touched by OpenTelemetry's ThreadingInstrumentor,
 so the two coexist in either order.  A wrapper of ours that somebody else has
@@ -33,7 +37,10 @@ from __future__ import annotations
 import concurrent.futures.thread as futures_thread
 import functools
 import logging
+import os
+import sys
 import threading
+import warnings
 from types import TracebackType
 from typing import Any, Callable, Optional
 
@@ -87,6 +94,68 @@ class _Switch:
     """Whether our wrappers do anything; shared by every wrapper of one patch."""
 
     on = True
+
+
+#: CPython 3.12 and later warn at ``fork()`` in a process that has other
+#: threads, counting the OS's threads (on Linux, ``/proc/self/stat``).
+_FORK_WARNS = sys.version_info >= (3, 12) and sys.platform == "linux"
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork"
+
+
+def _threads_now() -> int:
+    """How many threads this process has, counted as CPython counts them for its warning.
+
+    The OS's count (field 20 of ``/proc/self/stat``), which includes threads
+    that threading does not know (a C library's); threading's when that
+    cannot be read, as CPython does.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            # The command name before it, in parentheses, may hold spaces.
+            return int(stat.read().rsplit(b")", 1)[1].split()[17])
+    except (OSError, ValueError, IndexError):
+        return len(_originals.enumerate())
+
+
+def _quiet_fork(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``os.fork`` (or ``forkpty``) whose warning about threads leaves threadtrace's out.
+
+    CPython 3.12 and later say "This process (pid=...) is multi-threaded,
+    use of fork() may lead to deadlocks in the child" at every fork of a
+    process with more than one thread.  Under threadtrace a single-threaded
+    program has threadtrace's threads beside it; those are made safe across
+    a fork (its fork handlers take their locks, and the child starts its own
+    afresh), so the warning would be about threadtrace alone.  So CPython's
+    warning is kept quiet during the call, and the same warning is given
+    here, for the caller's line, when the process has a thread that is not
+    threadtrace's: exactly when CPython would have without threadtrace.  As
+    CPython does, it is never raised (``-W error``): the fork has happened.
+
+    The filter is a ``catch_warnings`` around the call; like every use of
+    it, it is not safe against another thread changing the warning filters
+    during the fork.
+    """
+
+    @functools.wraps(original)
+    def fork(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
+            result = original(*args, **kwargs)
+        if (result if name == "fork" else result[0]) != 0:  # the parent
+            try:
+                own = sum(1 for thread in _originals.enumerate() if _originals.is_own(thread))
+                if _threads_now() - own > 1:
+                    warnings.warn(
+                        f"This process (pid={os.getpid()}) is multi-threaded, "
+                        f"use of {name}() may lead to deadlocks in the child.",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+            except Exception:  # noqa: BLE001 - never raised, as CPython's is not
+                pass
+        return result
+
+    return fork
 
 
 def _started_for_us(thread: Any) -> bool:
@@ -156,6 +225,10 @@ class PatchHandle:
         self._replace(threading, "active_count", active_count)
         if threading.__dict__.get("activeCount") is _originals.active_count:  # 3.9: an alias
             self._replace(threading, "activeCount", active_count)
+        if _FORK_WARNS:
+            for name in ("fork", "forkpty"):
+                if name in os.__dict__:
+                    self._replace(os, name, _quiet_fork(os.__dict__[name], name))
 
         def bootstrap_inner(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not switch.on:
