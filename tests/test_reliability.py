@@ -749,6 +749,25 @@ def test_the_counts_of_dropped_locks_are_kept_in_bounded_series() -> None:
     assert sum(counts[0] for counts in totals.values()) == _runtime.MAX_SERIES + 500
 
 
+def test_the_counts_of_dropped_primitives_add_up_and_keep_the_longest_hold() -> None:
+    """Five sums and a maximum for locks, four sums for the waiting kinds, any widths mixed."""
+    from threadtrace import _runtime
+
+    fresh = _runtime.Runtime()
+    fresh.retire("lock", "a", (1, 2, 3, 4, 5, 60))
+    fresh.retire("lock", "a", (10, 20, 30, 40, 50, 6))
+    fresh.retire("lock", "a", (100, 0, 0, 0, 0, 70))
+    fresh.retire("condition", "c", (1, 2, 3, 4))
+    fresh.retire("condition", "c", (10, 20, 30, 40))
+    fresh.retire("event", "e", (1, 2, 3, 0))
+    fresh.retire("event", "e", (1, 1, 1, 1, 1, 9))  # widths differ: padded with zeros
+    assert fresh.retired_now() == {
+        ("lock", "a"): (111, 22, 33, 44, 55, 70),
+        ("condition", "c"): (11, 22, 33, 44),
+        ("event", "e"): (2, 3, 4, 1, 1, 9),
+    }
+
+
 def test_the_contention_profile_keeps_bounded_primitives() -> None:
     from threadtrace._recording import profile
 

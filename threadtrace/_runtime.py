@@ -97,6 +97,15 @@ def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]
 
     The first five fields are sums; a sixth, the longest hold, is a maximum.
     """
+    if len(previous) == len(counts):  # as almost always: one kind, one width
+        if len(counts) == 6:  # a lock's
+            a, b, c, d, e, f = previous
+            g, h, i, j, k, m = counts
+            return (a + g, b + h, c + i, d + j, e + k, f if f >= m else m)
+        if len(counts) == 4:  # a waiting kind's
+            a, b, c, d = previous
+            g, h, i, j = counts
+            return (a + g, b + h, c + i, d + j)
     width = max(len(previous), len(counts))
     previous = previous + (0,) * (width - len(previous))
     counts = counts + (0,) * (width - len(counts))
@@ -389,9 +398,11 @@ class Runtime:
             except IndexError:
                 return
             key = (kind, name)
-            if key not in totals and len(totals) >= MAX_SERIES:
+            previous = totals.get(key)
+            if previous is None and len(totals) >= MAX_SERIES:
                 key = (kind, OTHER)
-            totals[key] = _fold(totals.get(key, ()), counts)
+                previous = totals.get(key)
+            totals[key] = counts if previous is None else _fold(previous, counts)
 
     def primitives(self) -> list[Any]:
         """Every traced primitive alive: the registry, and the C lock core's own."""
