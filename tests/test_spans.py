@@ -476,6 +476,9 @@ def test_a_threads_span_target_is_its_name_without_a_counter(thread_name: str, t
     assert thread_target(thread_name, "app.fetch") == target
 
 
+test_spans_code = (lambda: None).__code__
+
+
 def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it() -> None:
     """A quiet run shorter than ``wait_threshold`` costs no span, unless a record
     links to it. A join that waited while the thread wound up after its run is
@@ -491,8 +494,8 @@ def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it(
     with capture(clock=clock) as cap:
         recorder = runtime.recorder
         assert recorder is not None
-        attributes = {"thread.name": "quick", "code.function.name": "__main__.quick"}
-        run = recorder.begin_run(lambda: dict(attributes), otel_context.get_current())
+        details = (1, "quick", False, "__main__.quick", test_spans_code)
+        run = recorder.begin_run(details, otel_context.get_current())
         clock.advance(0.0001)  # 0.1 ms: below wait_threshold
         recorder.end_run(run, None)
         recorder.drain()
@@ -512,3 +515,41 @@ def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it(
     (link,) = only(spans, "Thread.join quick").links
     assert link.context.span_id == quick.context.span_id
     assert dict(link.attributes or {}) == {"threadtrace.link.type": "joined"}
+
+
+@pytest.mark.parametrize("made", ["before the end", "as the end is noted"])
+def test_a_short_runs_span_made_before_its_end_is_ended_once_at_the_end(
+    made: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The thread notes a short, quiet run's end itself and queues it only if the
+    span exists; the recorder, making the span, ends it if the run has ended.
+    Both orders, and the one where both see the other, end the span exactly once,
+    at the run's end."""
+    from opentelemetry import context as otel_context
+
+    from threadtrace._recording.events import RunEnd
+    from threadtrace._runtime import runtime
+
+    clock = FakeClock()
+    with capture(clock=clock) as cap:
+        recorder = runtime.recorder
+        assert recorder is not None
+        details = (1, "quick", False, "__main__.quick", test_spans_code)
+        run = recorder.begin_run(details, otel_context.get_current())
+        clock.advance(0.0001)  # 0.1 ms: below wait_threshold
+        if made == "before the end":
+            # The recorder made the span (a record in the run needed it), then the run ended.
+            assert recorder._run_span(run) is not None
+            recorder.end_run(run, None)
+        else:
+            # The thread noted the end; the recorder made the span, saw the end and ended
+            # it; then the thread saw the span, and queued the end all the same.
+            run.end, run.ended = clock.monotonic_ns(), True
+            assert recorder._run_span(run) is not None
+            recorder.defer(RunEnd(run, run.end, None), always=True)
+        assert recorder.drain() == 1  # the end was queued
+        spans = cap.exporter.get_finished_spans()
+    quick = only(spans, "Thread.run quick")
+    assert quick.end_time is not None and quick.start_time is not None
+    assert quick.end_time - quick.start_time == 100_000
+    assert "ended span" not in caplog.text

@@ -29,17 +29,10 @@ from typing import Any, Callable, Optional
 from opentelemetry import context as otel_context
 
 from .._detect import hooks
-from .._recording.events import WaitRecord
+from .._recording.events import RunDetails, WaitRecord
 from .._recording.recorder import current_context, run_context
 from .._runtime import runtime
 from .._support import originals as _originals
-from .._support.attributes import (
-    CODE_FILE_PATH,
-    CODE_FUNCTION_NAME,
-    CODE_LINE_NUMBER,
-    THREAD_ID,
-    THREAD_NAME,
-)
 from .._support.statistics import WaitStatistics
 
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -55,7 +48,9 @@ def prepare_start(thread: Any, depth: int) -> None:
     if thread._tt_traced:
         thread._tt_context = otel_context.get_current()
         # run() deletes _target when it ends; joins are named after it later.
-        thread._tt_function = _run_function_name(thread)
+        function = _run_function(thread)
+        thread._tt_function = _function_name(function)
+        thread._tt_code = getattr(function, "__code__", None)
 
 
 def _run_function(thread: Any) -> Any:
@@ -64,33 +59,22 @@ def _run_function(thread: Any) -> Any:
     return target if callable(target) else type(thread).run
 
 
-def _run_function_name(thread: Any) -> str:
+def _function_name(function: Any) -> str:
     """A low-cardinality name for a thread's metric series: what it runs."""
-    function = _run_function(thread)
     module = getattr(function, "__module__", None)
     qualname = getattr(function, "__qualname__", None) or type(function).__name__
     return f"{module}.{qualname}" if module else qualname
 
 
-def _run_attributes(thread: Any) -> Callable[[], dict[str, Any]]:
-    """The attributes of the thread's ``Thread.run`` span, built only if the span is made."""
-    ident, name, daemon = _originals.get_ident(), thread.name, bool(thread.daemon)
-    function = getattr(thread, "_tt_function", None)
-    code = getattr(_run_function(thread), "__code__", None)
-
-    def attributes() -> dict[str, Any]:
-        made: dict[str, Any] = {
-            THREAD_ID: ident,
-            THREAD_NAME: name,
-            "threadtrace.thread.daemon": daemon,
-        }
-        if code is not None:
-            made[CODE_FUNCTION_NAME] = function or code.co_name
-            made[CODE_FILE_PATH] = code.co_filename
-            made[CODE_LINE_NUMBER] = code.co_firstlineno
-        return made
-
-    return attributes
+def _run_details(thread: Any) -> RunDetails:
+    """What the thread's ``Thread.run`` span is made of, if it is made (see ThreadRun)."""
+    return (
+        _originals.get_ident(),
+        thread.name,
+        bool(thread.daemon),
+        getattr(thread, "_tt_function", None),
+        getattr(thread, "_tt_code", None),
+    )
 
 
 def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
@@ -129,7 +113,7 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
             parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
             # No span yet: the recorder makes it if something in the run needs
             # a parent or a link, or if the run turns out long (see ThreadRun).
-            traced = recorder.begin_run(_run_attributes(thread), parent)
+            traced = recorder.begin_run(_run_details(thread), parent)
             token = otel_context.attach(run_context(traced))
         except Exception as failure:  # noqa: BLE001 - the thread runs, untraced
             runtime.internal_error("Thread.run", failure)

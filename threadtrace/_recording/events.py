@@ -18,12 +18,24 @@ as the exception: its traceback would keep the program's frames alive.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Optional, Union
+from types import CodeType
+from typing import Any, Optional, Union
 
+from .._support.attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+    THREAD_ID,
+    THREAD_NAME,
+)
 from .._support.sites import Site
 
 #: (type name, message, formatted traceback) of an exception that ended a wait.
 ErrorInfo = tuple[str, str, str]
+
+#: What a thread's run span is named and described by: (thread id, thread
+#: name, daemon, the function's name, its code).
+RunDetails = tuple[int, str, bool, Optional[str], Optional[CodeType]]
 
 
 def error_info(error: Optional[BaseException]) -> Optional[ErrorInfo]:
@@ -156,31 +168,54 @@ class ThreadRun:
     Made in the thread as its run begins: a few fields, no span.  The
     recorder's thread makes the span (with the run's start time) when a
     record needs it as a parent or a link, or when the run ends having
-    lasted ``wait_threshold`` or raised; a short, quiet run costs no span.
+    lasted ``wait_threshold`` or raised; a short, quiet run costs no span,
+    and queues nothing: its thread notes the end here itself.
+
+    Who ends the span.  The thread, as its run ends, writes ``end`` and
+    ``ended``, then reads ``span``; the recorder's thread, making the span,
+    writes ``span``, then reads ``ended``.  Whichever reads second sees the
+    other's write: either the recorder sees ``ended`` and ends the span as
+    it makes it, or the thread sees the span and queues a :class:`RunEnd`
+    for it; ``closed`` (the recorder's thread only) keeps it from being
+    ended twice when both happen.
 
     Attributes:
-        attributes: makes the span's attributes (from what the thread noted
-            as its run began), called only if the span is made.
+        details: what the span's attributes are made of, noted as the run
+            began: ``(thread id, thread name, daemon, function name, code)``;
+            read only if the span is made.
         parent: the OpenTelemetry context the thread was started in.
         base: the span context current in ``parent`` (what a record's
             context holds while nothing else was started in the thread).
         start: when the run began (monotonic ns).
-        span: the span once made; ``ended`` once its end was recorded, at
-            ``end`` (monotonic ns).
+        span: the span once made; ``ended`` once the run ended, at ``end``
+            (monotonic ns); ``closed`` once the span was ended.
     """
 
-    __slots__ = ("attributes", "base", "end", "ended", "parent", "span", "start")
+    __slots__ = ("base", "closed", "details", "end", "ended", "parent", "span", "start")
 
-    def __init__(
-        self, attributes: Callable[[], dict[str, Any]], parent: Any, base: Any, start: int
-    ) -> None:
-        self.attributes = attributes
+    def __init__(self, details: RunDetails, parent: Any, base: Any, start: int) -> None:
+        self.details = details
         self.parent = parent
         self.base = base
         self.start = start
         self.span: Any = None
         self.ended = False
+        self.closed = False
         self.end = 0
+
+    def attributes(self) -> dict[str, Any]:
+        """The ``Thread.run`` span's attributes (semantic conventions' names)."""
+        ident, name, daemon, function, code = self.details
+        made: dict[str, Any] = {
+            THREAD_ID: ident,
+            THREAD_NAME: name,
+            "threadtrace.thread.daemon": daemon,
+        }
+        if code is not None:
+            made[CODE_FUNCTION_NAME] = function or code.co_name
+            made[CODE_FILE_PATH] = code.co_filename
+            made[CODE_LINE_NUMBER] = code.co_firstlineno
+        return made
 
 
 class RunEnd:

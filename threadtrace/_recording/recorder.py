@@ -46,7 +46,16 @@ from .._support.names import DISPLAY, span_name, thread_target
 from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile
-from .events import ErrorInfo, HoldRecord, Record, RunEnd, ThreadRun, WaitRecord, error_info
+from .events import (
+    ErrorInfo,
+    HoldRecord,
+    Record,
+    RunDetails,
+    RunEnd,
+    ThreadRun,
+    WaitRecord,
+    error_info,
+)
 from .metrics import SCOPE, Instruments, with_wait_durations
 
 try:  # the key moved between releases; both spellings are honoured
@@ -541,15 +550,26 @@ class Recorder:
 
     # -- threads ---------------------------------------------------------------------
 
-    def begin_run(self, attributes: Callable[[], dict[str, Any]], parent: Any) -> ThreadRun:
+    def begin_run(self, details: RunDetails, parent: Any) -> ThreadRun:
         """In a thread whose run begins: its :class:`ThreadRun`, no span yet."""
         base = trace.get_current_span(parent).get_span_context()
-        return ThreadRun(attributes, parent, base, runtime.clock.monotonic_ns())
+        return ThreadRun(details, parent, base, runtime.clock.monotonic_ns())
 
     def end_run(self, run: ThreadRun, error: Optional[BaseException]) -> None:
-        """The run ended: recorded after the records its thread queued before (in order)."""
-        if self.spans_enabled:
-            self.defer(RunEnd(run, runtime.clock.monotonic_ns(), error_info(error)), always=True)
+        """The run ended: recorded after the records its thread queued before (in order).
+
+        A run that ended short and quiet, with no span made for it yet, is
+        only marked ended (see :class:`ThreadRun`): nothing to queue.
+        """
+        if not self.spans_enabled:
+            return
+        end = runtime.clock.monotonic_ns()
+        if error is None and end - run.start < runtime.config.wait_threshold * 1e9:
+            run.end = end
+            run.ended = True
+            if run.span is None:  # made later, if ever, the recorder's thread ends it then
+                return
+        self.defer(RunEnd(run, end, error_info(error)), always=True)
 
     def _run_span(self, run: ThreadRun) -> Optional[trace.Span]:
         """The run's span, made now (with the run's start time) if not made yet.
@@ -573,6 +593,7 @@ class Recorder:
             )
             if run.ended:
                 run.span.end(end_time=run.end + _epoch_offset())
+                run.closed = True
         return run.span  # type: ignore[no-any-return]
 
     def _parent(self, context: Any) -> Any:
@@ -592,7 +613,7 @@ class Recorder:
 
     def _end_run(self, end: RunEnd) -> None:
         run = end.run
-        if not self.spans_enabled:  # disabled since the run began
+        if not self.spans_enabled or run.closed:  # disabled since, or ended as it was made
             return
         try:
             span = run.span
@@ -602,12 +623,13 @@ class Recorder:
                 span = self._run_span(run)
             run.end = end.end
             run.ended = True
-            if span is None:
+            if span is None or run.closed:
                 return
             when = end.end + _epoch_offset()
             if end.error is not None:
                 _mark_error_info(span, end.error, when)
             span.end(end_time=when)
+            run.closed = True
         except Exception as error:  # noqa: BLE001 - never raise into the host
             self._fail("spans", error)
 
