@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any, Optional
 
 from .._runtime import runtime
 from .._support.sites import UNKNOWN, Site
+
+#: The namespace of threading's own code (patching swaps its classes, not it).
+_THREADING_GLOBALS = threading.__dict__
 
 
 class PrimitiveType(type):
@@ -62,8 +67,17 @@ class Traced:
 def site_for(name: Optional[str], depth: int) -> Optional[Site]:
     """The creation site for a new primitive, or ``None`` when it must stay untraced.
 
-    A primitive given an explicit ``name`` is always traced.
+    A primitive given an explicit ``name`` is always traced.  One that
+    ``threading`` makes for itself (every ``Thread`` makes an ``Event``, and
+    the ``Event`` a ``Condition``) is told apart first, by the identity of
+    the caller's globals: the full check costs a few calls more on each.
     """
+    if name is None:
+        try:
+            if sys._getframe(depth + 1).f_globals is _THREADING_GLOBALS:
+                return None
+        except ValueError:  # no such caller: the full check says what it is
+            pass
     site = runtime.creation_site(depth + 1)
     if site is None and name is not None:
         return UNKNOWN
