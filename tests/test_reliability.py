@@ -768,6 +768,54 @@ def test_the_counts_of_dropped_primitives_add_up_and_keep_the_longest_hold() -> 
     }
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_contention_profile_counts_the_same_with_its_row_cache(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each place's row is looked up once and then cached: the caps (values per
+    side, series per primitive, primitives) must put every wait in the row the
+    full lookup would, whatever the order the places come in."""
+    import random
+
+    from threadtrace._recording import profile
+
+    monkeypatch.setattr(profile, "MAX_PRIMITIVES", 3)
+    rng = random.Random(seed)
+    sites = [(f"s{i}.py", i, f"f{i}") for i in range(45)]
+    waits = [
+        (
+            rng.choice(["lock", "condition"]),
+            f"p{rng.randrange(5)}",
+            rng.randrange(-5, 5_000_000),
+            rng.random() < 0.9,
+            f"t{rng.randrange(45)}",
+            rng.choice([*sites, None]),
+            rng.choice([None, *(f"h{i}" for i in range(40))]),
+            rng.choice([*sites, None]),
+            rng.random() < 0.05,
+        )
+        for _ in range(6000)
+    ]
+
+    def profiled(max_rows: int) -> Any:
+        monkeypatch.setattr(profile, "MAX_ROWS", max_rows)
+        aggregator = profile.ContentionAggregator()
+        for wait in waits:
+            aggregator.record(*wait)
+        return (
+            aggregator.series(),
+            aggregator.histograms(),
+            aggregator.timeouts(),
+            aggregator.unfinished(),
+        )
+
+    cached = profiled(10_000)
+    assert cached == profiled(0)  # 0: the cache empties at every wait, each is looked up
+    series = cached[0]
+    assert any(name == profile.OTHER for _, name, *_ in series)  # the caps came into play
+    assert any(key[2] == profile.OTHER for _, _, key, *_ in series)
+
+
 def test_the_contention_profile_keeps_bounded_primitives() -> None:
     from threadtrace._recording import profile
 

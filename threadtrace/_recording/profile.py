@@ -74,6 +74,8 @@ MAX_PRIMITIVES = 1500
 
 #: Site keys cached (one per place that blocked); past it the cache starts afresh.
 MAX_SITE_KEYS = 10_000
+#: Places whose series row is cached; past it the cache starts afresh.
+MAX_ROWS = 10_000
 
 #: The prefix of the attributes that say where the holder was.
 HOLDER = "threadtrace.holder."
@@ -137,6 +139,9 @@ class ContentionAggregator:
         self._series = 0
         #: Site -> its key, made once per place (sites are shared per place).
         self._site_keys: dict[Site, Optional[SiteKey]] = {}
+        #: (kind, name, waiter site, holder site, waiter thread, holder thread)
+        #: -> the primitive and row its waits count in (see _resolve).
+        self._rows: dict[tuple[Any, ...], tuple[_Primitive, list[int]]] = {}
 
     def site_key(self, site: Optional[Site]) -> Optional[SiteKey]:
         """The key of ``site`` in the series (``None`` for none); cached per site."""
@@ -165,18 +170,22 @@ class ContentionAggregator:
         unfinished: bool = False,
     ) -> None:
         """Add one blocked operation (``unfinished``: still blocked when recorded, at exit)."""
-        wait_ns = max(0, wait_ns)
+        if wait_ns < 0:
+            wait_ns = 0
         # The bucket the SDK's histogram puts the same wait in: the same
         # float, the same comparison (bisect_left on the boundaries).
         bucket = bisect_left(WAIT_BUCKETS, wait_ns / 1e9)
+        place = (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
         with self._lock:
-            primitive = self._primitives.get((kind, name))
-            if primitive is None:
-                if len(self._primitives) >= MAX_PRIMITIVES:
-                    name = OTHER
-                primitive = self._primitives.get((kind, name))
-                if primitive is None:
-                    primitive = self._primitives[(kind, name)] = _Primitive()
+            found = self._rows.get(place)
+            if found is None:
+                found = self._resolve(
+                    kind, name, waiter_thread, waiter_site, holder_thread, holder_site
+                )
+                if len(self._rows) >= MAX_ROWS:
+                    self._rows.clear()
+                self._rows[place] = found
+            primitive, row = found
             primitive.buckets[bucket] += 1
             primitive.total += wait_ns
             if primitive.min is None or wait_ns < primitive.min:
@@ -187,24 +196,48 @@ class ContentionAggregator:
                 primitive.timeouts += 1
             if unfinished:
                 primitive.unfinished += 1
-            ws, hs, wt, ht = primitive.values
-            key: SeriesKey = (
-                _bounded(ws, waiter_site, OTHER_SITE),
-                _bounded(hs, holder_site, OTHER_SITE),
-                _bounded(wt, waiter_thread, OTHER),
-                _bounded(ht, holder_thread, OTHER),
-            )
-            row = primitive.series.get(key)
-            if row is None:
-                key = self._admit(primitive, key)
-                row = primitive.series.get(key)
-                if row is None:
-                    row = primitive.series[key] = [0, 0, 0]
-                    self._series += 1
             row[0] += 1
             row[1] += wait_ns
             if wait_ns > row[2]:
                 row[2] = wait_ns
+
+    def _resolve(
+        self,
+        kind: str,
+        name: str,
+        waiter_thread: str,
+        waiter_site: Optional[SiteKey],
+        holder_thread: Optional[str],
+        holder_site: Optional[SiteKey],
+    ) -> tuple[_Primitive, list[int]]:
+        """The primitive and the series row a place's waits count in, within the caps.
+
+        Lock held.  The same place always gets the same answer: a value
+        admitted stays admitted, one refused is refused for good (its side
+        is full), and a row, once made, stays.
+        """
+        primitive = self._primitives.get((kind, name))
+        if primitive is None:
+            if len(self._primitives) >= MAX_PRIMITIVES:
+                name = OTHER
+            primitive = self._primitives.get((kind, name))
+            if primitive is None:
+                primitive = self._primitives[(kind, name)] = _Primitive()
+        ws, hs, wt, ht = primitive.values
+        key: SeriesKey = (
+            _bounded(ws, waiter_site, OTHER_SITE),
+            _bounded(hs, holder_site, OTHER_SITE),
+            _bounded(wt, waiter_thread, OTHER),
+            _bounded(ht, holder_thread, OTHER),
+        )
+        row = primitive.series.get(key)
+        if row is None:
+            key = self._admit(primitive, key)
+            row = primitive.series.get(key)
+            if row is None:
+                row = primitive.series[key] = [0, 0, 0]
+                self._series += 1
+        return primitive, row
 
     def _admit(self, primitive: _Primitive, key: SeriesKey) -> SeriesKey:
         """The key a new combination is counted under, within the caps (lock held)."""

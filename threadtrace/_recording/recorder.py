@@ -45,7 +45,7 @@ from .._support.attributes import (
 from .._support.names import DISPLAY, span_name, thread_target
 from .._support.sites import Site
 from .._support.version import __version__
-from . import profile as _profile
+from . import profile as _profile  # noqa: F401 - puts runtime.profile in place
 from .events import (
     ErrorInfo,
     HoldRecord,
@@ -303,11 +303,6 @@ class Recorder:
             otel_context.get_value("suppress_instrumentation")
         )
 
-    @staticmethod
-    def _suppressed_in(context: Any) -> bool:
-        """Whether instrumentation was suppressed where a record was made (its context)."""
-        return bool(context.get(_SUPPRESS_KEY)) or bool(context.get("suppress_instrumentation"))
-
     def _fail(self, part: str, error: BaseException) -> None:
         """Disable ``part`` (spans or metrics) and say so, once: later records fail alike."""
         if part == "spans":
@@ -395,8 +390,8 @@ class Recorder:
                     context = getattr(record, "context", None)
                     if (
                         context is not None
+                        and (context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
                         and not getattr(record, "unfinished", False)
-                        and self._suppressed_in(context)
                     ):
                         done += 1  # made where instrumentation was suppressed: not recorded
                         continue
@@ -413,31 +408,34 @@ class Recorder:
 
     def _record_wait(self, wait: WaitRecord) -> None:
         """One queued wait: a histogram point, a row of the profile, and a span if long enough."""
-        duration = wait.duration
+        duration = wait.end - wait.start
+        unfinished = wait.unfinished
         if self.metrics_enabled:
             series = wait.series or wait.name
             try:
-                self._record_histogram(wait.kind, series, duration)
+                sets = self._histogram_sets
+                if sets is None or sets:
+                    self._record_histogram(wait.kind, series, duration)
                 holder_thread = wait.holder_name
                 if holder_thread is None and wait.holder is not None:
                     holder_thread = _originals.thread_name(wait.holder)
-                _profile.record_wait(
+                profile = runtime.profile
+                profile.record(
                     wait.kind,
                     series,
-                    wait.operation,
                     duration,
                     # An interrupted wait did not time out.
-                    ok=wait.ok or wait.error is not None or wait.unfinished,
-                    unfinished=wait.unfinished,
-                    waiter_thread=wait.thread_name,
-                    waiter_site=wait.site,
-                    holder_thread=holder_thread,
-                    holder_site=wait.holder_site,
+                    wait.ok or wait.error is not None or unfinished,
+                    wait.thread_name,
+                    profile.site_key(wait.site),
+                    holder_thread,
+                    profile.site_key(wait.holder_site),
+                    unfinished,
                 )
             except Exception as error:  # noqa: BLE001 - never raise into the host
                 self._fail("metrics", error)
         if not self.spans_enabled or (
-            duration < runtime.config.wait_threshold * 1e9 and not wait.unfinished
+            duration < runtime.config.wait_threshold * 1e9 and not unfinished
         ):  # a wait still going on at exit is the hang to see, however short so far
             return
         if not wait.unfinished and not self.span_budget.allow(
