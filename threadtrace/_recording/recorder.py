@@ -63,8 +63,9 @@ try:  # the key moved between releases; both spellings are honoured
 except ImportError:  # pragma: no cover - very old API
     _SUPPRESS_KEY = "suppress_instrumentation"
 
-#: (thread id, thread name, span context) of a thread that woke others.
-Waker = tuple[int, str, Any]  # (ident, name, SpanContext, ThreadRun or None)
+#: (thread id, thread name, OpenTelemetry context) of a thread that woke others;
+#: what a span links to is worked out from the context only if one is made.
+Waker = tuple[int, str, Any]
 
 #: The context key of the run of the thread (a :class:`ThreadRun`).
 _RUN_KEY = otel_context.create_key("threadtrace-run")
@@ -77,14 +78,16 @@ def current_context() -> Any:
 
 def current_waker() -> Waker:
     """Who is running now, for the waiter it is about to wake (its span: linked later)."""
-    context = otel_context.get_current()
+    return (_originals.get_ident(), _originals.current_thread_name(), otel_context.get_current())
+
+
+def _waker_target(context: Any) -> Any:
+    """What a woken waiter's span links to: the waker's run (its span made then) or span."""
     span = trace.get_current_span(context).get_span_context()
     run: Any = context.get(_RUN_KEY)
     if run is not None and span == run.base:
-        target: Any = run  # its run's span, made if the waiter's wait becomes a span
-    else:
-        target = span if span.is_valid else None
-    return (_originals.get_ident(), _originals.current_thread_name(), target)
+        return run
+    return span if span.is_valid else None
 
 
 def run_context(run: ThreadRun) -> Any:
@@ -474,7 +477,7 @@ class Recorder:
         links: list[Link] = []
         if wait.waker is not None:
             waker_id, waker_name, waker_ctx = wait.waker
-            waker_ctx = self._linkable(waker_ctx)
+            waker_ctx = self._linkable(_waker_target(waker_ctx))
             attributes["threadtrace.waker.thread.id"] = waker_id
             attributes["threadtrace.waker.thread.name"] = waker_name
             if waker_ctx is not None:
