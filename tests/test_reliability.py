@@ -816,6 +816,87 @@ def test_the_contention_profile_counts_the_same_with_its_row_cache(
     assert any(key[2] == profile.OTHER for _, _, key, *_ in series)
 
 
+def _short_waits(seed: int) -> list[tuple[Any, ...]]:
+    """Waits under wait_threshold: (kind, name, ns, ok, site, holder, holder name, holder site)."""
+    import random
+
+    rng = random.Random(seed)
+    codes = [compile(f"pass  # {i}", f"w{i}.py", "exec") for i in range(6)]
+    sites = [runtime.site_cache.get(code, 0, 3) for code in codes]
+    me = threading.get_ident()
+    return [
+        (
+            rng.choice(["lock", "condition", "semaphore"]),
+            f"p{rng.randrange(3)}",
+            rng.choice([0, 1, 999, 5_000, 80_000, 999_999]),
+            rng.random() < 0.8,
+            rng.choice(sites),
+            *rng.choice([(None, None, None), (me, None, sites[0]), (12345, "holder", None)]),
+        )
+        for _ in range(3000)
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_short_waits_counted_where_they_happen_add_up_to_a_record_each(seed: int) -> None:
+    """A wait under wait_threshold is summed in place (Recorder.count_short) rather
+    than queued as a record: the contention profile comes out the same, row for
+    row, bucket for bucket."""
+    from threadtrace._recording.events import WaitRecord
+
+    waits = _short_waits(seed)
+
+    def profiled(in_place: bool) -> Any:
+        with capture():
+            recorder = runtime.recorder
+            assert recorder is not None
+            recorder.counts_short_waits = in_place
+            for kind, name, wait, ok, site, holder, holder_name, holder_site in waits:
+                if in_place:
+                    assert recorder.count_short(
+                        kind, name, wait, ok, site, None, holder, holder_name, holder_site
+                    )
+                else:
+                    recorder.defer(
+                        WaitRecord(
+                            kind, name, "wait", 10, 10 + wait, ok, threading.get_ident(),
+                            threading.current_thread().name, site, None,
+                            holder=holder, holder_name=holder_name, holder_site=holder_site,
+                        )
+                    )  # fmt: skip
+            assert len(recorder._pending) == (0 if in_place else len(waits))
+            recorder.drain()
+            profile = runtime.profile
+            return (profile.series(), profile.histograms(), profile.timeouts())
+
+    in_place = profiled(True)
+    assert in_place == profiled(False)
+    assert len(in_place[0]) > 10 and in_place[2]  # many rows, some timeouts
+
+
+def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place() -> None:
+    """Not yet settled, long enough for a span, made where instrumentation was
+    suppressed, or the counts' lock busy (never waited for): the wait is queued."""
+    from opentelemetry import context as otel_context
+
+    from threadtrace._recording.recorder import _SUPPRESS_KEY
+
+    with capture():
+        recorder = runtime.recorder
+        assert recorder is not None
+        assert not recorder.counts_short_waits  # until a drain settles it
+        assert not recorder.count_short("lock", "L", 1000, True, None, None)
+        recorder.counts_short_waits = True
+        assert recorder.count_short("lock", "L", 1000, True, None, None)
+        threshold = int(runtime.config.wait_threshold * 1e9)
+        assert not recorder.count_short("lock", "L", threshold, True, None, None)
+        suppressed = otel_context.set_value(_SUPPRESS_KEY, True)
+        assert not recorder.count_short("lock", "L", 1000, True, None, suppressed)
+        with recorder._short_lock:  # held by a thread switched out mid-count
+            assert not recorder.count_short("lock", "L", 1000, True, None, None)
+        assert recorder.count_short("lock", "L", 1000, True, None, None)
+
+
 def test_the_contention_profile_keeps_bounded_primitives() -> None:
     from threadtrace._recording import profile
 

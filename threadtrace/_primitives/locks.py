@@ -20,9 +20,10 @@ Everything else is a slow path, taken only when
 
 This is Go's design (count always, time only what blocked or was sampled)
 with JFR's threshold for turning a wait into an event.  What a slow path
-records is queued and recorded by threadtrace's own thread: a thread that
-has just taken the lock does a few writes and lets it go, so heavy
-contention cannot turn into a convoy.
+records is queued and recorded by threadtrace's own thread, or, for a wait
+shorter than ``wait_threshold``, added to its place's sums under a lock that
+is only ever tried: a thread that has just taken the lock does a few writes
+and lets it go, so heavy contention cannot turn into a convoy.
 
 At about 600 lines this module is one topic, the slow paths of the two
 locks around one hot path, and reads better whole than split.
@@ -321,6 +322,10 @@ class _LockBase(Traced):
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
                 holder, holder_name, holder_site = waker[0], waker[1], waker_site
+            if recorder.count_short(
+                self._tt_kind, self.name, wait, ok, site, context, holder, holder_name, holder_site
+            ):
+                return
             recorder.defer(
                 WaitRecord(
                     self._tt_kind,

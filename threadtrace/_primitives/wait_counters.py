@@ -175,6 +175,10 @@ class WaitCounters(Traced):
                 self._tt_wait_max = wait
         recorder = runtime.recorder
         if recorder is not None:
+            if error is None and recorder.count_short(
+                self._tt_kind, self.name, wait, ok, site, context
+            ):
+                return
             recorder.defer(
                 WaitRecord(
                     self._tt_kind,

@@ -10,6 +10,10 @@ SDK work, and happens later, on threadtrace's worker thread
 (:meth:`threadtrace._recording.recorder.Recorder.drain`): never inside the
 lock the thread has just taken, where it would lengthen every other
 thread's wait and, under heavy contention, turn the lock into a convoy.
+A wait shorter than ``wait_threshold`` is never a span: unless the app's
+providers take a histogram point for each, it costs no record at all, only
+a few additions to the sums of its place
+(:meth:`threadtrace._recording.recorder.Recorder.count_short`).
 
 An exception that ended a wait is kept as text (type, message, stack), not
 as the exception: its traceback would keep the program's frames alive.

@@ -201,6 +201,53 @@ class ContentionAggregator:
             if wait_ns > row[2]:
                 row[2] = wait_ns
 
+    def add(
+        self,
+        kind: str,
+        name: str,
+        ok: bool,
+        waiter_thread: str,
+        waiter_site: Optional[SiteKey],
+        holder_thread: Optional[str],
+        holder_site: Optional[SiteKey],
+        count: int,
+        total: int,
+        longest: int,
+        shortest: int,
+        buckets: list[int],
+    ) -> None:
+        """Add ``count`` finished waits at one place at once: their sum, extremes and buckets.
+
+        What :meth:`record` adds for each, summed where they happened
+        (:meth:`threadtrace._recording.recorder.Recorder.count_short`).
+        """
+        place = (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
+        with self._lock:
+            found = self._rows.get(place)
+            if found is None:
+                found = self._resolve(
+                    kind, name, waiter_thread, waiter_site, holder_thread, holder_site
+                )
+                if len(self._rows) >= MAX_ROWS:
+                    self._rows.clear()
+                self._rows[place] = found
+            primitive, row = found
+            counts = primitive.buckets
+            for bucket, waits in enumerate(buckets):
+                if waits:
+                    counts[bucket] += waits
+            primitive.total += total
+            if primitive.min is None or shortest < primitive.min:
+                primitive.min = shortest
+            if longest > primitive.max:
+                primitive.max = longest
+            if not ok:
+                primitive.timeouts += count
+            row[0] += count
+            row[1] += total
+            if longest > row[2]:
+                row[2] = longest
+
     def _resolve(
         self,
         kind: str,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from bisect import bisect_left
 from typing import Any, Callable, Optional, Sequence
 
 from opentelemetry import context as otel_context
@@ -43,6 +44,7 @@ from .._support.attributes import (
     function_name,
 )
 from .._support.names import DISPLAY, span_name, thread_target
+from .._support.points import WAIT_BUCKETS
 from .._support.sites import Site
 from .._support.version import __version__
 from . import profile as _profile  # noqa: F401 - puts runtime.profile in place
@@ -126,6 +128,9 @@ def _mark_error_info(span: trace.Span, error: ErrorInfo, when: int) -> None:
 MAX_PENDING = 65536
 #: Records waiting at which the worker thread is woken at once.
 WAKE_AT = 1024
+#: Places whose short waits are summed between two drains; a wait at a new
+#: place past it is queued as a record (which wakes the worker: see WAKE_AT).
+MAX_SHORT_PLACES = 4096
 
 
 class SpanBudget:
@@ -201,6 +206,13 @@ class Recorder:
         self._pending: collections.deque[Record] = collections.deque()
         self._drain_lock = _originals.allocate_lock()
         self.lost = 0
+        #: Whether waits shorter than ``wait_threshold`` are counted where they
+        #: happen (:meth:`count_short`) rather than queued: settled at each
+        #: drain (metrics on, and no provider takes a histogram point per wait).
+        self.counts_short_waits = False
+        #: Place -> [count, total ns, longest, shortest, bucket counts]; see count_short.
+        self._short: dict[tuple[Any, ...], list[Any]] = {}
+        self._short_lock = _originals.allocate_lock()
 
     # -- providers -----------------------------------------------------------------
 
@@ -316,6 +328,7 @@ class Recorder:
             if not self.metrics_enabled:
                 return
             self.metrics_enabled = False
+            self.counts_short_waits = False
         runtime.notice(
             logging.WARNING,
             "threadtrace disabled its %s after an error while recording; "
@@ -341,6 +354,112 @@ class Recorder:
                 self._fail(part, error)
 
     # -- events from the primitives -----------------------------------------------------
+
+    def count_short(
+        self,
+        kind: str,
+        name: str,
+        wait_ns: int,
+        ok: bool,
+        site: Optional[Site],
+        context: Any,
+        holder: Optional[int] = None,
+        holder_name: Optional[str] = None,
+        holder_site: Optional[Site] = None,
+    ) -> bool:
+        """Count a wait shorter than ``wait_threshold`` where it happened; ``False``: queue it.
+
+        Such a wait is never a span: all it adds is a histogram bucket and
+        a row of the contention profile.  Rather than a :class:`WaitRecord`
+        each, the waits of one place (primitive, thread, sites, holder) are
+        summed here and added to the profile at the next :meth:`drain`.
+        The lock is only ever tried, never waited for (the caller may hold
+        the very lock it waited for): taken, it is held for a few
+        additions; busy (its holder was switched out), the wait is queued
+        as a record after all.
+        """
+        if (
+            not self.counts_short_waits
+            or wait_ns >= runtime.config.wait_threshold * 1e9
+            or runtime.recording()
+            or (
+                context is not None
+                and (context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
+            )
+            or not self._short_lock.acquire(False)
+        ):
+            return False
+        try:
+            short = self._short
+            if len(short) >= MAX_SHORT_PLACES:
+                return False
+            if wait_ns < 0:
+                wait_ns = 0
+            place = (
+                kind,
+                name,
+                ok,
+                _originals.current_thread_name(),
+                site,
+                holder,
+                holder_name,
+                holder_site,
+            )
+            row = short.get(place)
+            if row is None:
+                row = short[place] = [0, 0, 0, wait_ns, [0] * (len(WAIT_BUCKETS) + 1)]
+            row[0] += 1
+            row[1] += wait_ns
+            if wait_ns > row[2]:
+                row[2] = wait_ns
+            if wait_ns < row[3]:
+                row[3] = wait_ns
+            # The bucket the SDK's histogram puts it in (as ContentionAggregator.record).
+            row[4][bisect_left(WAIT_BUCKETS, wait_ns / 1e9)] += 1
+        finally:
+            self._short_lock.release()
+        return True
+
+    def _add_short(self) -> None:
+        """Add the short waits counted since the last drain to the profile (drain lock held).
+
+        The counts' lock is waited for only briefly: its holder may be this
+        very thread, interrupted by a signal whose handler drains (the exit
+        flush on SIGTERM).  Then the counts wait for the next drain.
+        """
+        if not self._short_lock.acquire(True, 0.05):
+            return
+        try:
+            short = self._short
+            if not short:
+                return
+            self._short = {}
+        finally:
+            self._short_lock.release()
+        profile = runtime.profile
+        for place, row in short.items():
+            kind, name, ok, thread_name, site, holder, holder_name, holder_site = place
+            if holder_name is None and holder is not None:
+                holder_name = _originals.thread_name(holder)
+            profile.add(
+                kind,
+                name,
+                ok,
+                thread_name,
+                profile.site_key(site),
+                holder_name,
+                profile.site_key(holder_site),
+                *row,
+            )
+
+    def _settle_short_waits(self) -> None:
+        """Whether program threads count short waits in place from now on (see count_short)."""
+        sets = self._histogram_sets
+        if sets is None:
+            sets = self._histogram_sets = tuple(
+                s for s in self.instruments() if s.wait_duration is not None
+            )
+        self.counts_short_waits = self.metrics_enabled and not sets
 
     def defer(self, record: Record, *, always: bool = False) -> None:
         """Queue what a thread saw, to be recorded by threadtrace's own thread.
@@ -383,11 +502,17 @@ class Recorder:
         pending = self._pending
         done = 0
         with self._drain_lock:
-            if not pending:
+            if not pending and not self._short:
                 return 0
             previous = runtime.set_recording(True)
             self._histogram_sets = None
             try:
+                if self.metrics_enabled:
+                    try:
+                        self._add_short()
+                        self._settle_short_waits()
+                    except Exception as error:  # noqa: BLE001 - never raise into the host
+                        self._fail("metrics", error)
                 while pending:
                     record = pending.popleft()
                     context = getattr(record, "context", None)
@@ -748,6 +873,8 @@ class Recorder:
         self._setup_lock = _originals.RLock()
         self._drain_lock = _originals.allocate_lock()
         self._pending.clear()
+        self._short_lock = _originals.allocate_lock()
+        self._short = {}
         self._fallback = None
         self._instrument_sets = None
         self._problem_counters = None
