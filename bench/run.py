@@ -324,6 +324,8 @@ def header(info: Dict[str, Any], args: argparse.Namespace, load: Dict[str, Any])
         threadtrace_line = f"not importable: {info.get('threadtrace_error')}"
     cores = os.cpu_count()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    checkout = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "threadtrace"))
+    elsewhere = tt is not None and os.path.realpath(os.path.dirname(tt["file"])) != checkout
     lines = [
         "# threadtrace whole-program workloads (bench/run.py)",
         "",
@@ -333,6 +335,14 @@ def header(info: Dict[str, Any], args: argparse.Namespace, load: Dict[str, Any])
         + (f" ({affinity} usable)" if affinity is not None and affinity != cores else ""),
         f"- load at start: {load['uptime'] or load['loadavg']}",
         f"- threadtrace: {threadtrace_line}",
+        *(
+            [
+                f"- note: that is not this checkout's threadtrace ({checkout}): an installed "
+                "copy runs the code it was installed from (reinstall it to measure this one)"
+            ]
+            if elsewhere
+            else []
+        ),
         f"- peers: {_peers_line(info)}",
         f"- method: {args.repeats} pairs (bare, tool) per row, fresh process per run, "
         f"workload scale {args.scale:g}; times are the workload call only",
