@@ -479,13 +479,19 @@ def test_a_threads_span_target_is_its_name_without_a_counter(thread_name: str, t
 test_spans_code = (lambda: None).__code__
 
 
+def _quick_run(recorder: Any) -> Any:
+    """A ThreadRun of a thread named "quick", begun now: no span made for it yet."""
+    from opentelemetry import context as otel_context
+
+    details = (1, "quick", False, "__main__.quick", test_spans_code)
+    return recorder.begin_run(details, otel_context.get_current())
+
+
 def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it() -> None:
     """A quiet run shorter than ``wait_threshold`` costs no span, unless a record
     links to it. A join that waited while the thread wound up after its run is
     queued after the run's end: the run's span is made then, ended at the run's
     end, and the join links to it (seen missing under load in CI)."""
-    from opentelemetry import context as otel_context
-
     from threadtrace._recording.events import WaitRecord
     from threadtrace._recording.recorder import current_context
     from threadtrace._runtime import runtime
@@ -494,8 +500,7 @@ def test_a_short_run_gets_its_span_when_a_join_queued_after_its_end_links_to_it(
     with capture(clock=clock) as cap:
         recorder = runtime.recorder
         assert recorder is not None
-        details = (1, "quick", False, "__main__.quick", test_spans_code)
-        run = recorder.begin_run(details, otel_context.get_current())
+        run = _quick_run(recorder)
         clock.advance(0.0001)  # 0.1 ms: below wait_threshold
         recorder.end_run(run, None)
         recorder.drain()
@@ -525,8 +530,6 @@ def test_a_short_runs_span_made_before_its_end_is_ended_once_at_the_end(
     span exists; the recorder, making the span, ends it if the run has ended.
     Both orders, and the one where both see the other, end the span exactly once,
     at the run's end."""
-    from opentelemetry import context as otel_context
-
     from threadtrace._recording.events import RunEnd
     from threadtrace._runtime import runtime
 
@@ -534,8 +537,7 @@ def test_a_short_runs_span_made_before_its_end_is_ended_once_at_the_end(
     with capture(clock=clock) as cap:
         recorder = runtime.recorder
         assert recorder is not None
-        details = (1, "quick", False, "__main__.quick", test_spans_code)
-        run = recorder.begin_run(details, otel_context.get_current())
+        run = _quick_run(recorder)
         clock.advance(0.0001)  # 0.1 ms: below wait_threshold
         if made == "before the end":
             # The recorder made the span (a record in the run needed it), then the run ended.

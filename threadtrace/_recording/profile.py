@@ -88,6 +88,9 @@ OTHER_SITE: SiteKey = (OTHER, 0, OTHER)
 
 #: (waiter site, holder site, waiter thread, holder thread); None = not known.
 SeriesKey = tuple[Optional[SiteKey], Optional[SiteKey], str, Optional[str]]
+#: Where waits happened, as they come: (kind, name, waiter site, holder site,
+#: waiter thread, holder thread), before the caps (see ContentionAggregator._resolve).
+Place = tuple[str, str, Optional[SiteKey], Optional[SiteKey], str, Optional[str]]
 
 
 class _Primitive:
@@ -107,6 +110,32 @@ class _Primitive:
         self.series: dict[SeriesKey, list[int]] = {}
         #: the values seen on each of the four sides, up to MAX_VALUES each
         self.values: tuple[set[Any], ...] = (set(), set(), set(), set())
+
+
+def _count(
+    primitive: _Primitive,
+    row: list[int],
+    ok: bool,
+    unfinished: bool,
+    count: int,
+    total: int,
+    longest: int,
+    shortest: int,
+) -> None:
+    """Add ``count`` waits to a primitive's totals and to one of its series rows."""
+    primitive.total += total
+    if primitive.min is None or shortest < primitive.min:
+        primitive.min = shortest
+    if longest > primitive.max:
+        primitive.max = longest
+    if not ok:
+        primitive.timeouts += count
+    if unfinished:
+        primitive.unfinished += count
+    row[0] += count
+    row[1] += total
+    if longest > row[2]:
+        row[2] = longest
 
 
 def _bounded(seen: set[Any], value: Any, other: Any) -> Any:
@@ -139,9 +168,8 @@ class ContentionAggregator:
         self._series = 0
         #: Site -> its key, made once per place (sites are shared per place).
         self._site_keys: dict[Site, Optional[SiteKey]] = {}
-        #: (kind, name, waiter site, holder site, waiter thread, holder thread)
-        #: -> the primitive and row its waits count in (see _resolve).
-        self._rows: dict[tuple[Any, ...], tuple[_Primitive, list[int]]] = {}
+        #: Place -> the primitive and row its waits count in (see _resolve).
+        self._rows: dict[Place, tuple[_Primitive, list[int]]] = {}
 
     def site_key(self, site: Optional[Site]) -> Optional[SiteKey]:
         """The key of ``site`` in the series (``None`` for none); cached per site."""
@@ -175,31 +203,12 @@ class ContentionAggregator:
         # The bucket the SDK's histogram puts the same wait in: the same
         # float, the same comparison (bisect_left on the boundaries).
         bucket = bisect_left(WAIT_BUCKETS, wait_ns / 1e9)
-        place = (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
         with self._lock:
-            found = self._rows.get(place)
-            if found is None:
-                found = self._resolve(
-                    kind, name, waiter_thread, waiter_site, holder_thread, holder_site
-                )
-                if len(self._rows) >= MAX_ROWS:
-                    self._rows.clear()
-                self._rows[place] = found
-            primitive, row = found
+            primitive, row = self._row_of(
+                (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
+            )
             primitive.buckets[bucket] += 1
-            primitive.total += wait_ns
-            if primitive.min is None or wait_ns < primitive.min:
-                primitive.min = wait_ns
-            if wait_ns > primitive.max:
-                primitive.max = wait_ns
-            if not ok:
-                primitive.timeouts += 1
-            if unfinished:
-                primitive.unfinished += 1
-            row[0] += 1
-            row[1] += wait_ns
-            if wait_ns > row[2]:
-                row[2] = wait_ns
+            _count(primitive, row, ok, unfinished, 1, wait_ns, wait_ns, wait_ns)
 
     def add(
         self,
@@ -221,41 +230,34 @@ class ContentionAggregator:
         What :meth:`record` adds for each, summed where they happened
         (:meth:`threadtrace._recording.recorder.Recorder.count_short`).
         """
-        place = (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
         with self._lock:
-            found = self._rows.get(place)
-            if found is None:
-                found = self._resolve(
-                    kind, name, waiter_thread, waiter_site, holder_thread, holder_site
-                )
-                if len(self._rows) >= MAX_ROWS:
-                    self._rows.clear()
-                self._rows[place] = found
-            primitive, row = found
+            primitive, row = self._row_of(
+                (kind, name, waiter_site, holder_site, waiter_thread, holder_thread)
+            )
             counts = primitive.buckets
             for bucket, waits in enumerate(buckets):
                 if waits:
                     counts[bucket] += waits
-            primitive.total += total
-            if primitive.min is None or shortest < primitive.min:
-                primitive.min = shortest
-            if longest > primitive.max:
-                primitive.max = longest
-            if not ok:
-                primitive.timeouts += count
-            row[0] += count
-            row[1] += total
-            if longest > row[2]:
-                row[2] = longest
+            _count(primitive, row, ok, False, count, total, longest, shortest)
+
+    def _row_of(self, place: Place) -> tuple[_Primitive, list[int]]:
+        """The primitive and row a place's waits count in, looked up once per place (lock held)."""
+        found = self._rows.get(place)
+        if found is None:
+            found = self._resolve(*place)
+            if len(self._rows) >= MAX_ROWS:
+                self._rows.clear()
+            self._rows[place] = found
+        return found
 
     def _resolve(
         self,
         kind: str,
         name: str,
-        waiter_thread: str,
         waiter_site: Optional[SiteKey],
-        holder_thread: Optional[str],
         holder_site: Optional[SiteKey],
+        waiter_thread: str,
+        holder_thread: Optional[str],
     ) -> tuple[_Primitive, list[int]]:
         """The primitive and the series row a place's waits count in, within the caps.
 
