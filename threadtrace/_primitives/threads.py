@@ -183,23 +183,28 @@ def join_traced(
         _count_join(thread, blocked=True, wait=end - start, ok=ok)
         recorder = runtime.recorder
         if recorder is not None:
-            recorder.defer(
-                WaitRecord(
-                    "thread",
-                    thread.name,
-                    "join",
-                    start,
-                    end,
-                    ok,
-                    _originals.get_ident(),
-                    _originals.current_thread_name(),
-                    site,
-                    current_context(),
-                    timeout=timeout,
-                    link_to=getattr(thread, "_tt_run", None),
-                    series=getattr(thread, "_tt_function", None),
+            context = current_context()
+            # Counted under what the thread runs: thread names are many (Thread-7).
+            series = getattr(thread, "_tt_function", None)
+            waited = end - start
+            if not recorder.count_short("thread", series or thread.name, waited, ok, site, context):
+                recorder.defer(
+                    WaitRecord(
+                        "thread",
+                        thread.name,
+                        "join",
+                        start,
+                        end,
+                        ok,
+                        _originals.get_ident(),
+                        _originals.current_thread_name(),
+                        site,
+                        context,
+                        timeout=timeout,
+                        link_to=getattr(thread, "_tt_run", None),
+                        series=series,
+                    )
                 )
-            )
 
 
 def count_unfinished_join(thread: Any, waited: int) -> None:
