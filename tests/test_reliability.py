@@ -897,6 +897,31 @@ def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place() -> None:
         assert recorder.count_short("lock", "L", 1000, True, None, None)
 
 
+def test_a_join_whose_recording_fails_returns_as_threading_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The join's outcome stands: an error recording it is counted, never raised."""
+    release = threading.Event()
+    with capture():
+        worker = threadtrace.Thread(target=release.wait, args=(10,))
+        worker.start()
+        recorder = runtime.recorder
+        assert recorder is not None
+
+        def broken(*args: Any) -> bool:
+            raise RuntimeError("recording is broken")
+
+        monkeypatch.setattr(recorder, "count_short", broken)
+        errors = runtime.internal_errors
+        try:
+            assert worker.join(0.01) is None  # times out: the worker waits for release
+            assert worker.is_alive()
+            assert runtime.internal_errors == errors + 1
+        finally:
+            release.set()
+            worker.join(10)
+
+
 def test_the_contention_profile_keeps_bounded_primitives() -> None:
     from threadtrace._recording import profile
 

@@ -181,30 +181,41 @@ def join_traced(
         with runtime.book:
             thread._tt_join_waiters -= 1
         _count_join(thread, blocked=True, wait=end - start, ok=ok)
-        recorder = runtime.recorder
-        if recorder is not None:
-            context = current_context()
-            # Counted under what the thread runs: thread names are many (Thread-7).
-            series = getattr(thread, "_tt_function", None)
-            waited = end - start
-            if not recorder.count_short("thread", series or thread.name, waited, ok, site, context):
-                recorder.defer(
-                    WaitRecord(
-                        "thread",
-                        thread.name,
-                        "join",
-                        start,
-                        end,
-                        ok,
-                        _originals.get_ident(),
-                        _originals.current_thread_name(),
-                        site,
-                        context,
-                        timeout=timeout,
-                        link_to=getattr(thread, "_tt_run", None),
-                        series=series,
-                    )
-                )
+        try:
+            _record_join(thread, start, end, ok, timeout, site)
+        except Exception as error:  # noqa: BLE001 - the join's outcome stands as it is
+            runtime.internal_error("Thread.join", error)
+
+
+def _record_join(
+    thread: Any, start: int, end: int, ok: bool, timeout: Optional[float], site: Any
+) -> None:
+    """A join that blocked: summed in place when short, else queued as a record."""
+    recorder = runtime.recorder
+    if recorder is None:
+        return
+    context = current_context()
+    # Counted under what the thread runs: thread names are many (Thread-7).
+    series = getattr(thread, "_tt_function", None)
+    if recorder.count_short("thread", series or thread.name, end - start, ok, site, context):
+        return
+    recorder.defer(
+        WaitRecord(
+            "thread",
+            thread.name,
+            "join",
+            start,
+            end,
+            ok,
+            _originals.get_ident(),
+            _originals.current_thread_name(),
+            site,
+            context,
+            timeout=timeout,
+            link_to=getattr(thread, "_tt_run", None),
+            series=series,
+        )
+    )
 
 
 def count_unfinished_join(thread: Any, waited: int) -> None:
