@@ -418,17 +418,7 @@ def test_own_providers_export_the_wait_histogram_the_sdk_would_make() -> None:
     with threadtrace.testing.capture():  # a profile of its own
         for kind, name, ns in waits:
             histogram.record(ns / 1e9, primitive_attributes(kind, name))
-            profile.record_wait(
-                kind,
-                name,
-                "wait",
-                ns,
-                ok=True,
-                waiter_thread="t",
-                waiter_site=None,
-                holder_thread=None,
-                holder_site=None,
-            )
+            profile.current().record(kind, name, ns, True, "t", None, None, None)
         amended = metrics.with_wait_durations(reader.get_metrics_data(), start_ns=123)
     ours, sdks = amended.resource_metrics[0].scope_metrics[0].metrics
     assert (ours.name, ours.unit) == (sdks.name, sdks.unit)

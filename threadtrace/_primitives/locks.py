@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .._detect import hooks
 from .._detect.state import name_of, owner_of
-from .._recording.events import HoldRecord, WaitRecord
+from .._recording.events import HoldRecord
 from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -322,28 +322,20 @@ class _LockBase(Traced):
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
                 holder, holder_name, holder_site = waker[0], waker[1], waker_site
-            if recorder.count_short(
-                self._tt_kind, self.name, wait, ok, site, context, holder, holder_name, holder_site
-            ):
-                return
-            recorder.defer(
-                WaitRecord(
-                    self._tt_kind,
-                    self.name,
-                    "acquire",
-                    t0,
-                    t1,
-                    ok,
-                    _get_ident(),
-                    _originals.current_thread_name(),
-                    site,
-                    context,
-                    timeout=None if timeout == -1 else timeout,
-                    holder=holder,
-                    holder_name=holder_name,
-                    holder_site=holder_site,
-                    waker=waker,
-                )
+            recorder.note_wait(
+                self._tt_kind,
+                self.name,
+                "acquire",
+                t0,
+                t1,
+                ok,
+                site,
+                context,
+                timeout=None if timeout == -1 else timeout,
+                holder=holder,
+                holder_name=holder_name,
+                holder_site=holder_site,
+                waker=waker,
             )
 
     def _ordered(self, blocking: bool) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 from opentelemetry import context as otel_context
 
 from .._detect import hooks
-from .._recording.events import RunDetails, WaitRecord
+from .._recording.events import RunDetails
 from .._recording.recorder import current_context, run_context
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -194,27 +194,19 @@ def _record_join(
     recorder = runtime.recorder
     if recorder is None:
         return
-    context = current_context()
-    # Counted under what the thread runs: thread names are many (Thread-7).
-    series = getattr(thread, "_tt_function", None)
-    if recorder.count_short("thread", series or thread.name, end - start, ok, site, context):
-        return
-    recorder.defer(
-        WaitRecord(
-            "thread",
-            thread.name,
-            "join",
-            start,
-            end,
-            ok,
-            _originals.get_ident(),
-            _originals.current_thread_name(),
-            site,
-            context,
-            timeout=timeout,
-            link_to=getattr(thread, "_tt_run", None),
-            series=series,
-        )
+    recorder.note_wait(
+        "thread",
+        thread.name,
+        "join",
+        start,
+        end,
+        ok,
+        site,
+        current_context(),
+        timeout=timeout,
+        link_to=getattr(thread, "_tt_run", None),
+        # Counted under what the thread runs: thread names are many (Thread-7).
+        series=getattr(thread, "_tt_function", None),
     )
 
 

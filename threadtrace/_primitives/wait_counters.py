@@ -12,10 +12,8 @@ import itertools
 from typing import Any, Optional
 
 from .._detect import hooks
-from .._recording.events import WaitRecord, error_info
 from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
-from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
 from .base import Traced
 
@@ -175,26 +173,18 @@ class WaitCounters(Traced):
                 self._tt_wait_max = wait
         recorder = runtime.recorder
         if recorder is not None:
-            if error is None and recorder.count_short(
-                self._tt_kind, self.name, wait, ok, site, context
-            ):
-                return
-            recorder.defer(
-                WaitRecord(
-                    self._tt_kind,
-                    self.name,
-                    operation,
-                    start_ns,
-                    end_ns,
-                    ok,
-                    _originals.get_ident(),
-                    _originals.current_thread_name(),
-                    site,
-                    context,
-                    timeout=timeout,
-                    error=error_info(error),
-                    waker=waker,
-                )
+            recorder.note_wait(
+                self._tt_kind,
+                self.name,
+                operation,
+                start_ns,
+                end_ns,
+                ok,
+                site,
+                context,
+                timeout=timeout,
+                error=error,
+                waker=waker,
             )
 
     def _tt_forget_counts(self) -> None:

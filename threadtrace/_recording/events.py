@@ -62,7 +62,7 @@ class WaitRecord:
         holder, holder_name, holder_site: who held what it waited for, and
             where that holder had acquired it (``None`` when not measured:
             never a guess).
-        waker: (ident, name, span context) of the thread that woke it.
+        waker: (ident, name, OpenTelemetry context) of the thread that woke it.
         link_to: a span context to link to (a joined thread's run).
         series: the metric series name when ``name`` would be too many.
         unfinished: the wait was still going on when threadtrace recorded

@@ -17,11 +17,13 @@ Prior art
     wait is counted once and any side is a sum over the others.
 
 Cost
-    Only :func:`record_wait` writes here, and only an operation that really
-    blocked calls it (from ``Recorder.blocked``), whatever ``wait_threshold``
-    is: a dict lookup or two under a lock of its own, a few hundred
-    nanoseconds next to a wait that cost a context switch.  Uncontended
-    operations never come here.
+    Only operations that really blocked come here, whatever
+    ``wait_threshold`` is, from threadtrace's own thread as it drains: each
+    queued wait through :meth:`ContentionAggregator.record`, and the waits
+    summed in place per place through :meth:`ContentionAggregator.add`
+    (``Recorder.count_short``).  Either is a dict lookup or two under a lock
+    of its own (the row of each place is looked up once and cached).
+    Uncontended operations never come here.
 
 Bounds
     Memory is bounded per primitive: at most :data:`MAX_VALUES` distinct
@@ -368,38 +370,6 @@ def swap(aggregator: ContentionAggregator) -> ContentionAggregator:
 def current() -> ContentionAggregator:
     """The profile in force."""
     return runtime.profile
-
-
-def record_wait(
-    kind: str,
-    name: str,
-    operation: str,
-    wait_ns: int,
-    *,
-    ok: bool,
-    waiter_thread: str,
-    waiter_site: Optional[Site],
-    holder_thread: Optional[str],
-    holder_site: Optional[Site],
-    unfinished: bool = False,
-) -> None:
-    """One operation on primitive ``(kind, name)`` blocked for ``wait_ns``.
-
-    Called when a wait's record is recorded (``Recorder.drain``), for every
-    operation that blocked, and only for those.  Thread-safe.
-    """
-    profile = runtime.profile
-    profile.record(
-        kind,
-        name,
-        wait_ns,
-        ok,
-        waiter_thread,
-        profile.site_key(waiter_site),
-        holder_thread,
-        profile.site_key(holder_site),
-        unfinished,
-    )
 
 
 def series_attributes(kind: str, name: str, key: SeriesKey) -> dict[str, Any]:

@@ -355,6 +355,59 @@ class Recorder:
 
     # -- events from the primitives -----------------------------------------------------
 
+    def note_wait(
+        self,
+        kind: str,
+        name: str,
+        operation: str,
+        start: int,
+        end: int,
+        ok: bool,
+        site: Optional[Site],
+        context: Any,
+        *,
+        timeout: Optional[float] = None,
+        error: Optional[BaseException] = None,
+        holder: Optional[int] = None,
+        holder_name: Optional[str] = None,
+        holder_site: Optional[Site] = None,
+        waker: Any = None,
+        link_to: Any = None,
+        series: Optional[str] = None,
+    ) -> None:
+        """An operation of this thread blocked from ``start`` to ``end``: sum it or queue it.
+
+        Summed in place when short (:meth:`count_short`, under ``series``
+        when given, as the profile counts it); else, and for a wait an
+        exception ended, queued as a :class:`WaitRecord`.
+        """
+        if error is None and self.count_short(
+            kind, series or name, end - start, ok, site, context, holder, holder_name, holder_site
+        ):
+            return
+        self.defer(
+            WaitRecord(
+                kind,
+                name,
+                operation,
+                start,
+                end,
+                ok,
+                _originals.get_ident(),
+                _originals.current_thread_name(),
+                site,
+                context,
+                timeout=timeout,
+                error=error_info(error),
+                holder=holder,
+                holder_name=holder_name,
+                holder_site=holder_site,
+                waker=waker,
+                link_to=link_to,
+                series=series,
+            )
+        )
+
     def count_short(
         self,
         kind: str,
@@ -454,12 +507,7 @@ class Recorder:
 
     def _settle_short_waits(self) -> None:
         """Whether program threads count short waits in place from now on (see count_short)."""
-        sets = self._histogram_sets
-        if sets is None:
-            sets = self._histogram_sets = tuple(
-                s for s in self.instruments() if s.wait_duration is not None
-            )
-        self.counts_short_waits = self.metrics_enabled and not sets
+        self.counts_short_waits = self.metrics_enabled and not self._histogram_point_sets()
 
     def defer(self, record: Record, *, always: bool = False) -> None:
         """Queue what a thread saw, to be recorded by threadtrace's own thread.
@@ -541,9 +589,8 @@ class Recorder:
         if self.metrics_enabled:
             series = wait.series or wait.name
             try:
-                sets = self._histogram_sets
-                if sets is None or sets:
-                    self._record_histogram(wait.kind, series, duration)
+                for instruments in self._histogram_point_sets():
+                    instruments.record_wait(wait.kind, series, duration)
                 holder_thread = wait.holder_name
                 if holder_thread is None and wait.holder is not None:
                     holder_thread = _originals.thread_name(wait.holder)
@@ -827,14 +874,17 @@ class Recorder:
             for provider, active in providers
         ]
 
-    def _record_histogram(self, kind: str, name: str, duration_ns: int) -> None:
+    def _histogram_point_sets(self) -> tuple[Any, ...]:
+        """The instrument sets that take a histogram point per wait (the app's providers').
+
+        Worked out once per drained batch.
+        """
         sets = self._histogram_sets
-        if sets is None:  # once per batch: which providers take histogram points now
+        if sets is None:
             sets = self._histogram_sets = tuple(
                 s for s in self.instruments() if s.wait_duration is not None
             )
-        for instruments in sets:
-            instruments.record_wait(kind, name, duration_ns)
+        return sets
 
     def ensure_ready(self) -> None:
         """Build providers and instruments now, on the caller's thread.
