@@ -6,6 +6,7 @@ import contextlib
 from itertools import islice
 from typing import Any, Optional
 
+from .._detect import hooks
 from .._recording.recorder import current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -75,21 +76,31 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             raise
         finally:
             try:
+                # Settled before the lock is taken back, not after: all the
+                # time that takes is the lock's own wait (reported as the
+                # lock's), and work done with it held would lengthen every
+                # other thread's wait for it.  The watchdog's entry stays
+                # until then: a deadlock seen meanwhile must not end the
+                # taking back (see deadlocks._act_on_deadlock).
+                wakers = self._tt_wakers
+                self._tt_settle(
+                    start,
+                    "wait",
+                    gotit,
+                    timeout,
+                    wakers.pop(waiter, None) if wakers else None,
+                    error,
+                )
+                error = None  # the traceback holds this frame: no cycle through it
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
                 if not gotit:
                     with contextlib.suppress(ValueError):  # notify() may have removed it
                         self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                    wakers = self._tt_wakers
+                    if wakers:  # a notify() since it timed out chose it after all: forget who
+                        wakers.pop(waiter, None)
             finally:
-                wakers = self._tt_wakers
-                self._tt_end(
-                    start,
-                    "wait",
-                    ok=gotit,
-                    timeout=timeout,
-                    waker=wakers.pop(waiter, None) if wakers else None,
-                    error=error,
-                )
-                error = None  # the traceback holds this frame: no cycle through it
+                hooks.end()
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""

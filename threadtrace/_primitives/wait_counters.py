@@ -139,6 +139,19 @@ class WaitCounters(Traced):
         last thread to reach a barrier): it is counted, not timed.
         """
         hooks.end()
+        self._tt_settle(begun, operation, ok, timeout, waker, error, blocked)
+
+    def _tt_settle(
+        self,
+        begun: Begun,
+        operation: str,
+        ok: bool,
+        timeout: Optional[float],
+        waker: Any = None,
+        error: Optional[BaseException] = None,
+        blocked: bool = True,
+    ) -> None:
+        """:meth:`_tt_end` without ending the watchdog's entry: the caller does.  Never raises."""
         try:
             self._tt_account(begun, operation, ok, timeout, waker, error, blocked)
         except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
