@@ -13,7 +13,7 @@ from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
 from .base import PrimitiveType, site_for
 from .locks import RLock, _LockBase
-from .wait_counters import WaitCounters
+from .wait_counters import Begun, WaitCounters
 
 
 class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
@@ -46,9 +46,16 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         self._tt_setup(site, name)
         return self
 
+    #: Whether a wait is settled as it is woken, before the lock is taken
+    #: back (see wait): only a lock of threadtrace's records that taking back
+    #: (a wait for it is its own); for any other, the wait runs until then.
+    _tt_settles_first = True
+
     def __init__(self, lock: Any = None, *, name: Optional[str] = None) -> None:
         if lock is None:
             lock = RLock._tt_traced(self._tt_site, name)
+        elif not isinstance(lock, _LockBase):
+            self._tt_settles_first = False
         super().__init__(lock)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -76,22 +83,16 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             raise
         finally:
             try:
-                # Settled before the lock is taken back, not after: all the
-                # time that takes is the lock's own wait (reported as the
-                # lock's), and work done with it held would lengthen every
-                # other thread's wait for it.  The watchdog's entry stays
-                # until then: a deadlock seen meanwhile must not end the
-                # taking back (see deadlocks._act_on_deadlock).
-                wakers = self._tt_wakers
-                self._tt_settle(
-                    start,
-                    "wait",
-                    gotit,
-                    timeout,
-                    wakers.pop(waiter, None) if wakers else None,
-                    error,
-                )
-                error = None  # the traceback holds this frame: no cycle through it
+                # Settled as it is woken, before the lock is taken back: work
+                # done with the lock held would lengthen every other thread's
+                # wait for it, and a wait for the lock is the lock's own
+                # (its holder is who the waiter waited behind).  The watchdog's
+                # entry stays until the lock is back: a deadlock seen
+                # meanwhile must not end the taking back (deadlocks.py).
+                first = self._tt_settles_first
+                if first:
+                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
+                    error = None  # the traceback holds this frame: no cycle through it
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
                 if not gotit:
                     with contextlib.suppress(ValueError):  # notify() may have removed it
@@ -99,8 +100,23 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     wakers = self._tt_wakers
                     if wakers:  # a notify() since it timed out chose it after all: forget who
                         wakers.pop(waiter, None)
+                if not first:
+                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
             finally:
+                error = None
                 hooks.end()
+
+    def _tt_settle_wait(
+        self,
+        begun: Begun,
+        waiter: Any,
+        gotit: bool,
+        timeout: Optional[float],
+        error: Optional[BaseException],
+    ) -> None:
+        wakers = self._tt_wakers
+        waker = wakers.pop(waiter, None) if wakers else None
+        self._tt_settle(begun, "wait", gotit, timeout, waker, error)
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""

@@ -234,6 +234,17 @@ class _LockBase(Traced):
         holding = (self._owner, self._site_acq)
         if holding[0] is None and self._try_take(timeout == -1):
             return True  # let go meanwhile: taken without a wait
+        return self._wait_for_it(timeout, holding)
+
+    def _wait_for_it(
+        self, timeout: Any, holding: tuple[Optional[int], Optional[Site]], taking_back: bool = False
+    ) -> bool:
+        """Block until it is ours (or ``timeout``), timed, and recorded as a contended acquisition.
+
+        ``taking_back``: an RLock's ``Condition`` taking it back after a wait
+        (``_acquire_restore``): its watchdog entry interrupts the wait's, and
+        the core neither counts nor orders it (``_core_restore`` does).
+        """
         # Registered for the watchdog before it counts as a waiter: whoever
         # sees the waiter (wait_for_waiters) also finds the registration.
         wait = hooks.begin(self, "acquire", None if timeout == -1 else timeout)
@@ -246,7 +257,12 @@ class _LockBase(Traced):
         except Exception as error:  # noqa: BLE001 - never raise into the host
             runtime.internal_error("Lock.acquire", error)
         try:
-            if timeout == -1 and wait is not None and runtime.config.on_deadlock == "raise":
+            if (
+                timeout == -1
+                and wait is not None
+                and not taking_back
+                and runtime.config.on_deadlock == "raise"
+            ):
                 ok = self._acquire_or_doomed(wait)
             else:
                 ok = self._block(-1.0 if timeout == -1 else float(timeout))
@@ -255,7 +271,7 @@ class _LockBase(Traced):
             with runtime.book:
                 self._waiters -= 1
         try:
-            self._after_wait(ok, timeout, t0, before)
+            self._after_wait(ok, timeout, t0, before, taking_back)
         except Exception as error:  # noqa: BLE001 - the outcome stands as it is
             runtime.internal_error("Lock.acquire", error)
         return ok
@@ -291,7 +307,14 @@ class _LockBase(Traced):
         )
         return holder, holder_name, holder_site, site, current_context()
 
-    def _after_wait(self, ok: bool, timeout: Any, t0: int, before: Optional[Before]) -> None:
+    def _after_wait(
+        self,
+        ok: bool,
+        timeout: Any,
+        t0: int,
+        before: Optional[Before],
+        taking_back: bool = False,
+    ) -> None:
         """The wait is over; if ``ok`` the lock is ours: a few writes, and a record queued."""
         t1 = runtime.clock.monotonic_ns()
         wait = t1 - t0
@@ -301,7 +324,10 @@ class _LockBase(Traced):
             # We hold the lock now: it protects these writes.  Its hold is
             # measured (the clock was read), and so are the next few, so that
             # whoever holds it when the next thread waits has a known hold.
-            self._taken(timeout == -1, True, t1)
+            if taking_back:
+                self._acquisitions += 1
+            else:
+                self._taken(timeout == -1, True, t1)
             self._contended += 1
             self._wait_total += wait
             if wait > self._wait_max:
@@ -526,14 +552,17 @@ class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
         return self._core_release_save()  # raises exactly as threading does
 
     def _acquire_restore(self, saved: Any) -> None:
+        """A ``Condition`` takes it back after a wait: an acquisition, counted as a Lock's is.
+
+        When it has to wait, that wait is this lock's, as any contended
+        acquisition's: timed, with who held it and where, and seen by the
+        watchdog (a deadlock through a ``Condition()`` is not missed).
+        """
         depth, _ = saved
-        # A Condition taking its lock back may wait for it: the watchdog must
-        # see that wait, or a deadlock through a Condition() would go unseen.
-        hooks.begin(self, "acquire", None)
-        try:
-            self._block(-1.0)
-        finally:
-            hooks.end()
+        if self._block(0):
+            self._acquisitions += 1  # under the lock, as the core counts
+        else:
+            self._wait_for_it(-1, (self._owner, self._site_acq), taking_back=True)
         self._core_restore(depth)  # the C core puts it back on its held stack itself
         if runtime.ordering and not core.SPEEDUPS:
             runtime.lock_order.restored(self, self._site_acq)
