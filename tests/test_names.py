@@ -292,6 +292,39 @@ def test_a_failure_while_reading_the_source_leaves_the_old_name_and_is_counted(
         assert runtime.internal_errors == errors + 1
 
 
+def test_a_parse_that_another_parse_broke_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPython 3.11's AST constructor fails when two parses interleave: a retry, not a lost name."""
+    from threadtrace._support import targets
+
+    parse = targets.parse
+    calls: list[str] = []
+
+    def interleaved_once(source: str, filename: str) -> Any:
+        calls.append(filename)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=84, after=69)")
+        return parse(source, filename)
+
+    monkeypatch.setattr(targets, "parse", interleaved_once)
+    with capture(patch=False):
+        errors = runtime.internal_errors
+        module = fresh_module(
+            tmp_path,
+            """\
+            import threadtrace
+            first, second = threadtrace.Condition(), threadtrace.Condition()
+            """,
+        )
+        assert [module.first.name, module.second.name] == [
+            "first (made_here.py:2)",
+            "second (made_here.py:2)",
+        ]
+        assert runtime.internal_errors == errors
+    assert len(calls) == 2
+
+
 def test_a_failure_in_the_bytecode_model_leaves_the_old_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -39,7 +39,9 @@ Everything is memoised: the answer per (code, offset), for every call on a
 line at once; the instructions of the last few code objects; the parsed
 tree of the last few files.  The tables are plain dicts, assigned whole and
 cleared when full, and no lock guards them: two threads that race compute
-the same value twice.  Nothing here may take a lock threadtrace traces, nor
+the same value twice.  Only the parser takes turns, under a lock of
+threading's own (CPython 3.11's cannot run twice at once: see
+``TargetNames._tree``).  Nothing here may take a lock threadtrace traces, nor
 raise: any error leaves the label as it was before, and an unexpected one
 is counted as threadtrace's own (the runtime's ``internal_error``).
 """
@@ -52,7 +54,7 @@ import linecache
 from types import CodeType
 from typing import Callable, NamedTuple, Optional
 
-from . import bytecode
+from . import bytecode, originals
 from .assignments import Position, Statements, call_at, statements_on, target_of
 
 #: A name and the call's order among those alike on its line (0: it is alone).
@@ -89,7 +91,8 @@ class _Code(NamedTuple):
 class TargetNames:
     """The variable each creation site's value is assigned to, memoised.
 
-    Thread-safe without a lock: see the module docstring.
+    Thread-safe: the tables need no lock (see the module docstring); the
+    parser takes turns.
 
     Attributes:
         report: called as ``report(where, error)`` with an unexpected error.
@@ -109,6 +112,9 @@ class TargetNames:
         self._names: dict[tuple[CodeType, str, int], Found] = {}
         self._codes: dict[CodeType, _Code] = {}
         self._trees: dict[str, tuple[list[str], Optional[ast.Module]]] = {}
+        #: One parse at a time (see _tree); reentrant: a finaliser run by the
+        #: parse's own allocations may name a primitive too.
+        self._parsing = originals.RLock()
 
     def lookup(self, code: CodeType, offset: int) -> Found:
         """The variable the call at ``offset`` in ``code`` is assigned to, and its order.
@@ -226,11 +232,22 @@ class TargetNames:
         if cached is not None and cached[0] is lines:
             return cached[1]
         self.parses += 1
-        tree: Optional[ast.Module]
-        try:
-            tree = parse("".join(lines), filename)
-        except _UNPARSABLE:
-            tree = None
+        source = "".join(lines)
+        tree: Optional[ast.Module] = None
+        # CPython 3.11's AST constructor counts its depth per interpreter, not
+        # per parse: two parses interleaved (another thread's, or one that a
+        # finaliser started inside this one) fail with "AST constructor
+        # recursion depth mismatch" (CPython gh-106905).  Ours take turns; one
+        # that another parse broke all the same is tried once more.
+        with self._parsing:
+            for _ in range(2):
+                try:
+                    tree = parse(source, filename)
+                    break
+                except SystemError:
+                    continue
+                except _UNPARSABLE:
+                    break
         if len(self._trees) >= self.MAX_FILES:
             self._trees = {}
         self._trees[filename] = (lines, tree)
