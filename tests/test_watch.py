@@ -29,6 +29,7 @@ from threadtrace._detect import watchdog as _watch
 from threadtrace._detect.problems import Problem, publish_pending
 from threadtrace._detect.state import owner_of
 from threadtrace._runtime import runtime
+from threadtrace._support import originals as _originals
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
 HERE = os.path.basename(__file__)
@@ -786,3 +787,40 @@ def test_a_semaphore_acquired_straight_from_c_still_works(watch: Capture) -> Non
     wait_until(lambda: sem._value == 0)  # type: ignore[attr-defined]
     wait_until(lambda: sem.statistics().holders != ())
     sem.release()
+
+
+def test_a_woken_waiter_on_its_way_back_to_its_lock_is_not_stuck(
+    watch: Capture, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Woken, a waiter settles its wait before taking its lock back: the wait is over."""
+    # threading's own locks, untraced: the consumer must wait in them unseen.
+    settling, go_on = _originals.allocate_lock(), _originals.allocate_lock()
+    settling.acquire()
+    go_on.acquire()
+    recorder = runtime.recorder
+    assert recorder is not None
+    note_wait = recorder.note_wait
+
+    def slow(*args: Any, **kwargs: Any) -> None:  # the first label of a file: a parse, say
+        if threading.current_thread().name == "consumer":
+            settling.release()
+            assert go_on.acquire(timeout=10)
+        note_wait(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "note_wait", slow)
+    cond = threading.Condition(threading.Lock(), name="inbox")
+
+    def consume() -> None:
+        with cond:
+            cond.wait()
+
+    consumer = started(consume, "consumer")
+    wait_for_waiters(cond, 1)
+    clock.advance(10.0)
+    with cond:
+        cond.notify()
+    assert settling.acquire(timeout=10)
+    assert _watch.scan() == []
+    go_on.release()
+    consumer.join(10)
+    assert not consumer.is_alive()

@@ -35,6 +35,7 @@ class Blocked:
         "taken",
         "timeout",
         "unheard",
+        "woken",
     )
 
     def __init__(
@@ -51,11 +52,13 @@ class Blocked:
         self.operation = operation
         self.since = since
         self.timeout = timeout
-        self.notifies = getattr(primitive, "_tt_notifies", 0)
-        self.unheard = getattr(primitive, "_tt_unheard", 0)
+        kind = getattr(primitive, "_tt_kind", "")
+        #: A condition's notify() calls, and those that found no waiter, so far.
+        self.notifies = primitive._tt_notifies if kind == "condition" else 0
+        self.unheard = primitive._tt_unheard if kind == "condition" else 0
         #: How many times the primitive had been acquired when the wait began
         #: (locks and semaphores): the starvation check counts those since.
-        self.taken = acquisitions(primitive)
+        self.taken = acquisitions(primitive, kind)
         #: The report of the deadlock this wait must end with (on_deadlock="raise").
         self.doomed: Optional[str] = None
         #: The OpenTelemetry context of the waiting thread (for a wait still
@@ -63,15 +66,19 @@ class Blocked:
         self.context = context
         #: Recorded as unfinished, at exit (once).
         self.recorded = False
+        #: Woken, and on its way back (a Condition's waiter settling its wait
+        #: and taking its lock back): no longer waiting for anybody.
+        self.woken = False
 
     @property
     def timed(self) -> bool:
         return self.timeout is not None
 
 
-def acquisitions(primitive: Any) -> int:
+def acquisitions(primitive: Any, kind: Optional[str] = None) -> int:
     """How many times a ``Lock`` or a semaphore has been acquired so far (0 for other kinds)."""
-    kind = getattr(primitive, "_tt_kind", "")
+    if kind is None:
+        kind = getattr(primitive, "_tt_kind", "")
     if kind == "lock":
         return int(primitive._acquisitions)
     if kind in ("semaphore", "bounded_semaphore"):

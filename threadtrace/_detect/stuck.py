@@ -66,6 +66,7 @@ def look(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
         (ident, wait)
         for ident, wait in sorted(snapshot.items(), key=lambda item: item[1].since)
         if not wait.timed
+        and not wait.woken
         and wait.since <= limit
         and ("stuck", ident, wait.since) not in state.reported
         and ("starved", ident, wait.since) not in state.reported  # told, as starved
@@ -125,7 +126,7 @@ def _stuck(
     if wait.operation == "join":
         joined = getattr(wait.primitive, "ident", None)
         inner = snapshot.get(joined) if joined is not None else None
-        if inner is None or inner.timed or inner.since > limit or joined in seen:
+        if inner is None or inner.timed or inner.woken or inner.since > limit or joined in seen:
             return False  # the joined thread is working (or will wake): slow, not stuck
         assert joined is not None
         return _stuck(joined, inner, snapshot, frames, limit, seen)

@@ -91,6 +91,9 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                 # meanwhile must not end the taking back (deadlocks.py).
                 first = self._tt_settles_first
                 if first:
+                    woken = hooks.current()  # this wait's entry: nothing else began since
+                    if woken is not None:
+                        woken.woken = True  # not stuck, whatever it runs until the lock is back
                     self._tt_settle_wait(start, waiter, gotit, timeout, error)
                     error = None  # the traceback holds this frame: no cycle through it
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
@@ -100,11 +103,11 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     wakers = self._tt_wakers
                     if wakers:  # a notify() since it timed out chose it after all: forget who
                         wakers.pop(waiter, None)
-                if not first:
-                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
             finally:
-                error = None
                 hooks.end()
+                if not first:  # with nothing to record the wait for the lock, it is part of this
+                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
+                error = None
 
     def _tt_settle_wait(
         self,
