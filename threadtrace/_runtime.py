@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import weakref
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol
 
 from ._support import originals
@@ -277,31 +278,45 @@ class Runtime:
 
     # -- configuration -------------------------------------------------------------------
 
-    @property
-    def config(self) -> Config:
-        """The settings in force (see :meth:`set_config`)."""
-        return self._config
-
-    @config.setter
-    def config(self, config: Config) -> None:
-        self.set_config(config)
-
-    @property
-    def clock(self) -> Clock:
-        """Monotonic and wall time; injectable (a test's ``FakeClock``)."""
-        return self._clock
-
-    @clock.setter
-    def clock(self, clock: Clock) -> None:
-        self._clock = clock
-        self.changed()
-
     def set_config(self, config: Config) -> None:
         """Put ``config`` in force (the module filter follows its exclusions)."""
         if config.excluded_modules != self.modules.excluded:
             self.modules = ModuleFilter(config.excluded_modules)
         self._config = config
         self.changed()
+
+    def _set_clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self.changed()
+
+    if TYPE_CHECKING:
+
+        @property
+        def config(self) -> Config:
+            """The settings in force (see :meth:`set_config`)."""
+
+        @config.setter
+        def config(self, config: Config) -> None: ...
+
+        @property
+        def clock(self) -> Clock:
+            """Monotonic and wall time; injectable (a test's ``FakeClock``)."""
+
+        @clock.setter
+        def clock(self, clock: Clock) -> None: ...
+
+    else:
+        # Read with a getter in C, not a method: both are read on every wait.
+        config = property(
+            attrgetter("_config"),
+            set_config,
+            doc="The settings in force (see :meth:`set_config`).",
+        )
+        clock = property(
+            attrgetter("_clock"),
+            _set_clock,
+            doc="Monotonic and wall time; injectable (a test's ``FakeClock``).",
+        )
 
     def changed(self) -> None:
         """Tell the watchers that the configuration, clock or registries changed."""

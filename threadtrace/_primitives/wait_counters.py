@@ -9,6 +9,7 @@ the counting and timing below around the calls that can block.
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any, Optional
 
 from .._detect import hooks
@@ -99,7 +100,7 @@ class WaitCounters(Traced):
         Every call is paired with :meth:`_tt_end`, which gets what this
         returns.  ``timeout`` is ``None`` for a wait that can last forever
         (the watchdog watches those).  Where the program waits is read here,
-        before blocking: afterwards a ``Condition`` holds its lock again.
+        before blocking, with a ``Condition``'s lock let go of.
         """
         if not self._tt_registered:
             self._tt_register()
@@ -115,7 +116,11 @@ class WaitCounters(Traced):
         with runtime.book:
             self._tt_waiters += 1
         try:
-            frame = runtime.modules.user_frame(1)
+            caller = sys._getframe(2)  # the waiting method's caller
+        except ValueError:  # none: called from C with no Python frame above
+            return (start, None, context)
+        try:
+            frame = runtime.modules.first_user_frame(caller)
             site = None if frame is None else runtime.site_cache.get(frame.f_code, frame.f_lasti)
             return (start, site, context)
         except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
@@ -153,52 +158,40 @@ class WaitCounters(Traced):
     ) -> None:
         """:meth:`_tt_end` without ending the watchdog's entry: the caller does.  Never raises."""
         try:
-            self._tt_account(begun, operation, ok, timeout, waker, error, blocked)
-        except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
-            runtime.internal_error(f"{type(self).__name__}.{operation}", exc)
-
-    def _tt_account(
-        self,
-        begun: Begun,
-        operation: str,
-        ok: bool,
-        timeout: Optional[float],
-        waker: Any,
-        error: Optional[BaseException],
-        blocked: bool,
-    ) -> None:
-        if not blocked:
+            if not blocked:
+                with runtime.book:
+                    self._tt_waiters -= 1
+                    self._tt_ops += 1
+                return
+            start_ns, site, context = begun
+            end_ns = runtime.clock.monotonic_ns()
+            wait = end_ns - start_ns
             with runtime.book:
                 self._tt_waiters -= 1
                 self._tt_ops += 1
-            return
-        start_ns, site, context = begun
-        end_ns = runtime.clock.monotonic_ns()
-        wait = end_ns - start_ns
-        with runtime.book:
-            self._tt_waiters -= 1
-            self._tt_ops += 1
-            self._tt_blocked += 1
-            if not ok and error is None:  # an interrupted wait did not time out
-                self._tt_timeouts += 1
-            self._tt_wait_total += wait
-            if wait > self._tt_wait_max:
-                self._tt_wait_max = wait
-        recorder = runtime.recorder
-        if recorder is not None:
-            recorder.note_wait(
-                self._tt_kind,
-                self.name,
-                operation,
-                start_ns,
-                end_ns,
-                ok,
-                site,
-                context,
-                timeout=timeout,
-                error=error,
-                waker=waker,
-            )
+                self._tt_blocked += 1
+                if not ok and error is None:  # an interrupted wait did not time out
+                    self._tt_timeouts += 1
+                self._tt_wait_total += wait
+                if wait > self._tt_wait_max:
+                    self._tt_wait_max = wait
+            recorder = runtime.recorder
+            if recorder is not None:
+                recorder.note_wait(
+                    self._tt_kind,
+                    self._tt_name or self._tt_site.label,  # self.name, a call fewer
+                    operation,
+                    start_ns,
+                    end_ns,
+                    ok,
+                    site,
+                    context,
+                    timeout=timeout,
+                    error=error,
+                    waker=waker,
+                )
+        except Exception as exc:  # noqa: BLE001 - the wait's own outcome stands
+            runtime.internal_error(f"{type(self).__name__}.{operation}", exc)
 
     def _tt_forget_counts(self) -> None:
         """In a forked child: count from zero (its report is its own); nobody waits yet."""

@@ -434,7 +434,7 @@ class Recorder:
         if (
             not self.counts_short_waits
             or wait_ns >= runtime.config.wait_threshold * 1e9
-            or runtime.recording()
+            or runtime.get_guard()  # runtime.recording(), a call fewer
             or (
                 context is not None
                 and (context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
@@ -443,9 +443,6 @@ class Recorder:
         ):
             return False
         try:
-            short = self._short
-            if len(short) >= MAX_SHORT_PLACES:
-                return False
             if wait_ns < 0:
                 wait_ns = 0
             place = (
@@ -458,8 +455,11 @@ class Recorder:
                 holder_name,
                 holder_site,
             )
+            short = self._short
             row = short.get(place)
             if row is None:
+                if len(short) >= MAX_SHORT_PLACES:
+                    return False
                 row = short[place] = [0, 0, 0, wait_ns, [0] * (len(WAIT_BUCKETS) + 1)]
             row[0] += 1
             row[1] += wait_ns

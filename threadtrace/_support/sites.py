@@ -324,6 +324,13 @@ class ModuleFilter:
 
     def first_user_frame(self, frame: Optional[FrameType]) -> Optional[FrameType]:
         """``frame`` or the first caller of it that is neither pass-through nor excluded."""
-        while frame is not None and self._category(frame.f_globals.get("__name__", "")) != _NORMAL:
+        known = self._categories  # read in line: this walk is on every blocked wait's path
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            category = known.get(module)
+            if category is None:
+                category = self._category(module)
+            if category == _NORMAL:
+                return frame
             frame = frame.f_back
-        return frame
+        return None
