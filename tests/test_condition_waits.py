@@ -9,23 +9,34 @@ wait of the lock, with who held it, as any other acquisition's.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Optional
 
 import threadtrace
 from threadtrace._support import originals
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
 
+def waiting(
+    cond: Any, timeout: float = 10, results: Optional[list[bool]] = None
+) -> threading.Thread:
+    """A thread named "waiter", started, that waits on ``cond`` once (and notes what it got)."""
+
+    def wait() -> None:
+        with cond:
+            got = cond.wait(timeout)
+        if results is not None:
+            results.append(got)
+
+    waiter = threading.Thread(target=wait, name="waiter")
+    waiter.start()
+    return waiter
+
+
 def test_a_condition_wait_is_settled_before_its_lock_is_taken_back(clock: FakeClock) -> None:
     with capture(clock=clock):
         cond = threading.Condition(threading.Lock(), name="ready")
 
-        def wait() -> None:
-            with cond:
-                cond.wait(10)
-
-        waiter = threading.Thread(target=wait, name="waiter")
-        waiter.start()
+        waiter = waiting(cond)
         wait_for_waiters(cond, 1)
         with cond:
             cond.notify()
@@ -41,12 +52,7 @@ def test_taking_an_rlock_back_is_its_contended_acquisition_behind_its_holder(cap
     cond = threading.Condition(name="ready")  # over a traced RLock
     lock = cond._lock  # type: ignore[attr-defined]
 
-    def wait() -> None:
-        with cond:
-            cond.wait(10)
-
-    waiter = threading.Thread(target=wait, name="waiter")
-    waiter.start()
+    waiter = waiting(cond)
     wait_for_waiters(cond, 1)
     with cond:
         before = lock.statistics()
@@ -100,12 +106,7 @@ def test_a_wait_on_a_lock_threadtrace_does_not_trace_runs_until_the_lock_is_back
     with capture(clock=clock):
         cond = threading.Condition(Plain(), name="ready")
 
-        def wait() -> None:
-            with cond:
-                cond.wait(10)
-
-        waiter = threading.Thread(target=wait, name="waiter")
-        waiter.start()
+        waiter = waiting(cond)
         wait_for_waiters(cond, 1)
         with cond:
             cond.notify()
@@ -134,13 +135,7 @@ def test_a_timed_out_waiter_a_notify_then_chose_leaves_no_waker_behind() -> None
 
         cond = threading.Condition(HandedOver(), name="ready")
         results: list[bool] = []
-
-        def wait() -> None:
-            with cond:
-                results.append(cond.wait(0.01))
-
-        waiter = threading.Thread(target=wait, name="waiter")
-        waiter.start()
+        waiter = waiting(cond, 0.01, results)
         assert released.wait(10)
         with cond:
             taken.set()  # the waiter times out while the lock is held here
