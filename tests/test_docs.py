@@ -281,7 +281,9 @@ def chains(found: list[Block]) -> list[list[Block]]:
 class Chain:
     """A work directory, where blocks of one document run in order."""
 
-    def __init__(self, tmp: Path, files: Optional[dict[str, str]] = None) -> None:
+    def __init__(
+        self, tmp: Path, files: Optional[dict[str, str]] = None, bin_dir: Optional[Path] = None
+    ) -> None:
         self.cwd = tmp / "work"
         for tree in WORK_TREE:
             shutil.copytree(
@@ -291,7 +293,9 @@ class Chain:
             (self.cwd / name).write_text(text + "\n", encoding="utf-8")
         self.env = child_env(PYTHONUNBUFFERED="1")
         del self.env["THREADTRACE_REPORT"]  # on, as for users
-        self.env["PATH"] = os.pathsep.join([str(_shims(tmp / "bin")), self.env.get("PATH", "")])
+        if bin_dir is None:
+            bin_dir = _shims(tmp / "bin")
+        self.env["PATH"] = os.pathsep.join([str(bin_dir), self.env.get("PATH", "")])
         self.outputs: dict[str, tuple[str, str]] = {}
         self.status = 0  # of the last command, for a shown `echo $?`
 
@@ -388,7 +392,13 @@ class Chain:
 
 
 def _shims(bin_dir: Path) -> Path:
-    """A directory of ``threadtrace``, ``python``, ``python3`` and ``pytest``: the interpreter under test."""
+    """A directory of ``threadtrace``, ``python``, ``python3`` and ``pytest``: the interpreter under test.
+
+    Made before chains run side by side, never while they do: a child that
+    another thread forks while a shim is open for writing holds it open
+    until it execs, and running the shim meanwhile fails with "Text file
+    busy" (ETXTBSY; seen once in CI).
+    """
     bin_dir.mkdir(exist_ok=True)
     for name, run in (
         ("threadtrace", "-m threadtrace"),
@@ -402,9 +412,9 @@ def _shims(bin_dir: Path) -> Path:
     return bin_dir
 
 
-def _run_chain(found: list[Block], tmp: Path, named: dict[str, str]) -> list[str]:
+def _run_chain(found: list[Block], tmp: Path, named: dict[str, str], bin_dir: Path) -> list[str]:
     """The failures of a chain of blocks, run in order in a work directory of their own."""
-    chain = Chain(tmp, named)
+    chain = Chain(tmp, named, bin_dir)
     return [failure for block in found if (failure := chain.check(block)) is not None]
 
 
@@ -413,10 +423,13 @@ def results(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, list[concurrent.futures.Future[list[str]]]]]:
     """Every document's chains, running :data:`WORKERS` at a time while the tests wait."""
+    bin_dir = _shims(tmp_path_factory.mktemp("bin"))  # before any chain runs (see _shims)
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         futures = {
             name: [
-                pool.submit(_run_chain, chain, tmp_path_factory.mktemp("docs"), files(found))
+                pool.submit(
+                    _run_chain, chain, tmp_path_factory.mktemp("docs"), files(found), bin_dir
+                )
                 for found in [blocks(name)]
                 for chain in chains(found)
             ]
