@@ -38,9 +38,7 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
             otel_context.get_current(),
         )
         blocked[me] = wait
-        state = runtime.detect
-        if state.watchdog is None or state.watchdog_pid != runtime.pid:  # ensure_started's test
-            watchdog.ensure_started()
+        watchdog.ensure_started()
     except Exception as error:  # noqa: BLE001 - never raise into the host
         runtime.internal_error("watchdog", error)
         return None

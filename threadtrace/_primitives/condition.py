@@ -95,7 +95,6 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     if woken is not None:
                         woken.woken = True  # not stuck, whatever it runs until the lock is back
                     self._tt_settle_wait(start, waiter, gotit, timeout, error)
-                    error = None  # the traceback holds this frame: no cycle through it
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
                 if not gotit:
                     with contextlib.suppress(ValueError):  # notify() may have removed it
@@ -107,7 +106,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                 hooks.end()
                 if not first:  # with nothing to record the wait for the lock, it is part of this
                     self._tt_settle_wait(start, waiter, gotit, timeout, error)
-                error = None
+                error = None  # the traceback holds this frame: no cycle through it
 
     def _tt_settle_wait(
         self,

@@ -179,7 +179,7 @@ class WaitCounters(Traced):
             if recorder is not None:
                 recorder.note_wait(
                     self._tt_kind,
-                    self._tt_name or self._tt_site.label,  # self.name, a call fewer
+                    self.name,
                     operation,
                     start_ns,
                     end_ns,

@@ -45,9 +45,7 @@ def thread_name(ident: int) -> str:
 
 def current_thread_name() -> str:
     """The current thread's name, without registering anything."""
-    ident = get_ident()  # thread_name(get_ident()), a call fewer: on every counted wait
-    thread = _active.get(ident)
-    return thread.name if thread is not None else f"thread-{ident}"
+    return thread_name(get_ident())
 
 
 #: The concrete types behind the factories, for ``isinstance`` checks.
