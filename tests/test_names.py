@@ -10,6 +10,7 @@ the C core, a ``Condition`` in Python.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import dataclasses
 import importlib.util
@@ -320,6 +321,63 @@ def test_a_parse_that_another_parse_broke_is_tried_again(
         assert {c.name for c in module.conditions} == {"conditions (made_here.py:2)"}
         assert runtime.internal_errors == errors
     assert len(calls) == 2  # the broken parse and the one after it; then memoised
+
+
+def test_threads_that_name_one_site_at_once_parse_its_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads queue behind the first parse of a file: they take its tree, none parses again.
+
+    Parses take turns (see the test above); without taking the tree made
+    meanwhile, a thousand threads leaving one barrier parse its file a
+    thousand times, one after another, and all look blocked for seconds.
+    """
+    from threadtrace._support import targets
+
+    source = tmp_path / "site.py"
+    source.write_text("import threading\nready = threading.Condition()\n", encoding="utf-8")
+    filename = str(source)
+    names = targets.TargetNames()
+    threads = 8
+    queued = threading.Semaphore(0)
+    parsing = names._parsing
+
+    class Queue:  # counts who reached the parser's turn, then takes it
+        def __enter__(self) -> None:
+            queued.release()
+            parsing.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            parsing.release()
+
+    parse = targets.parse
+    parsed: list[str] = []
+
+    def slow(text: str, name: str) -> Any:
+        if not parsed:  # the first parse ends when every thread has come to the parser's turn
+            for _ in range(threads):
+                assert queued.acquire(timeout=10)
+        parsed.append(name)
+        return parse(text, name)
+
+    monkeypatch.setattr(names, "_parsing", Queue())
+    monkeypatch.setattr(targets, "parse", slow)
+    assert queued.acquire(timeout=0) is False
+    trees: list[Any] = []
+    start = threading.Barrier(threads)
+
+    def name_it() -> None:
+        start.wait(timeout=10)
+        trees.append(names._tree(filename))
+
+    workers = [threading.Thread(target=name_it) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=10)
+    assert parsed == [filename]
+    assert len(trees) == threads and all(tree is trees[0] for tree in trees)
+    assert isinstance(trees[0], ast.Module)
 
 
 def test_a_failure_in_the_bytecode_model_leaves_the_old_name(

@@ -41,7 +41,8 @@ tree of the last few files.  The tables are plain dicts, assigned whole and
 cleared when full, and no lock guards them: two threads that race compute
 the same value twice.  Only the parser takes turns, under a lock of
 threading's own (CPython 3.11's cannot run twice at once: see
-``TargetNames._tree``).  Nothing here may take a lock threadtrace traces, nor
+``TargetNames._tree``), and a file is parsed once however many threads
+ask for it at the same moment.  Nothing here may take a lock threadtrace traces, nor
 raise: any error leaves the label as it was before, and an unexpected one
 is counted as threadtrace's own (the runtime's ``internal_error``).
 """
@@ -229,17 +230,23 @@ class TargetNames:
         if not lines:
             return None
         cached = self._trees.get(filename)
-        if cached is not None and cached[0] is lines:
+        if cached is not None and _same(cached[0], lines):
             return cached[1]
-        self.parses += 1
-        source = "".join(lines)
         tree: Optional[ast.Module] = None
         # CPython 3.11's AST constructor counts its depth per interpreter, not
         # per parse: two parses interleaved (another thread's, or one that a
         # finaliser started inside this one) fail with "AST constructor
         # recursion depth mismatch" (CPython gh-106905).  Ours take turns; one
-        # that another parse broke all the same is tried once more.
+        # that another parse broke all the same is tried once more.  The
+        # threads that queued behind a parse of the same file take its tree:
+        # a thousand threads naming one site at once parse it once, not a
+        # thousand times in turn.
         with self._parsing:
+            cached = self._trees.get(filename)
+            if cached is not None and _same(cached[0], lines):
+                return cached[1]
+            self.parses += 1
+            source = "".join(lines)
             for _ in range(2):
                 try:
                     tree = parse(source, filename)
@@ -248,9 +255,9 @@ class TargetNames:
                     continue
                 except _UNPARSABLE:
                     break
-        if len(self._trees) >= self.MAX_FILES:
-            self._trees = {}
-        self._trees[filename] = (lines, tree)
+            if len(self._trees) >= self.MAX_FILES:
+                self._trees = {}
+            self._trees[filename] = (lines, tree)
         return tree
 
     def _statements(self, filename: str, line: int) -> Optional[Statements]:
@@ -271,6 +278,15 @@ class TargetNames:
         if len(found) != 1:
             return None  # two on one line: which is this one?
         return target_of(found[0], statements.parents, collected=True)
+
+
+def _same(seen: list[str], lines: list[str]) -> bool:
+    """Whether ``lines`` are the source a tree was parsed from.
+
+    Usually the very list ``linecache`` gave then; threads that read a file
+    into ``linecache`` at the same moment each get a list of their own.
+    """
+    return seen is lines or seen == lines
 
 
 def _lines(code: CodeType, offsets: list[int]) -> list[int]:
