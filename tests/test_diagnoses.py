@@ -90,6 +90,8 @@ def _run(key: tuple[str, ...]) -> Run:
 
 
 STUCK_AFTER = ("--stuck-after", "1")
+#: For many_blocked: room for a thousand threads to leave a barrier (see the program).
+STUCK_AFTER_MANY = ("--stuck-after", "3")
 #: Every run of this module (the program, then its options).
 RUNS = [
     ("pool_starvation",),
@@ -103,7 +105,6 @@ RUNS = [
             "event_setter_died",
             "lock_held_by_dead_worker",
             "barrier_party_died",
-            "many_blocked",
             "stop_event",
             "quiet_rlock_reentry",
             "quiet_busy_joinee",
@@ -111,6 +112,7 @@ RUNS = [
             "quiet_idle_consumer",
         )
     ),
+    ("many_blocked", *STUCK_AFTER_MANY),
 ]
 _RESULTS: dict[tuple[str, ...], concurrent.futures.Future[Run]] = {}
 
@@ -385,7 +387,7 @@ def test_threads_stuck_at_a_barrier_are_one_report_naming_the_party_that_died() 
 
 def test_a_thousand_threads_blocked_on_one_lock_are_one_report_with_one_stack() -> None:
     """One report, the thousand identical stacks once, the holder in full."""
-    done = run("many_blocked", *STUCK_AFTER)
+    done = run("many_blocked", *STUCK_AFTER_MANY)
     p = "many_blocked"
     cache_lock = named(p, "cache_lock")
     assert (done.returncode, done.stdout) == (0, "served 1000\n")
@@ -404,8 +406,8 @@ def test_a_thousand_threads_blocked_on_one_lock_are_one_report_with_one_stack() 
           loader (thread <id>)
             holds Lock {cache_lock}, acquired at {p}.py:{at(p, "# held for the whole fetch")} in load
             stack (most recent call last):
-              File "<programs>/{p}.py", line {at(p, "time.sleep(3)")}, in load
-                time.sleep(3)  # a slow fetch, with the lock held
+              File "<programs>/{p}.py", line {at(p, "time.sleep(5)")}, in load
+                time.sleep(5)  # a slow fetch, with the lock held
 
           other threads:
             MainThread: blocked for <t> in Thread.join on loader, with a timeout, at {p}.py:{at(p, "loader.join(")} in <module>
