@@ -554,6 +554,45 @@ def test_a_lost_wakeup_on_a_condition_is_reported_stuck(watch: Capture, clock: F
     assert not consumer.is_alive()
 
 
+def test_a_wait_that_ends_while_the_look_reads_the_stacks_is_not_reported(
+    watch: Capture, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stacks are read after the table of waits: a wait that ended meanwhile is not stuck."""
+    cond = threading.Condition(name="items")
+
+    def consume() -> None:
+        with cond:
+            cond.wait()
+
+    first = started(consume, "consumer-a")
+    wait_for_waiters(cond, 1)  # consumer-a waits first: notify() wakes it
+    second = started(consume, "consumer-b")
+    wait_for_waiters(cond, 2)
+    clock.advance(5)
+    current_frames = sys._current_frames
+
+    def first_woken_meanwhile() -> dict[int, Any]:
+        with cond:
+            cond.notify()
+        first.join(10)
+        assert not first.is_alive()
+        return current_frames()
+
+    monkeypatch.setattr(sys, "_current_frames", first_woken_meanwhile)
+    (problem,) = _watch.scan()
+    monkeypatch.setattr(sys, "_current_frames", current_frames)
+    headline = problem.text.splitlines()[0]
+    assert headline == (
+        "threadtrace: STUCK: consumer-b has been blocked for 5.00 s in Condition.wait"
+        " on Condition items, with no timeout"
+    )
+    assert "consumer-a" not in problem.text
+    with cond:
+        cond.notify()
+    second.join(10)
+    assert not second.is_alive()
+
+
 def test_a_permit_handed_to_another_thread_is_no_leak(watch: Capture, clock: FakeClock) -> None:
     """A producer takes permits and a consumer gives them back: not a leak."""
     slots = threading.BoundedSemaphore(2)

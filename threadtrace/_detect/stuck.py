@@ -78,6 +78,13 @@ def look(snapshot: dict[int, Blocked], now: int) -> list[Problem]:
     # keep their locals alive (a program that checks for a freed object
     # would see it still there).
     frames = sys._current_frames()
+    # The frames are read after the snapshot, and under load (a thousand
+    # threads leaving a barrier, each wanting the GIL) long after.  What is
+    # reported is the table as it is now, beside the frames: a wait that ended
+    # meanwhile is not shown as going on, a thread that began one is shown in
+    # it, and a wait is stuck only if it went on all that time.
+    snapshot = dict(state.blocked)
+    candidates = [(ident, wait) for ident, wait in candidates if snapshot.get(ident) is wait]
     groups: dict[Key, list[int]] = {}
     for ident, wait in candidates:
         if _stuck(ident, wait, snapshot, frames, limit, set()):
