@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
+import pytest
+
 import threadtrace
 from threadtrace._support import originals
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
@@ -146,3 +148,33 @@ def test_a_timed_out_waiter_a_notify_then_chose_leaves_no_waker_behind() -> None
         assert not waiter.is_alive()
         assert results == [False]
         assert not cond._tt_wakers
+
+
+def test_a_wait_without_an_entry_of_its_own_marks_no_other_wait_woken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watchdog's entry for a wait could not be made: the wait it interrupts stays watched."""
+    from threadtrace._detect import hooks
+    from threadtrace._runtime import runtime
+
+    with capture(patch=False):
+        cond = threadtrace.Condition(name="ready")
+        outer = hooks.begin(threadtrace.Event(name="outer"), "wait", None)
+        assert outer is not None
+        try:
+            made = hooks.Blocked
+
+            def broken_for_cond(primitive: Any, *args: Any) -> Any:
+                if primitive is cond:
+                    raise RuntimeError("no entry")
+                return made(primitive, *args)
+
+            monkeypatch.setattr(hooks, "Blocked", broken_for_cond)
+            errors = runtime.internal_errors
+            with cond:
+                assert cond.wait(0) is False
+            assert runtime.internal_errors == errors + 1  # the entry that could not be made
+            assert runtime.detect.blocked.get(originals.get_ident()) is outer
+            assert outer.woken is False  # still waiting, as far as the watchdog can tell
+        finally:
+            hooks.end(outer)

@@ -24,7 +24,7 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     """The calling thread is about to block; every call is paired with :func:`end`.
 
     ``timeout`` is ``None`` for a wait that can last forever.  Returns the
-    entry (``None`` if it could not be made).  Never raises.
+    entry (``None`` if it could not be made), for :func:`end`.  Never raises.
     """
     me = _originals.get_ident()
     blocked = runtime.detect.blocked
@@ -45,20 +45,19 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     return wait
 
 
-def end() -> None:
-    """The calling thread stopped blocking in its latest :func:`begin`."""
-    me = _originals.get_ident()
+def end(wait: Optional[Blocked]) -> None:
+    """The calling thread stopped blocking in ``wait``, what its latest :func:`begin` returned.
+
+    ``None`` (no entry could be made) ends nothing: the entry on top is then
+    that of a wait this one interrupted, which goes on.
+    """
+    if wait is None:
+        return
     blocked = runtime.detect.blocked
-    wait = blocked.get(me)
-    if wait is None or wait.previous is None:
-        blocked.pop(me, None)
+    if wait.previous is None:
+        blocked.pop(_originals.get_ident(), None)
     else:
-        blocked[me] = wait.previous
-
-
-def current() -> Optional[Blocked]:
-    """What the calling thread is blocked in, seen from inside the wait."""
-    return runtime.detect.blocked.get(_originals.get_ident())
+        blocked[_originals.get_ident()] = wait.previous
 
 
 def raise_if_doomed(wait: Optional[Blocked]) -> None:

@@ -69,6 +69,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         gotit = False
         error: Optional[BaseException] = None
         start = self._tt_begin("wait", timeout)
+        entry = start[3]  # the watchdog's
         try:  # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
                 waiter.acquire()
@@ -91,9 +92,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                 # meanwhile must not end the taking back (deadlocks.py).
                 first = self._tt_settles_first
                 if first:
-                    woken = hooks.current()  # this wait's entry: nothing else began since
-                    if woken is not None:
-                        woken.woken = True  # not stuck, whatever it runs until the lock is back
+                    if entry is not None:
+                        entry.woken = True  # not stuck, whatever it runs until the lock is back
                     self._tt_settle_wait(start, waiter, gotit, timeout, error)
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
                 if not gotit:
@@ -103,7 +103,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     if wakers:  # a notify() since it timed out chose it after all: forget who
                         wakers.pop(waiter, None)
             finally:
-                hooks.end()
+                hooks.end(entry)
                 if not first:  # with nothing to record the wait for the lock, it is part of this
                     self._tt_settle_wait(start, waiter, gotit, timeout, error)
                 error = None  # the traceback holds this frame: no cycle through it

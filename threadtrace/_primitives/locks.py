@@ -267,7 +267,7 @@ class _LockBase(Traced):
             else:
                 ok = self._block(-1.0 if timeout == -1 else float(timeout))
         finally:
-            hooks.end()
+            hooks.end(wait)
             with runtime.book:
                 self._waiters -= 1
         try:

@@ -175,7 +175,7 @@ def join_traced(
         else:
             join(timeout)
     finally:
-        hooks.end()
+        hooks.end(wait)
         end = clock.monotonic_ns()
         ok = not thread.is_alive()
         with runtime.book:

@@ -13,14 +13,16 @@ import sys
 from typing import Any, Optional
 
 from .._detect import hooks
+from .._detect.state import Blocked
 from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
 from .._support.sites import UNKNOWN, Site
 from .base import Traced
 
 #: What :meth:`WaitCounters._tt_begin` hands to ``_tt_end``: when the wait
-#: began, where the program waits, and the OpenTelemetry context it is in.
-Begun = tuple[int, Optional[Site], Any]
+#: began, where the program waits, the OpenTelemetry context it is in, and
+#: the watchdog's entry for it (``None``: none could be made).
+Begun = tuple[int, Optional[Site], Any, Optional[Blocked]]
 
 
 def _made_at() -> int:
@@ -118,14 +120,14 @@ class WaitCounters(Traced):
         try:
             caller = sys._getframe(2)  # the waiting method's caller
         except ValueError:  # none: called from C with no Python frame above
-            return (start, None, context)
+            return (start, None, context, wait)
         try:
             frame = runtime.modules.first_user_frame(caller)
             site = None if frame is None else runtime.site_cache.get(frame.f_code, frame.f_lasti)
-            return (start, site, context)
+            return (start, site, context, wait)
         except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
             runtime.internal_error(f"{type(self).__name__} wait", error)
-            return (start, None, context)
+            return (start, None, context, wait)
 
     def _tt_end(
         self,
@@ -143,7 +145,7 @@ class WaitCounters(Traced):
         ``blocked=False`` says the call turned out not to wait after all (the
         last thread to reach a barrier): it is counted, not timed.
         """
-        hooks.end()
+        hooks.end(begun[3])
         self._tt_settle(begun, operation, ok, timeout, waker, error, blocked)
 
     def _tt_settle(
@@ -163,7 +165,7 @@ class WaitCounters(Traced):
                     self._tt_waiters -= 1
                     self._tt_ops += 1
                 return
-            start_ns, site, context = begun
+            start_ns, site, context, _ = begun
             end_ns = runtime.clock.monotonic_ns()
             wait = end_ns - start_ns
             with runtime.book:
