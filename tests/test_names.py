@@ -28,6 +28,7 @@ from helpers import line, named
 
 import threadtrace
 from threadtrace._detect.problems import publish_pending
+from threadtrace._primitives import core
 from threadtrace._runtime import runtime
 from threadtrace.testing import Capture, capture, wait_until
 
@@ -461,3 +462,51 @@ def test_names_read_from_many_threads_at_once_agree() -> None:
     for thread in threads:
         thread.join(10)
     assert set(seen) == {named("conditions", HERE, where)}
+
+
+@pytest.mark.skipif(core.creation is None, reason="the pure-Python core walks in Python only")
+def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
+    """Where a primitive is made, past libraries (and which method it went through), or untraced."""
+    assert core.creation is not None
+    creation = core.creation
+    sites = runtime.site_cache
+
+    def probe() -> tuple[Any, Any]:
+        """Both walks, from the caller of this function (a constructor's caller)."""
+        return creation(1), runtime.modules.creation_site(1, sites=sites)
+
+    def module(name: str, source: str) -> dict[str, Any]:
+        namespace: dict[str, Any] = {"__name__": name, "probe": probe}
+        exec(compile(textwrap.dedent(source), f"<{name}>", "exec"), namespace)
+        return namespace
+
+    library = module(
+        "concurrent.futures.made_up",
+        """\
+        class Future:
+            def __init__(self):
+                self.found = probe()
+        def plain():
+            return probe()
+        """,
+    )
+    plumbing = module(
+        "opentelemetry.sdk.made_up",
+        """\
+        def through(library):
+            return library["Future"]().found
+        def direct():
+            return probe()
+        """,
+    )
+    own = module("threadtrace.made_up", "def make():\n    return probe()\n")
+    assert runtime.modules.excludes("opentelemetry.sdk.made_up")
+
+    with capture(patch=False):
+        for found, site in (probe(), library["Future"]().found, library["plain"]()):
+            assert isinstance(found, tuple) and site is not None
+            assert sites.known(*found) is site  # the same code, offset and method passed through
+        assert library["Future"]().found[0][2] is library["Future"].__init__.__code__
+        assert library["plain"]()[0][2] is None  # not a method: nothing to name the site after
+        for untraced in (plumbing["through"](library), plumbing["direct"](), own["make"]()):
+            assert untraced == (None, None)

@@ -211,7 +211,8 @@ static struct {
     Py_ssize_t extra_index;       /* the code objects' extra slot for our category */
     long long serials;            /* lock serials, never reused */
     PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
-    PyObject *str_name, *str_kind, *str_original, *str_original_factory;
+    PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
+    PyObject *threading_globals;  /* threading's namespace: its frames are never a "via" */
 } G;
 
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
@@ -1484,9 +1485,85 @@ module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return Py_BuildValue("(Oi)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f));
 }
 
+/* Whether ``code`` takes ``self`` first (sites.py's _is_method). */
+static int
+is_method(PyCodeObject *code)
+{
+    if (code->co_argcount <= 0) {
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *names = code->co_localsplusnames; /* the arguments first */
+#else
+    PyObject *names = code->co_varnames;
+#endif
+    if (names == NULL || !PyTuple_Check(names) || PyTuple_GET_SIZE(names) == 0) {
+        return 0;
+    }
+    PyObject *first = PyTuple_GET_ITEM(names, 0);
+    return first == G.str_self
+        || (PyUnicode_Check(first) && PyUnicode_Compare(first, G.str_self) == 0);
+}
+
+/* creation(depth): where the program makes a primitive, as base.site_for
+ * asks (the walk of SiteModules.creation_site with composed=True, in C).
+ * The frame ``depth`` frames above the caller is the constructor's caller;
+ * the walk goes past the modules that make primitives on the program's
+ * behalf (queue, concurrent.futures...) to the program's frame.
+ *
+ * Returns None when the primitive stays untraced: made by threading or
+ * threadtrace themselves, past the libraries by telemetry plumbing, or
+ * while this thread records.  (code, offset, via) for the program's frame,
+ * ``via`` being the code of the innermost library method passed through
+ * (None: none), as runtime.site_cache keys a place.  Ellipsis when it is
+ * not decided here (no such frame, no program frame above, no categories
+ * yet): the walk in Python decides. */
+static PyObject *
+module_creation(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_ssize_t depth = PyLong_AsSsize_t(arg);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (guard_busy) {
+        Py_RETURN_NONE;
+    }
+    tt_frame *f = G.classify != NULL ? FRAME_TOP() : NULL;
+    for (Py_ssize_t i = 0; i < depth && f != NULL; i++) {
+        f = FRAME_BACK(f);
+    }
+    if (f == NULL) {
+        Py_INCREF(Py_Ellipsis);
+        return Py_Ellipsis;
+    }
+    int category = frame_category(f);
+    if (category & CAT_COMPOSER) {
+        Py_RETURN_NONE;
+    }
+    tt_frame *via = NULL;
+    while ((category & 3) == CAT_PASS) {
+        if (via == NULL && FRAME_GLOBALS(f) != G.threading_globals && is_method(FRAME_CODE(f))) {
+            via = f;
+        }
+        f = FRAME_BACK(f);
+        if (f == NULL) {
+            Py_INCREF(Py_Ellipsis);
+            return Py_Ellipsis;
+        }
+        category = frame_category(f);
+    }
+    if ((category & 3) == CAT_EXCLUDED) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(OiO)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f),
+                         via != NULL ? (PyObject *)FRAME_CODE(via) : Py_None);
+}
+
 static PyMethodDef module_methods[] = {
     {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
     {"caller", module_caller, METH_NOARGS, "caller(): (code, offset) of the program's frame, or None."},
+    {"creation", module_creation, METH_O,
+     "creation(depth): (code, offset, via) where the program makes a primitive, None, or ..."},
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
     {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
@@ -1507,10 +1584,19 @@ lockcore_exec(PyObject *module)
     G.str_kind = PyUnicode_InternFromString("_tt_kind");
     G.str_original = PyUnicode_InternFromString("_tt_original");
     G.str_original_factory = PyUnicode_InternFromString("_tt_original_factory");
+    G.str_self = PyUnicode_InternFromString("self");
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
-        || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory) {
+        || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory
+        || !G.str_self) {
         return -1;
     }
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        return -1;
+    }
+    G.threading_globals = PyModule_GetDict(threading); /* threading lives as long as we do */
+    Py_INCREF(G.threading_globals);
+    Py_DECREF(threading);
     G.sample_period = 100;
     G.hold_threshold_ns = 10000000;
     G.profile_after = 16;

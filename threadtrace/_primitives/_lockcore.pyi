@@ -1,6 +1,8 @@
 # Types for the optional C extension built from _lockcore.c.
 from typing import Any, Optional
 
+def creation(depth: int, /) -> Any: ...
+
 class LockCore:
     _raw: Any
     _try: Any

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from .._runtime import runtime
 from .._support.sites import UNKNOWN, Site
+from .core import creation as _creation
 
 #: The namespace of threading's own code (patching swaps its classes, not it).
 _THREADING_GLOBALS = threading.__dict__
@@ -67,11 +68,23 @@ class Traced:
 def site_for(name: Optional[str], depth: int) -> Optional[Site]:
     """The creation site for a new primitive, or ``None`` when it must stay untraced.
 
-    A primitive given an explicit ``name`` is always traced.  One that
-    ``threading`` makes for itself (every ``Thread`` makes an ``Event``, and
-    the ``Event`` a ``Condition``) is told apart first, by the identity of
-    the caller's globals: the full check costs a few calls more on each.
+    A primitive given an explicit ``name`` is always traced.  With the C
+    core the walk to the program's frame is made in C, and a place seen
+    before is one lookup; every ``Future`` and ``Queue`` makes its
+    ``Condition`` through a library's frames.  Else (the pure-Python core, a
+    new place), one that ``threading`` makes for itself (every ``Thread``
+    makes an ``Event``, and the ``Event`` a ``Condition``) is told apart
+    first, by the identity of the caller's globals: the full check costs a
+    few calls more on each.
     """
+    if _creation is not None:
+        found = _creation(depth + 1)
+        if found is None:
+            return None if name is None else UNKNOWN
+        if found is not ...:
+            site = runtime.site_cache.known(*found)
+            if site is not None:
+                return site
     if name is None:
         try:
             if sys._getframe(depth + 1).f_globals is _THREADING_GLOBALS:

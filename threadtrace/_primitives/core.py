@@ -48,6 +48,11 @@ make: Callable[[type, Site, Optional[str]], Any]
 #: call (past threadtrace and the libraries that build primitives), or None.
 caller: Callable[[], Optional[tuple[CodeType, int]]]
 
+#: Where the program makes a primitive, walked in C (``_lockcore.creation``):
+#: ``(code, offset, via code)``, ``None`` (untraced) or ``...`` (ask the walk
+#: in Python).  ``None`` with the pure-Python core, which has only that walk.
+creation: Optional[Callable[[int], Any]] = None
+
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = pycore.LockCore
     make = pycore.make
@@ -57,6 +62,7 @@ else:
     LockCore = lockcore.LockCore
     make = lockcore.make
     caller = lockcore.caller
+    creation = lockcore.creation
     Site.line_of = staticmethod(lockcore.line_of)
 
 # -- what the C core is told -------------------------------------------------------------

@@ -190,6 +190,17 @@ class SiteCache:
         #: while the key is in the dict.
         self._sites: dict[tuple[int, int, int, int], tuple[Site, Optional[CodeType]]] = {}
 
+    def known(
+        self, code: CodeType, offset: int, via_code: Optional[CodeType] = None
+    ) -> Optional[Site]:
+        """The Site of a place :meth:`get` has made, reached through a method of ``via_code``.
+
+        ``None`` if there is none yet: only :meth:`get` can make one (it reads
+        the library frame's ``self``).
+        """
+        entry = self._sites.get((id(code), offset, -1, id(via_code)))
+        return None if entry is None else entry[0]
+
     def get(
         self, code: CodeType, offset: int, line: int = -1, via: Optional[FrameType] = None
     ) -> Site:
