@@ -212,6 +212,7 @@ def test_semaphore_counts_and_errors(impl: Any) -> None:
     assert sem.acquire(False) is False
     assert sem.acquire(timeout=0.001) is False
     assert sem.acquire(timeout=0) is False
+    assert sem.acquire(True, -1) is False  # a timeout <= 0 is a try
     with raises_exactly(ValueError, "can't specify timeout for non-blocking acquire"):
         sem.acquire(False, 1)
     with raises_exactly(ValueError, "n must be one or more"):
@@ -220,6 +221,9 @@ def test_semaphore_counts_and_errors(impl: Any) -> None:
     with sem:
         pass
     assert sem._value == 2
+    assert sem.acquire(timeout=0) is True and sem.acquire(True, -5) is True
+    assert sem._value == 0
+    sem.release(2)
 
 
 def test_bounded_semaphore_rejects_over_release(impl: Any) -> None:

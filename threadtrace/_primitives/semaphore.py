@@ -79,14 +79,12 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                     self._tt_sites[me].append(_caller())
                 next(self._tt_fast_ops)
                 return True
-        if not blocking:
-            return False
-        if _is_zero(timeout):  # a try in disguise (ThreadPoolExecutor does this): nothing waits
-            ok = bool(super().acquire(True, timeout))
-            if ok:
-                next(self._tt_fast_ops)
-                self._tt_took(_caller())
-            return ok
+            if not blocking or _is_zero(timeout):
+                # No permit, and no waiting for one: threading's answer as well.  (A
+                # timeout <= 0 is a try in disguise, as ThreadPoolExecutor's idle
+                # check; threading's wait(0) lets go of the lock for an instant, and a
+                # permit released then is one released after this answer.)
+                return False
         start = self._tt_begin("acquire", timeout)
         ok = False
         error: Optional[BaseException] = None
