@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -79,6 +81,68 @@ def test_primitives_collected_by_gc_keep_their_counts() -> None:
         gc.collect()
         assert point(cap, "threadtrace.operations", "lock", named("lock", FILE, lock_line)) == 3
         assert len(_state.live) == 0
+
+
+def test_thousands_of_collected_locks_keep_exact_counts() -> None:
+    """Summed as they are collected, in at most a few thousand rows; the rest as before.
+
+    Each lock has a name of its own (an equal string, another object): a row
+    each, more than the C core keeps (RETIRED_ROWS), so the last ones take the
+    Python path.  Ten series in all.
+    """
+    import gc
+
+    from threadtrace._primitives import core
+
+    locks = 6000
+    expected = {f"series-{k}": 0 for k in range(10)}
+    with capture():
+        before = dict(_state.retired_now())
+        for i in range(locks):
+            lock = threadtrace.Lock(name="".join(("series-", str(i % 10))))
+            for _ in range(i % 3 + 1):
+                with lock:
+                    pass
+            expected[f"series-{i % 10}"] += i % 3 + 1
+        lock = threadtrace.RLock(name="series-0")  # same name, another kind: another series
+        with lock, lock:
+            pass
+        del lock
+        gc.collect()
+        totals = _state.retired_now()
+        for name, acquisitions in expected.items():
+            assert totals[("lock", name)][0] - before.get(("lock", name), (0,))[0] == acquisitions
+        assert totals[("rlock", "series-0")][0] - before.get(("rlock", "series-0"), (0,))[0] == 2
+        if core.SPEEDUPS:
+            assert _state.locks.take_retired() == []  # all folded
+
+
+def test_a_forked_child_reports_none_of_the_parents_collected_locks() -> None:
+    """What the parent's collected locks counted is the parent's, however far it got."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "child 0 parent True\n", "")
+
+
+FORKED_CHILD = """\
+import gc, os
+import threadtrace
+from threadtrace._runtime import runtime
+lock = threadtrace.Lock(name="parents")
+with lock:
+    pass
+del lock
+gc.collect()  # its counts wait to be folded
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if ("lock", "parents") not in runtime.retired_now() else 1)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), "parent", ("lock", "parents") in runtime.retired_now())
+"""
 
 
 def test_a_condition_joins_the_registry_at_its_first_wait() -> None:

@@ -146,6 +146,9 @@ class Runtime:
             ``__del__`` may run while this very thread holds ``book``).
         retired_totals: those counters summed by (kind, name), drained from
             ``retired`` by the metrics.
+        retired_sources: where else such counters wait, each called by the
+            fold for ``(kind, name, counts)`` rows (the C lock core sums its
+            collected locks' in C).
         threads_started: traced threads started (changed under ``book``).
         threads_live: traced threads running now (changed under ``book``).
         export_stats: what each of threadtrace's own exporters did, kept
@@ -251,6 +254,7 @@ class Runtime:
         self.listener: Optional[Any] = None
         self.fork_hooks: list[Callable[[], None]] = []
         self.child_hooks: list[Callable[[], None]] = []
+        self.retired_sources: list[Callable[[], list[tuple[str, str, tuple[int, ...]]]]] = []
         self.watchdog_hooks: list[Callable[[], None]] = []
         self.names_at_fork: dict[int, str] = {}
         self.installed: set[str] = set()
@@ -407,6 +411,11 @@ class Runtime:
 
     def _fold(self) -> None:
         retired, totals = self.retired, self.retired_totals
+        for source in self.retired_sources:
+            try:
+                retired.extend(source())
+            except Exception as error:  # noqa: BLE001 - those counts are lost, no more
+                self.internal_error("collected primitives' counts", error)
         while retired:
             try:
                 kind, name, counts = retired.popleft()

@@ -320,6 +320,7 @@ typedef struct Registry {
     PyObject_HEAD
     struct Core *first;
     Py_ssize_t count;
+    PyObject *retired; /* collected locks' counters, summed (see retire_here) */
 } Registry;
 
 static Registry *current_registry = NULL;
@@ -1162,10 +1163,104 @@ core_clear(Core *self)
 }
 
 /* What a collected lock did still counts (the metrics' retired totals). */
+/* -- collected locks' counters ---------------------------------------------------------
+ *
+ * A lock that is collected keeps its counts in its series' totals.  Every
+ * Future's lock is one, used a few times: a Python call per collected lock
+ * (its name worked out, queued, folded) cost more than all its uses.  So the
+ * counts are summed here, one row per (type, name, site, made code, made
+ * offset), keyed by those pointers (no code object is hashed); the row holds
+ * its objects, so that no pointer of a key can be reused while the key is in
+ * the table.  The table is the current registry's (the runtime's records:
+ * testing.capture() starts afresh with a registry of its own);
+ * Registry.take_retired() hands the rows to the runtime's fold, which names
+ * them.  Past RETIRED_ROWS rows, a collected lock takes the Python path. */
+
+#define RETIRED_ROWS 4096
+#define RETIRED_COUNTS 6 /* acquisitions, contended, wait, hold total, holds, hold max */
+
+/* Sum ``self``'s counters into its row; 0 when it must take the Python path. */
+static int
+retire_here(Core *self)
+{
+    PyObject *table = current_registry != NULL ? current_registry->retired : NULL;
+    if (table == NULL) {
+        return 0;
+    }
+    PyObject *name = self->name != NULL ? self->name : Py_None;
+    PyObject *site = self->site != NULL ? self->site : Py_None;
+    PyObject *code = self->made_code != NULL ? self->made_code : Py_None;
+    struct {
+        void *type, *name, *site, *code;
+        long long offset;
+    } k;
+    memset(&k, 0, sizeof k);
+    k.type = Py_TYPE(self);
+    k.name = name;
+    k.site = site;
+    k.code = code;
+    k.offset = self->made_offset;
+    long long counts[RETIRED_COUNTS] = {self->acquisitions, self->contended, self->wait_total,
+                                        self->hold_total, self->holds, self->hold_max};
+    PyObject *key = PyBytes_FromStringAndSize((const char *)&k, sizeof k);
+    if (key == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *row = PyDict_GetItemWithError(table, key); /* borrowed */
+    if (row == NULL && !PyErr_Occurred()) {
+        if (PyDict_GET_SIZE(table) >= RETIRED_ROWS) {
+            Py_DECREF(key);
+            return 0;
+        }
+        PyObject *fresh = Py_BuildValue("[OOOOiLLLLLL]", (PyObject *)Py_TYPE(self), name, site, code,
+                                        self->made_offset, counts[0], counts[1], counts[2],
+                                        counts[3], counts[4], counts[5]);
+        /* Making it may have run a collection, and a lock collected then may
+         * have made this very row: look again. */
+        row = fresh != NULL ? PyDict_GetItemWithError(table, key) : NULL;
+        if (fresh != NULL && row == NULL && !PyErr_Occurred()) {
+            int failed = PyDict_SetItem(table, key, fresh);
+            Py_DECREF(fresh);
+            Py_DECREF(key);
+            if (failed) {
+                PyErr_Clear();
+                return 0;
+            }
+            return 1;
+        }
+        Py_XDECREF(fresh);
+    }
+    Py_DECREF(key);
+    if (row == NULL || !PyList_Check(row) || PyList_GET_SIZE(row) != 5 + RETIRED_COUNTS) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (int i = 0; i < RETIRED_COUNTS; i++) {
+        long long before = PyLong_AsLongLong(PyList_GET_ITEM(row, 5 + i));
+        if (before == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            before = 0;
+        }
+        long long after = i == RETIRED_COUNTS - 1 ? (before >= counts[i] ? before : counts[i])
+                                                  : before + counts[i];
+        PyObject *value = PyLong_FromLongLong(after);
+        if (value == NULL) {
+            PyErr_Clear();
+            continue; /* that count is lost; the others are kept */
+        }
+        PyList_SetItem(row, 5 + i, value); /* steals value, drops the old one */
+    }
+    return 1;
+}
+
 static void
 core_retire(Core *self)
 {
     if (G.retire == NULL || (self->acquisitions == 0 && self->timeouts == 0)) {
+        return;
+    }
+    if (retire_here(self)) {
         return;
     }
     PyObject *kind = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_kind);
@@ -1340,7 +1435,16 @@ static PyType_Spec core_spec = {
 static PyObject *
 registry_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    return type->tp_alloc(type, 0);
+    Registry *self = (Registry *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->retired = PyDict_New();
+    if (self->retired == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
 }
 
 static void
@@ -1350,8 +1454,28 @@ registry_dealloc(Registry *self)
     if (current_registry == self) {
         current_registry = NULL;
     }
+    Py_CLEAR(self->retired);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+}
+
+/* take_retired(): the rows summed since the last call, [type, name, site, code,
+ * offset, *counts] each; the table starts afresh. */
+static PyObject *
+registry_take_retired(Registry *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL) {
+        return NULL;
+    }
+    PyObject *taken = self->retired;
+    self->retired = fresh; /* before anything below can collect a lock */
+    if (taken == NULL) {
+        return PyList_New(0);
+    }
+    PyObject *rows = PyDict_Values(taken);
+    Py_DECREF(taken);
+    return rows;
 }
 
 /* Every live lock in it (a new list). */
@@ -1382,6 +1506,8 @@ registry_len(Registry *self)
 
 static PyMethodDef registry_methods[] = {
     {"list", (PyCFunction)registry_list, METH_NOARGS, "Every live lock registered here."},
+    {"take_retired", (PyCFunction)registry_take_retired, METH_NOARGS,
+     "The collected locks' counters summed since the last call."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1597,6 +1723,7 @@ lockcore_exec(PyObject *module)
     G.threading_globals = PyModule_GetDict(threading); /* threading lives as long as we do */
     Py_INCREF(G.threading_globals);
     Py_DECREF(threading);
+
     G.sample_period = 100;
     G.hold_threshold_ns = 10000000;
     G.profile_after = 16;

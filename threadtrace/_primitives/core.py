@@ -84,6 +84,17 @@ def site(code: CodeType, offset: int, line: int, made: int) -> Site:
     return runtime.site_cache.get(code, offset, line)
 
 
+def _series(
+    name: Optional[str], made_site: Optional[Site], made_code: Optional[CodeType], made_offset: int
+) -> str:
+    """The name a collected lock's counts are kept under: its own, or its site's."""
+    if name is not None:
+        return name
+    if made_site is None and made_code is not None:
+        made_site = runtime.site_cache.get(made_code, made_offset, -1)
+    return made_site.label if made_site is not None else "<unknown>"
+
+
 def retire(
     kind: str,
     name: Optional[str],
@@ -92,12 +103,28 @@ def retire(
     made_offset: int,
     counts: tuple[int, ...],
 ) -> None:
-    """A traced lock was collected: its counts stay in the metrics (called as it dies)."""
-    if name is None:
-        if made_site is None and made_code is not None:
-            made_site = runtime.site_cache.get(made_code, made_offset, -1)
-        name = made_site.label if made_site is not None else "<unknown>"
-    runtime.retire(kind, name, counts)
+    """A traced lock was collected: its counts stay in the metrics (called as it dies).
+
+    The C core calls it only when its own table is full (see ``_retired_in_c``).
+    """
+    runtime.retire(kind, _series(name, made_site, made_code, made_offset), counts)
+
+
+def _retired_in_c() -> list[tuple[str, str, tuple[int, ...]]]:
+    """The collected locks' counts the C core summed, under the names :func:`retire` gives."""
+    locks = runtime.locks
+    if locks is None:
+        return []
+    return [
+        (cls._tt_kind, _series(name, made_site, made_code, made_offset), tuple(counts))
+        for cls, name, made_site, made_code, made_offset, *counts in locks.take_retired()
+    ]
+
+
+def _forget_retired_in_c() -> None:
+    """In a forked child: the parent's collected locks are not the child's to report."""
+    if runtime.locks is not None:
+        runtime.locks.take_retired()
 
 
 def sync() -> None:
@@ -140,6 +167,11 @@ def live_locks() -> list[Any]:
 
 runtime.watchers.append(sync)
 sync()
+if lockcore is not None:
+    # Whichever core is in use (the C one may have been used before a
+    # switch to the pure one, in tests), its collected locks are counted.
+    runtime.retired_sources.append(_retired_in_c)
+    runtime.child_hooks.append(_forget_retired_in_c)
 if SPEEDUPS and lockcore is not None:
     # One guard for both: the C constructor reads it without a Python call.
     runtime.get_guard = lockcore.get_guard
