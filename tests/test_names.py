@@ -510,3 +510,30 @@ def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
         assert library["plain"]()[0][2] is None  # not a method: nothing to name the site after
         for untraced in (plumbing["through"](library), plumbing["direct"](), own["make"]()):
             assert untraced == (None, None)
+
+
+def test_a_hot_call_of_a_library_class_is_walked_past() -> None:
+    """Made and acquired in a library's ``__init__`` from a hot loop: both walks reach the loop.
+
+    CPython 3.13 specialises a hot class call and runs ``__init__`` above a
+    shim frame that is never complete (its globals are never set); a walk
+    that read it crashed the process.
+    """
+    shared = threadtrace.Lock(name="shared")
+    namespace: dict[str, Any] = {"__name__": "concurrent.futures.made_up", "shared": shared}
+    source = """\
+        import threading
+        class Job:
+            def __init__(self):
+                self.done = threading.Condition()
+                with shared:
+                    self.site = shared._site_acq
+        """
+    exec(compile(textwrap.dedent(source), "<made_up>", "exec"), namespace)
+    job_class = namespace["Job"]
+    with capture():
+        jobs = [job_class() for _ in range(1000)]  # hot: the call is specialised  # hot jobs
+    here = marked("hot jobs")
+    assert {job.done.name for job in jobs} == {named("jobs", HERE, here, via="Job")}
+    if core.creation is not None:  # the C core notes where each acquisition was made
+        assert {(job.site.filename, job.site.lineno) for job in jobs} == {(__file__, here)}

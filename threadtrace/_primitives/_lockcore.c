@@ -116,12 +116,16 @@ frame_skip(tt_frame *f)
 {
     while (f != NULL) {
         PyCodeObject *code = TT_CODE(f);
+        /* An incomplete frame (one being set up) has not run its first
+         * instruction; CPython's own walks skip it too (_PyFrame_IsIncomplete).
+         * 3.13's shim under a specialised __init__ call (_Py_InitCleanup) is
+         * one, and its f_globals is never set: reading it crashed. */
 #if PY_VERSION_HEX >= 0x030C0000
-        if (f->owner != TT_OWNED_BY_CSTACK && code != NULL) {
+        if (f->owner != TT_OWNED_BY_CSTACK && code != NULL && (f->owner == 1 ||
+                f->instr >= (tt_codeunit *)code->co_code_adaptive + code->_co_firsttraceable)) {
             return f;
         }
 #else
-        /* An incomplete frame (one being set up) has not run its first instruction. */
         if (code != NULL && (f->owner == 1 ||
                 f->instr >= (tt_codeunit *)code->co_code_adaptive + code->_co_firsttraceable)) {
             return f;
