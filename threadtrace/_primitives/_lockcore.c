@@ -116,21 +116,19 @@ frame_skip(tt_frame *f)
 {
     while (f != NULL) {
         PyCodeObject *code = TT_CODE(f);
+#if PY_VERSION_HEX >= 0x030C0000
+        int of_c = f->owner == TT_OWNED_BY_CSTACK; /* an entry frame of C's */
+#else
+        int of_c = 0;
+#endif
         /* An incomplete frame (one being set up) has not run its first
          * instruction; CPython's own walks skip it too (_PyFrame_IsIncomplete).
          * 3.13's shim under a specialised __init__ call (_Py_InitCleanup) is
          * one, and its f_globals is never set: reading it crashed. */
-#if PY_VERSION_HEX >= 0x030C0000
-        if (f->owner != TT_OWNED_BY_CSTACK && code != NULL && (f->owner == 1 ||
+        if (!of_c && code != NULL && (f->owner == 1 ||
                 f->instr >= (tt_codeunit *)code->co_code_adaptive + code->_co_firsttraceable)) {
             return f;
         }
-#else
-        if (code != NULL && (f->owner == 1 ||
-                f->instr >= (tt_codeunit *)code->co_code_adaptive + code->_co_firsttraceable)) {
-            return f;
-        }
-#endif
         f = f->previous;
     }
     return NULL;
@@ -1605,10 +1603,7 @@ module_configure(PyObject *module, PyObject *args)
 static PyObject *
 module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    tt_frame *f = FRAME_TOP();
-    while (f != NULL && (frame_category(f) & 3) != CAT_NORMAL) {
-        f = FRAME_BACK(f);
-    }
+    tt_frame *f = site_frame();
     if (f == NULL) {
         Py_RETURN_NONE;
     }
