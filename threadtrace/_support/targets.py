@@ -229,8 +229,8 @@ class TargetNames:
         lines = linecache.getlines(filename)
         if not lines:
             return None
-        cached = self._trees.get(filename)
-        if cached is not None and _same(cached[0], lines):
+        cached = self._parsed(filename, lines)
+        if cached is not None:
             return cached[1]
         tree: Optional[ast.Module] = None
         # CPython 3.11's AST constructor counts its depth per interpreter, not
@@ -242,8 +242,8 @@ class TargetNames:
         # a thousand threads naming one site at once parse it once, not a
         # thousand times in turn.
         with self._parsing:
-            cached = self._trees.get(filename)
-            if cached is not None and _same(cached[0], lines):
+            cached = self._parsed(filename, lines)
+            if cached is not None:
                 return cached[1]
             self.parses += 1
             source = "".join(lines)
@@ -259,6 +259,19 @@ class TargetNames:
                 self._trees = {}
             self._trees[filename] = (lines, tree)
         return tree
+
+    def _parsed(
+        self, filename: str, lines: list[str]
+    ) -> Optional[tuple[list[str], Optional[ast.Module]]]:
+        """The memo's entry for ``filename`` if it was parsed from ``lines``.
+
+        Usually the very list ``linecache`` gave then; threads that read a file
+        into ``linecache`` at the same moment each get a list of their own.
+        """
+        cached = self._trees.get(filename)
+        if cached is not None and (cached[0] is lines or cached[0] == lines):
+            return cached
+        return None
 
     def _statements(self, filename: str, line: int) -> Optional[Statements]:
         tree = self._tree(filename)
@@ -278,15 +291,6 @@ class TargetNames:
         if len(found) != 1:
             return None  # two on one line: which is this one?
         return target_of(found[0], statements.parents, collected=True)
-
-
-def _same(seen: list[str], lines: list[str]) -> bool:
-    """Whether ``lines`` are the source a tree was parsed from.
-
-    Usually the very list ``linecache`` gave then; threads that read a file
-    into ``linecache`` at the same moment each get a list of their own.
-    """
-    return seen is lines or seen == lines
 
 
 def _lines(code: CodeType, offsets: list[int]) -> list[int]:
