@@ -28,6 +28,7 @@ cases themselves are in ``micro.py``.  Standard library only; Python 3.9+.
 
 import datetime
 import gc
+import importlib.machinery
 import importlib.util
 import itertools
 import json
@@ -47,17 +48,19 @@ clock = time.perf_counter_ns
 def choose_threadtrace(repo_root):
     """Measure the tree at ``repo_root`` if its C lock core is built, else an installed copy.
 
-    The tree's C core exists only once built in place (``pip install -e .``).
-    Without it, an installed threadtrace (say, after ``pip install .``) is the
-    better measure; with neither, the tree's pure-Python core is measured.
-    The header's ``threadtrace`` and ``lock core`` lines say which ran.
+    The tree's C core exists only once built in place (``pip install -e .``),
+    and only for the interpreters it was built for: one built for 3.11 is no
+    C core for 3.13.  Without it, an installed threadtrace (say, after ``pip
+    install .``) is the better measure; with neither, the tree's pure-Python
+    core is measured.  The header's ``threadtrace`` and ``lock core`` lines
+    say which ran.
     """
     primitives = os.path.join(repo_root, "threadtrace", "_primitives")
     if not os.path.isdir(primitives):
         return  # not run from a source tree: whatever is installed
     built = any(
-        name.startswith("_lockcore.") and name.endswith((".so", ".pyd"))
-        for name in os.listdir(primitives)
+        os.path.exists(os.path.join(primitives, "_lockcore" + suffix))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
     )
     if built or importlib.util.find_spec("threadtrace") is None:
         sys.path.insert(0, repo_root)
