@@ -376,11 +376,15 @@ class Runtime:
 
     # -- primitives ----------------------------------------------------------------------
 
-    def creation_site(self, depth: int, *, composed: bool = True) -> Optional[Site]:
+    def creation_site(self, depth: int) -> Optional[Site]:
         """Where the caller's caller's ``depth``-th caller made a primitive; None: untraced."""
         if self.recording():
             return None
-        return self.modules.creation_site(depth + 1, composed=composed, sites=self.site_cache)
+        return self.modules.creation_site(depth + 1, sites=self.site_cache)
+
+    def starts_traced(self, depth: int) -> bool:
+        """Whether the thread being started ``depth`` frames above the caller is traced."""
+        return not self.recording() and self.modules.starts_traced(depth + 1)
 
     def register(self, primitive: Any) -> None:
         """Add a new traced primitive to the live registry."""

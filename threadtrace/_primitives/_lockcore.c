@@ -1631,7 +1631,7 @@ is_method(PyCodeObject *code)
 }
 
 /* creation(depth): where the program makes a primitive, as base.site_for
- * asks (the walk of SiteModules.creation_site with composed=True, in C).
+ * asks (the walk of ModuleFilter.creation_site, in C).
  * The frame ``depth`` frames above the caller is the constructor's caller;
  * the walk goes past the modules that make primitives on the program's
  * behalf (queue, concurrent.futures...) to the program's frame.

@@ -44,7 +44,7 @@ def prepare_start(thread: Any, depth: int) -> None:
     if getattr(thread, "_tt_prepared", False):
         return
     thread._tt_prepared = True
-    thread._tt_traced = runtime.creation_site(depth + 1, composed=False) is not None
+    thread._tt_traced = runtime.starts_traced(depth + 1)
     if thread._tt_traced:
         thread._tt_context = otel_context.get_current()
         # run() deletes _target when it ends; joins are named after it later.

@@ -266,17 +266,14 @@ class ModuleFilter:
         """Whether ``module`` is telemetry plumbing (or threadtrace): never traced."""
         return _matches(module, self.excluded)
 
-    def creation_site(
-        self, depth: int, *, composed: bool = True, sites: Optional[SiteCache] = None
-    ) -> Optional[Site]:
+    def creation_site(self, depth: int, sites: Optional[SiteCache] = None) -> Optional[Site]:
         """The site to name a primitive after, or ``None`` to leave it untraced.
+
+        One made straight from ``threading`` or threadtrace is an internal
+        building block (every ``Thread`` makes an ``Event``), left untraced.
 
         Args:
             depth: how many frames above the caller the constructor call is.
-            composed: whether a call straight from ``threading`` or threadtrace
-                means "internal building block, leave untraced" (true for
-                primitives; false for thread starts, which pass through
-                ``Thread.start``).
             sites: where to get the shared :class:`Site` of the place (else a new one).
         """
         try:
@@ -285,14 +282,12 @@ class ModuleFilter:
             return UNKNOWN
         assert frame is not None
         module = frame.f_globals.get("__name__", "")
-        if composed and (
-            module in {"threading", "threadtrace"} or module.startswith("threadtrace.")
-        ):
+        if module in {"threading", "threadtrace"} or module.startswith("threadtrace."):
             return None
         category = self._category(module)
         via = None
         if category == _PASS:
-            frame, category, via = self._past_pass_through(frame, composed)
+            frame, category, via = self._past_pass_through(frame)
         if category == _EXCLUDED:
             return None
         if frame is None:
@@ -301,15 +296,31 @@ class ModuleFilter:
             return sites.get(frame.f_code, frame.f_lasti, -1, via)
         return Site.of_frame(frame, None if via is None else _via(via))
 
+    def starts_traced(self, depth: int) -> bool:
+        """Whether a thread started ``depth`` frames above the caller is the program's.
+
+        The start passes through ``threading``'s ``Thread.start``; a thread
+        that telemetry plumbing or threadtrace starts for itself (flush,
+        watchdog...) is not traced.  Only the answer is wanted, not the place.
+        """
+        try:
+            frame = sys._getframe(depth + 1)
+        except ValueError:
+            return True
+        category = self._category(frame.f_globals.get("__name__", ""))
+        if category == _PASS:
+            category = self._past_pass_through(frame, starting=True)[1]
+        return category != _EXCLUDED
+
     def _past_pass_through(
-        self, frame: FrameType, composed: bool
+        self, frame: FrameType, starting: bool = False
     ) -> tuple[Optional[FrameType], int, Optional[FrameType]]:
         """The first caller outside the pass-through modules, its category, and the
         innermost method it went through, whose ``self`` names the site's class
-        (the Future, not its pool; ``threading``'s own ``Thread.start`` does not
-        count).
+        (the Future, not its pool; ``threading``'s own methods do not count).
 
-        A thread threadtrace starts for itself (flush, watchdog...) counts as excluded.
+        When ``starting`` a thread, one that threadtrace starts for itself
+        counts as excluded.
         """
         via = None
         caller: Optional[FrameType] = frame
@@ -318,7 +329,7 @@ class ModuleFilter:
             category = self._category(module)
             if category != _PASS:
                 return caller, category, via
-            if not composed and module.startswith("threadtrace._"):
+            if starting and module.startswith("threadtrace._"):
                 return None, _EXCLUDED, None
             if via is None and module != "threading" and _is_method(caller.f_code):
                 via = caller
