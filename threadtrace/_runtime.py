@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import weakref
@@ -116,6 +117,15 @@ def _fold(previous: tuple[int, ...], counts: tuple[int, ...]) -> tuple[int, ...]
     return tuple(folded)
 
 
+def peek(counter: itertools.count[int]) -> int:
+    """The next value of ``counter``, not taken.
+
+    ``next(counter)`` is an atomic, lock-free count; ``repr(count(5))`` is
+    ``"count(5)"``, the only way to read one without advancing it.
+    """
+    return int(repr(counter)[6:-1])
+
+
 class Runtime:
     """Everything threadtrace keeps process-wide.  See the module docstring.
 
@@ -149,8 +159,11 @@ class Runtime:
         retired_sources: where else such counters wait, each called by the
             fold for ``(kind, name, counts)`` rows (the C lock core sums its
             collected locks' in C).
-        threads_started: traced threads started (changed under ``book``).
-        threads_live: traced threads running now (changed under ``book``).
+        thread_runs: advanced (``next``) as a traced thread's run begins,
+            and ``thread_ends`` as it ends; ``threads_started`` and
+            ``threads_live`` read them.  Counters, not fields changed under
+            ``book``: a lock taken twice per thread cost more than the rest
+            of the count.
         export_stats: what each of threadtrace's own exporters did, kept
             after they shut down for the exit summary (name -> ExportStats).
         files_opened: files the json exporter opened in this process
@@ -277,8 +290,20 @@ class Runtime:
         self.locks: Any = None
         self.retired: collections.deque[tuple[str, str, tuple[int, ...]]] = collections.deque()
         self.retired_totals: dict[tuple[str, str], tuple[int, ...]] = {}
-        self.threads_started = 0
-        self.threads_live = 0
+        self.thread_runs = itertools.count()
+        self.thread_ends = itertools.count()
+        self._threads_carried = 0  # a forked child's one thread, running since before
+
+    @property
+    def threads_started(self) -> int:
+        """Traced threads whose run began."""
+        return peek(self.thread_runs)
+
+    @property
+    def threads_live(self) -> int:
+        """Traced threads running now (ends read first: never below zero)."""
+        ended = peek(self.thread_ends)
+        return peek(self.thread_runs) - ended + self._threads_carried
 
     # -- configuration -------------------------------------------------------------------
 
@@ -539,8 +564,9 @@ class Runtime:
         me = originals._active.get(originals.get_ident())
         self.retired = collections.deque()
         self.retired_totals = {}
-        self.threads_started = 0
-        self.threads_live = 1 if getattr(me, "_tt_traced", False) else 0
+        self.thread_runs = itertools.count()
+        self.thread_ends = itertools.count()
+        self._threads_carried = 1 if getattr(me, "_tt_traced", False) else 0
         self.export_stats = {}
         self.report_logged = self.exiting = self.exit_done = self.sigterm_pending = False
         for primitive in self.primitives():

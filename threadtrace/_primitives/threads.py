@@ -101,9 +101,7 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
 
 
 def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
-    with runtime.book:
-        runtime.threads_started += 1
-        runtime.threads_live += 1
+    next(runtime.thread_runs)
     ended_by: Optional[BaseException] = None  # the exception that ended the run, if one did
     try:
         if not recorder.spans_enabled:
@@ -134,8 +132,7 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
         ended_by = exc
         raise
     finally:
-        with runtime.book:
-            runtime.threads_live -= 1
+        next(runtime.thread_ends)
         hooks.thread_ended(_originals.get_ident(), thread, ended_by)
         ended_by = None  # the traceback holds this frame: no cycle through it
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from .._detect import hooks
 from .._detect.state import Blocked
 from .._recording.recorder import current_context, current_waker
-from .._runtime import runtime
+from .._runtime import peek, runtime
 from .._support.sites import UNKNOWN, Site
 from .base import Traced
 
@@ -90,8 +90,7 @@ class WaitCounters(Traced):
     @property
     def _tt_operations(self) -> int:
         """All operations: those counted under the lock and the fast ones."""
-        # repr(count(5)) == "count(5)": the only way to read a count without advancing it.
-        return self._tt_ops + int(repr(self._tt_fast_ops)[6:-1])
+        return self._tt_ops + peek(self._tt_fast_ops)
 
     def _tt_counters(self) -> tuple[int, int, int, int]:
         return (self._tt_operations, self._tt_blocked, self._tt_wait_total, 0)
