@@ -61,28 +61,34 @@ def record_end(ident: int, thread: Any, error: Optional[BaseException] = None) -
     later reports).  Its semaphore permits are known right here, and handed
     to stand-ins at once, before the OS gives the ident to a new thread.
     The locks it may still hold are for the watchdog to find (a look at
-    every live lock), at once but at most a few times a second.
+    every live lock), at once but at most a few times a second.  A quiet
+    end is noted as its name and time only: its :class:`Ending` is made if
+    a look finds it held something.
     """
     state = runtime.detect
     semaphores = state.permits.pop(ident, None)
     if not runtime.config.watchdog:
         return False
-    ending = ending_of(thread.name, error)
+    name = thread.name
+    # A weak reference: a finished thread's object (and what its locals and
+    # threading.local values hold) must die when the program drops it.
+    if error is None and not semaphores:
+        state.ended.append((ident, weakref.ref(thread), name, runtime.clock.monotonic_ns()))
+        return True
+    ending = ending_of(name, error)
     if ending.error is not None:
         state.crashes.append(ending)
     if semaphores:
         now = runtime.clock.monotonic_ns()
         for semaphore in list(semaphores):
-            tomb = state.tombstone(thread.name, ending)
+            tomb = state.tombstone(name, ending)
             if (
                 semaphore._tt_rename_holder(ident, tomb)
                 and semaphore._tt_kind == "bounded_semaphore"
             ):
                 # A plain Semaphore's permits roam: only bounded ones leak.
-                state.leaked_permits[(semaphore, tomb)] = (now, thread.name)
-    # A weak reference: a finished thread's object (and what its locals and
-    # threading.local values hold) must die when the program drops it.
-    state.ended.append((ident, weakref.ref(thread), ending))
+                state.leaked_permits[(semaphore, tomb)] = (now, name)
+    state.ended.append((ident, weakref.ref(thread), ending, 0))
     return True
 
 
@@ -95,20 +101,23 @@ def look(now: Optional[int] = None) -> list[Problem]:
     if not ended or time.monotonic() < state.next_held_look:
         return problems
     started = time.monotonic()
-    gone: dict[int, Ending] = {}
+    gone: dict[int, tuple[Any, int]] = {}  # ident -> (its Ending, 0) or (its name, its end)
     while ended:
-        ident, thread, ending = ended.popleft()
+        ident, thread, ending, at = ended.popleft()
         current = _originals._active.get(ident)
         if current is not None and current is not thread():
             continue  # the ident already belongs to a new thread: too late to tell
-        gone[ident] = ending
+        gone[ident] = (ending, at)
     members = runtime.primitives()
     for primitive in members:
         kind = getattr(primitive, "_tt_kind", "")
         if kind in ("lock", "rlock"):
             owner = primitive._owner
             if owner in gone and primitive._raw_locked():
-                ending = gone[owner]
+                ending, at = gone[owner]
+                if not isinstance(ending, Ending):  # a quiet end, noted as its name and time
+                    ending = Ending(ending, at, None, None)
+                    gone[owner] = (ending, at)  # one Ending for all the locks it holds
                 tomb = state.tombstone(ending.name, ending)
                 state.dead_owners[primitive] = (owner, tomb, primitive._acquisitions)
                 problems.append(_held_problem(primitive, ending, None))

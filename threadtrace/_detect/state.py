@@ -113,7 +113,9 @@ class DetectorState:
         blocked: thread ident -> what it is blocked in now.  Written by the
             blocked thread only, read by the watchdog.
         ended: traced threads that ended since the last look: (ident, weak
-            reference to the thread, how it ended).  Bounded: a program
+            reference to the thread, how it ended, 0), or for a quiet end
+            (no exception, no permits) (ident, weak reference, its name,
+            when it ended), its :class:`Ending` made only if needed.  Bounded: a program
             that ends threads faster than the watchdog looks loses the oldest
             checks, not memory.
         reported: what was already reported, so each problem is reported once.
@@ -168,7 +170,7 @@ class DetectorState:
         self._findings_afresh()
 
     def _findings_afresh(self) -> None:
-        self.ended: collections.deque[tuple[int, Any, Ending]] = collections.deque(maxlen=100_000)
+        self.ended: collections.deque[tuple[int, Any, Any, int]] = collections.deque(maxlen=100_000)
         self.reported: set[Any] = set()
         self.cycles_before: set[frozenset[Any]] = set()
         #: Stand-in idents for finished threads that still hold something, so
