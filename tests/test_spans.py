@@ -555,3 +555,45 @@ def test_a_short_runs_span_made_before_its_end_is_ended_once_at_the_end(
     assert quick.end_time is not None and quick.start_time is not None
     assert quick.end_time - quick.start_time == 100_000
     assert "ended span" not in caplog.text
+
+
+@pytest.mark.parametrize("cls", ["threading.Thread", "threadtrace.Thread"])
+def test_a_thread_started_while_patched_runs_in_one_span_and_counts_once(
+    cls: str, clock: FakeClock
+) -> None:
+    """patch() hands a traced thread its bootstrap wrapped in the run's span;
+    threadtrace's own Thread wraps its run itself, and is not wrapped twice.
+    While the run goes on, the thread counts as running."""
+    import threadtrace
+
+    thread_class = threadtrace.Thread if cls == "threadtrace.Thread" else threading.Thread
+    inside, leave = threading.Event(), threading.Event()
+    counts: list[tuple[int, int]] = []
+
+    def work() -> None:
+        inside.set()
+        assert leave.wait(10)
+
+    with capture(clock=clock, wait_threshold=0) as cap:
+        thread = thread_class(target=work, name="worker")
+        thread.start()
+        assert inside.wait(10)
+        counts.append(
+            (
+                cap.metrics()["threadtrace.thread.count"][()],
+                cap.metrics()["threadtrace.thread.started"][()],
+            )
+        )
+        clock.advance(1.0)
+        leave.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        metrics = cap.metrics()
+        counts.append(
+            (metrics["threadtrace.thread.count"][()], metrics["threadtrace.thread.started"][()])
+        )
+        spans = cap.spans()
+    assert counts == [(1, 1), (0, 1)]
+    (run,) = [s for s in spans if s.name.startswith("Thread.run")]
+    assert run.attributes["thread.name"] == "worker"  # type: ignore[index]
+    assert duration(run) == 1.0

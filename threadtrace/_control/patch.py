@@ -10,9 +10,10 @@ What changes while patched:
   stdlib objects (see :mod:`threadtrace._sites`).
 * ``Thread`` and ``Timer`` stay the stdlib classes (so ``isinstance`` and
   ``Timer`` keep working, and subclasses made before ``patch()`` are covered);
-  three hooks are installed instead: threading's ``_start_new_thread`` (or
-  ``_start_joinable_thread``), and, with wrapt, ``Thread._bootstrap_inner``
-  and ``Thread.join``.
+  two hooks are installed instead: threading's ``_start_new_thread`` (or
+  ``_start_joinable_thread``), which also hands a traced thread its
+  ``_bootstrap`` wrapped in the span of its run, and, with wrapt,
+  ``Thread.join``.
 * ``concurrent.futures.thread._WorkItem`` carries the submitter's
   OpenTelemetry context into the worker.
 * On CPython 3.12 and later, on Linux, ``os.fork`` and ``os.forkpty``: the
@@ -52,7 +53,7 @@ from .._primitives.condition import Condition
 from .._primitives.event import Barrier, Event
 from .._primitives.locks import Lock, RLock
 from .._primitives.semaphore import BoundedSemaphore, Semaphore
-from .._primitives.threads import join_traced, prepare_start, run_traced
+from .._primitives.threads import join_traced, prepare_start, traced_bootstrap
 from .._runtime import runtime
 from .._support import originals as _originals
 from . import exit, live
@@ -187,6 +188,7 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
                     return original(function, *args, **kwargs)
             try:
                 prepare_start(thread, 2)
+                function = traced_bootstrap(thread, function)
             except Exception:  # noqa: BLE001 - tracing must never stop a thread from starting
                 thread._tt_traced = False  # type: ignore[attr-defined]
         return original(function, *args, **kwargs)
@@ -230,11 +232,6 @@ class PatchHandle:
                 if name in os.__dict__:
                     self._replace(os, name, _quiet_fork(os.__dict__[name], name))
 
-        def bootstrap_inner(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not switch.on:
-                return wrapped(*args, **kwargs)
-            return run_traced(instance, lambda: wrapped(*args, **kwargs))
-
         def join(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if not switch.on:
                 return wrapped(*args, **kwargs)
@@ -260,7 +257,6 @@ class PatchHandle:
 
         thread_cls = _originals.Thread
         for owner, name, wrapper in (
-            (thread_cls, "_bootstrap_inner", bootstrap_inner),
             (thread_cls, "join", join),
             (futures_thread._WorkItem, "__init__", work_item_init),
             (futures_thread._WorkItem, "run", work_item_run),

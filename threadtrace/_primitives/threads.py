@@ -11,14 +11,19 @@ OpenTelemetry's own ``ThreadingInstrumentor`` (which wraps ``start`` and
   module-level ``_start_new_thread`` (``_start_joinable_thread`` on 3.13).
   It captures the current OpenTelemetry context and decides whether the
   thread is traced (threads started by telemetry plumbing are not).
-* ``run_traced`` wraps ``Thread._bootstrap_inner`` in the new thread, which
-  calls ``self.run()`` whatever subclass overrides it; for that one call an
-  instance attribute ``run`` opens the span around the real ``run``, and an
-  exception escaping it is recorded before threading's excepthook sees it.
+* ``run_traced`` runs in the new thread around threading's bootstrap,
+  which calls ``self.run()`` whatever subclass overrides it; for that one
+  call an instance attribute ``run`` opens the span around the real
+  ``run``, and an exception escaping it is recorded before threading's
+  excepthook sees it.  Under :func:`threadtrace.patch`, the hook on
+  ``_start_new_thread`` hands the new thread ``run_traced`` around its
+  ``_bootstrap`` (:func:`traced_bootstrap`): a wrapper on the method
+  ``_bootstrap_inner`` cost every thread a bound wrapper made and called.
 * ``join_traced`` wraps ``Thread.join``.
 
-:class:`Thread` and :class:`Timer` apply the same hooks by overriding those
-methods, so they are traced with or without :func:`threadtrace.patch`.
+:class:`Thread` and :class:`Timer` apply the same hooks by overriding
+``start``, ``_bootstrap_inner`` and ``join``, so they are traced with or
+without :func:`threadtrace.patch`.
 """
 
 from __future__ import annotations
@@ -75,6 +80,17 @@ def _run_details(thread: Any) -> RunDetails:
         getattr(thread, "_tt_function", None),
         getattr(thread, "_tt_code", None),
     )
+
+
+def traced_bootstrap(thread: Any, bootstrap: Callable[[], None]) -> Callable[[], None]:
+    """What a thread being started runs in place of ``bootstrap``, its ``_bootstrap``.
+
+    A traced thread runs it inside :func:`run_traced`; one of threadtrace's
+    classes does that itself (in its ``_bootstrap_inner``).
+    """
+    if not getattr(thread, "_tt_traced", False) or isinstance(thread, _TracedThreadMixin):
+        return bootstrap
+    return functools.partial(run_traced, thread, bootstrap)
 
 
 def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
