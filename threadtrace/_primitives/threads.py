@@ -157,20 +157,20 @@ def join_traced(
     thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]
 ) -> None:
     """Join, timing the wait when the thread was still running."""
-    # Not started, self-join, already finished: no wait to report, and
-    # threading raises its own errors for the first two.  Threads threadtrace
-    # does not trace (telemetry plumbing's, those started before patch())
-    # are joined untimed.
+    # Not started (threading raises its own error), already finished,
+    # self-join (an error too), or a thread threadtrace does not trace
+    # (telemetry plumbing's, one started before patch()): no wait to time.
+    started = getattr(thread, "_started", None)
+    if started is None or not started.is_set():
+        join(timeout)
+        return
     if (
-        not getattr(thread, "_tt_traced", False)
-        or not getattr(thread, "_started", None)
-        or not thread._started.is_set()
+        not thread.is_alive()
+        or not getattr(thread, "_tt_traced", False)
         or thread.ident == _originals.get_ident()
-        or not thread.is_alive()
         or runtime.recording()
     ):
-        if getattr(thread, "_started", None) is not None and thread._started.is_set():
-            _count_join(thread, blocked=False)
+        _count_join(thread, blocked=False)
         join(timeout)
         return
     clock = runtime.clock
