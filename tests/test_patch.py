@@ -28,8 +28,7 @@ def snapshot() -> dict[str, object]:
             state[name] = getattr(threading, name)
     for name in ("_bootstrap_inner", "join", "start", "run"):
         state[f"Thread.{name}"] = threading.Thread.__dict__[name]
-    for name in ("__init__", "run"):
-        state[f"_WorkItem.{name}"] = futures_thread._WorkItem.__dict__[name]
+    state["_WorkItem"] = futures_thread._WorkItem
     for name in ("fork", "forkpty"):  # wrapped on 3.12 and later (their warning)
         state[f"os.{name}"] = os.__dict__.get(name)
     return state

@@ -597,3 +597,21 @@ def test_a_thread_started_while_patched_runs_in_one_span_and_counts_once(
     (run,) = [s for s in spans if s.name.startswith("Thread.run")]
     assert run.attributes["thread.name"] == "worker"  # type: ignore[index]
     assert duration(run) == 1.0
+
+
+def test_a_pool_task_runs_in_the_context_it_was_submitted_in(cap: Capture) -> None:
+    """Not the context its worker thread was started in: the worker is started
+    by the first submit, and serves the second, made in another span."""
+    tracer = cap.tracer_provider.get_tracer("app")
+
+    def task() -> None:
+        with tracer.start_as_current_span("task"):
+            pass
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with tracer.start_as_current_span("first"):
+            pool.submit(lambda: None).result(10)  # starts the pool's one worker
+        with tracer.start_as_current_span("second") as second:
+            pool.submit(task).result(10)
+    run = only(cap.spans(), "task")
+    assert run.parent is not None and run.parent.span_id == second.get_span_context().span_id
