@@ -203,7 +203,7 @@ _WORK_ITEM_INIT = _WORK_ITEM.__init__
 _WORK_ITEM_RUN = _WORK_ITEM.run
 
 
-class _TracedWorkItem(_WORK_ITEM):  # type: ignore[misc]
+class _TracedWorkItem(_WORK_ITEM):  # type: ignore[type-arg]
     """A thread pool's task, run in the OpenTelemetry context it was submitted in.
 
     ``concurrent.futures.thread._WorkItem`` while patched: ``submit()`` looks
