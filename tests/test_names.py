@@ -471,9 +471,14 @@ def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
     creation = core.creation
     sites = runtime.site_cache
 
-    def probe() -> tuple[Any, Any]:
-        """Both walks, from the caller of this function (a constructor's caller)."""
-        return creation(1), runtime.modules.creation_site(1, sites=sites)
+    def probe() -> tuple[Any, Any, Any]:
+        """Both walks, from the caller of this function (a constructor's caller), and the
+        C walk again once the Python walk has made the place's Site (the cache's lookup)."""
+        return (
+            creation(1),
+            runtime.modules.creation_site(1, sites=sites),
+            creation(1, sites.places),
+        )
 
     def module(name: str, source: str) -> dict[str, Any]:
         namespace: dict[str, Any] = {"__name__": name, "probe": probe}
@@ -503,13 +508,17 @@ def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
     assert runtime.modules.excludes("opentelemetry.sdk.made_up")
 
     with capture(patch=False):
-        for found, site in (probe(), library["Future"]().found, library["plain"]()):
+        for found, site, cached in (probe(), library["Future"]().found, library["plain"]()):
             assert isinstance(found, tuple) and site is not None
-            assert sites.known(*found) is site  # the same code, offset and method passed through
+            # The same code, offset and method passed through: the cache's key.
+            assert sites.places[(id(found[0]), found[1], -1, id(found[2]))][0] is site
+            assert cached is site
         assert library["Future"]().found[0][2] is library["Future"].__init__.__code__
         assert library["plain"]()[0][2] is None  # not a method: nothing to name the site after
         for untraced in (plumbing["through"](library), plumbing["direct"](), own["make"]()):
-            assert untraced == (None, None)
+            assert untraced == (None, None, None)
+        sites.places.clear()  # a place not in the cache: only the walk in Python makes its Site
+        assert creation(0, sites.places) is ...
 
 
 def test_a_hot_call_of_a_library_class_is_walked_past() -> None:

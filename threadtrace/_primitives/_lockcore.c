@@ -1642,12 +1642,17 @@ is_method(PyCodeObject *code)
  * ``via`` being the code of the innermost library method passed through
  * (None: none), as runtime.site_cache keys a place.  Ellipsis when it is
  * not decided here (no such frame, no program frame above, no categories
- * yet): the walk in Python decides. */
+ * yet): the walk in Python decides.
+ *
+ * creation(depth, sites), ``sites`` being the SiteCache's dict: the Site
+ * of that place if the cache has it, instead of (code, offset, via), and
+ * Ellipsis if it has not (only the walk in Python makes one). */
 static PyObject *
-module_creation(PyObject *Py_UNUSED(module), PyObject *arg)
+module_creation(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    Py_ssize_t depth = PyLong_AsSsize_t(arg);
-    if (depth == -1 && PyErr_Occurred()) {
+    Py_ssize_t depth;
+    PyObject *sites = NULL;
+    if (!PyArg_ParseTuple(args, "n|O!:creation", &depth, &PyDict_Type, &sites)) {
         return NULL;
     }
     if (guard_busy) {
@@ -1680,15 +1685,40 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *arg)
     if ((category & 3) == CAT_EXCLUDED) {
         Py_RETURN_NONE;
     }
-    return Py_BuildValue("(OiO)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f),
-                         via != NULL ? (PyObject *)FRAME_CODE(via) : Py_None);
+    PyObject *via_code = via != NULL ? (PyObject *)FRAME_CODE(via) : Py_None;
+    if (sites == NULL) {
+        return Py_BuildValue("(OiO)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f), via_code);
+    }
+    /* SiteCache's key: (id(code), offset, line -1, id(via code)). */
+    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(FRAME_CODE(f)), FRAME_OFFSET(f), -1,
+                                  PyLong_FromVoidPtr(via_code));
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_INCREF(Py_Ellipsis);
+        return Py_Ellipsis;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        PyErr_SetString(PyExc_TypeError, "creation(): a site cache entry is not (site, via)");
+        return NULL;
+    }
+    PyObject *site = PyTuple_GET_ITEM(entry, 0);
+    Py_INCREF(site);
+    return site;
 }
 
 static PyMethodDef module_methods[] = {
     {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
     {"caller", module_caller, METH_NOARGS, "caller(): (code, offset) of the program's frame, or None."},
-    {"creation", module_creation, METH_O,
-     "creation(depth): (code, offset, via) where the program makes a primitive, None, or ..."},
+    {"creation", module_creation, METH_VARARGS,
+     "creation(depth[, sites]): where the program makes a primitive ((code, offset, via), or its "
+     "Site from the cache ``sites``), None, or ..."},
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
     {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},

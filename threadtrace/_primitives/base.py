@@ -78,13 +78,11 @@ def site_for(name: Optional[str], depth: int) -> Optional[Site]:
     few calls more on each.
     """
     if _creation is not None:
-        found = _creation(depth + 1)
+        found = _creation(depth + 1, runtime.site_cache.places)
         if found is None:
             return None if name is None else UNKNOWN
-        if found is not ...:
-            site = runtime.site_cache.known(*found)
-            if site is not None:
-                return site
+        if found is not ...:  # the Site of a place seen before
+            return found  # type: ignore[no-any-return]
     if name is None:
         try:
             if sys._getframe(depth + 1).f_globals is _THREADING_GLOBALS:

@@ -49,9 +49,10 @@ make: Callable[[type, Site, Optional[str]], Any]
 caller: Callable[[], Optional[tuple[CodeType, int]]]
 
 #: Where the program makes a primitive, walked in C (``_lockcore.creation``):
-#: ``(code, offset, via code)``, ``None`` (untraced) or ``...`` (ask the walk
-#: in Python).  ``None`` with the pure-Python core, which has only that walk.
-creation: Optional[Callable[[int], Any]] = None
+#: ``(code, offset, via code)``, or given the site cache's dict the place's
+#: ``Site``; ``None`` (untraced) or ``...`` (ask the walk in Python: it alone
+#: makes a Site).  ``None`` with the pure-Python core, which has only that walk.
+creation: Optional[Callable[..., Any]] = None
 
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = pycore.LockCore

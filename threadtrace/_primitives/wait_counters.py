@@ -25,14 +25,6 @@ from .base import Traced
 Begun = tuple[int, Optional[Site], Any, Optional[Blocked]]
 
 
-def _made_at() -> int:
-    try:
-        return runtime.clock.monotonic_ns()
-    except Exception as error:  # noqa: BLE001 - a broken injected clock must not break construction
-        runtime.internal_error("clock", error)
-        return 0
-
-
 class WaitCounters(Traced):
     """Counters of waits, kept in instance attributes of a stdlib subclass.
 
@@ -71,7 +63,11 @@ class WaitCounters(Traced):
         self._tt_name = name
         # When it was made: a stuck wait on it names the threads that ended
         # with an exception since (the one that should have set it, say).
-        self._tt_made = _made_at()
+        try:
+            self._tt_made = runtime.clock.monotonic_ns()
+        except Exception as error:  # noqa: BLE001 - a broken injected clock must not break this
+            runtime.internal_error("clock", error)
+            self._tt_made = 0
         if self._tt_has_fast_path:
             self._tt_fast_ops = itertools.count()
         if not self._tt_register_at_first_wait:

@@ -187,19 +187,9 @@ class SiteCache:
         #: by identity: hashing a code object hashes its whole contents, and
         #: this is on every blocked wait's path.  The entry holds both code
         #: objects (the site holds ``code``), so neither id can be reused
-        #: while the key is in the dict.
-        self._sites: dict[tuple[int, int, int, int], tuple[Site, Optional[CodeType]]] = {}
-
-    def known(
-        self, code: CodeType, offset: int, via_code: Optional[CodeType] = None
-    ) -> Optional[Site]:
-        """The Site of a place :meth:`get` has made, reached through a method of ``via_code``.
-
-        ``None`` if there is none yet: only :meth:`get` can make one (it reads
-        the library frame's ``self``).
-        """
-        entry = self._sites.get((id(code), offset, -1, id(via_code)))
-        return None if entry is None else entry[0]
+        #: while the key is in the dict.  The C lock core's ``creation()``
+        #: reads it too, for a place seen before (line -1).
+        self.places: dict[tuple[int, int, int, int], tuple[Site, Optional[CodeType]]] = {}
 
     def get(
         self, code: CodeType, offset: int, line: int = -1, via: Optional[FrameType] = None
@@ -212,12 +202,12 @@ class SiteCache:
         """
         via_code = None if via is None else via.f_code
         key = (id(code), offset, line, id(via_code))
-        entry = self._sites.get(key)
+        entry = self.places.get(key)
         if entry is None:
-            if len(self._sites) >= self.MAX_SITES:
-                self._sites.clear()
+            if len(self.places) >= self.MAX_SITES:
+                self.places.clear()
             name = None if via is None else _via(via)
-            entry = self._sites[key] = (Site(code, line, name, offset), via_code)
+            entry = self.places[key] = (Site(code, line, name, offset), via_code)
         return entry[0]
 
 
