@@ -214,7 +214,10 @@ static struct {
     long long serials;            /* lock serials, never reused */
     PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
     PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
+    PyObject *str_active, *str_thread_name;  /* threading._active, a Thread's name */
     PyObject *threading_globals;  /* threading's namespace: its frames are never a "via" */
+    PyObject *waker_var;          /* OpenTelemetry's context variable: a release with waiters
+                                     notes the waker in C (note_waker); NULL: _release_slow() */
 } G;
 
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
@@ -812,6 +815,88 @@ call_held(Core *self, long long start, long long end, PyObject *code, int offset
     Py_XDECREF(r);
 }
 
+/* A release with waiters, lock order or not (the core keeps the held
+ * stacks itself): note who wakes them, for their waits' spans, and whether
+ * the next release must look again.  What _release_slow() does, but in C,
+ * before the OS release: every instruction here lengthens the hold, and a
+ * Python call here (3-4 us) lengthened the holds of a busy lock until its
+ * waiters formed a convoy (8 pool threads on one RLock: 44% of its
+ * acquisitions contended).  The waker is (ident, name, context, (code,
+ * offset, line) or None): the woken thread makes the Site of where it took
+ * the lock (locks._resolved_waker).  The name is read here: by the time the
+ * woken thread runs, the waker may have ended.  Nothing is noted while this
+ * thread records, as in Python. */
+static PyObject *
+current_thread_name(unsigned long ident)
+{
+    /* originals.thread_name(): threading._active's thread's name, else thread-<ident>. */
+    PyObject *active = PyDict_GetItemWithError(G.threading_globals, G.str_active);
+    PyObject *thread = NULL;
+    if (active != NULL && PyDict_Check(active)) {
+        PyObject *key = PyLong_FromUnsignedLong(ident);
+        if (key == NULL) {
+            return NULL;
+        }
+        thread = PyDict_GetItemWithError(active, key); /* borrowed */
+        Py_DECREF(key);
+    }
+    if (thread != NULL) {
+        return PyObject_GetAttr(thread, G.str_thread_name);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyUnicode_FromFormat("thread-%lu", ident);
+}
+
+static void
+note_waker(Core *self)
+{
+    if (self->waiters > 0 && !guard_busy) {
+        unsigned long ident = PyThread_get_thread_ident();
+        PyObject *name = current_thread_name(ident);
+        if (name == NULL) {
+            report_error("Lock.release");
+            Py_CLEAR(self->waker);
+            self->hot = self->waiters > 0;
+            return;
+        }
+        PyObject *context = NULL;
+        if (PyContextVar_Get(G.waker_var, NULL, &context) < 0) {
+            report_error("Lock.release");
+            context = NULL;
+        }
+        if (context == NULL) {
+            Py_INCREF(Py_None);
+            context = Py_None;
+        }
+        PyObject *site;
+        if (self->acq_code != NULL) {
+            site = Py_BuildValue("(Oii)", self->acq_code, self->acq_offset, self->acq_line);
+        }
+        else {
+            Py_INCREF(Py_None);
+            site = Py_None;
+        }
+        PyObject *waker = NULL;
+        if (site != NULL) {
+            waker = Py_BuildValue("(kNNN)", ident, name, context, site);
+        }
+        else {
+            Py_DECREF(name);
+            Py_DECREF(context);
+        }
+        if (waker == NULL) {
+            report_error("Lock.release");
+            Py_CLEAR(self->waker);
+        }
+        else {
+            Py_XSETREF(self->waker, waker);
+        }
+    }
+    self->hot = self->waiters > 0;
+}
+
 /* Let go of the OS lock, with the bookkeeping of an outermost release. */
 static void
 let_go(Core *self)
@@ -829,7 +914,10 @@ let_go(Core *self)
     if (G.ordering) {
         order_released(self);
     }
-    if (self->hot) {
+    if (self->hot && G.waker_var != NULL) {
+        note_waker(self);
+    }
+    else if (self->hot) {
         PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, G.str_release_slow);
         if (r == NULL) {
             /* Release the lock whatever happened in the bookkeeping. */
@@ -1597,6 +1685,21 @@ module_configure(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* waker_context(var): the context variable whose value a release with
+ * waiters notes as the waker's context (OpenTelemetry's, when its runtime
+ * context is the contextvars one); None: leave the release to
+ * _release_slow(), in Python. */
+static PyObject *
+module_waker_context(PyObject *Py_UNUSED(module), PyObject *var)
+{
+    if (var != Py_None && !PyContextVar_CheckExact(var)) {
+        PyErr_SetString(PyExc_TypeError, "waker_context() takes a ContextVar or None");
+        return NULL;
+    }
+    set_global(&G.waker_var, var);
+    Py_RETURN_NONE;
+}
+
 /* caller(): (code, byte offset) of the first frame of the program's own above
  * this call, or None (what a semaphore notes per permit: cheaper than a walk
  * in Python). */
@@ -1722,6 +1825,8 @@ static PyMethodDef module_methods[] = {
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
     {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
+    {"waker_context", module_waker_context, METH_O,
+     "waker_context(var): the ContextVar a release with waiters reads (None: in Python)."},
     {"make", module_make, METH_VARARGS, "make(type, site, name): a traced lock (the slow path's)."},
     {"get_guard", module_get_guard, METH_NOARGS, "Whether this thread is inside threadtrace's recording."},
     {"set_guard", module_set_guard, METH_O, "Set this thread's guard; returns what it was."},
@@ -1740,9 +1845,11 @@ lockcore_exec(PyObject *module)
     G.str_original = PyUnicode_InternFromString("_tt_original");
     G.str_original_factory = PyUnicode_InternFromString("_tt_original_factory");
     G.str_self = PyUnicode_InternFromString("self");
+    G.str_active = PyUnicode_InternFromString("_active");
+    G.str_thread_name = PyUnicode_InternFromString("name");
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
         || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory
-        || !G.str_self) {
+        || !G.str_self || !G.str_active || !G.str_thread_name) {
         return -1;
     }
     PyObject *threading = PyImport_ImportModule("threading");

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .._detect import hooks
 from .._detect.state import name_of, owner_of
 from .._recording.events import HoldRecord
-from .._recording.recorder import current_context, current_waker
+from .._recording.recorder import Waker, current_context, current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
@@ -334,7 +334,7 @@ class _LockBase(Traced):
                 self._wait_max = wait
             waker, self._waker = self._waker, None
             if waker is not None:
-                waker, waker_site = waker[:3], waker[3]
+                waker, waker_site = _resolved_waker(waker)
         else:
             with runtime.book:
                 self._timeouts += 1
@@ -575,6 +575,19 @@ class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
 
         def locked(self) -> bool:
             return bool(self._locked_now())
+
+
+def _resolved_waker(noted: tuple[Any, ...]) -> tuple[Waker, Optional[Site]]:
+    """Who released the lock to this waiter, ``(ident, name, context)``, and where they took it.
+
+    The C core notes where as (code, offset, line), as it lets go: its Site
+    is made here, in the woken thread, not during the hold (``note_waker``
+    in ``_lockcore.c``).  ``_release_slow`` notes the Site itself.
+    """
+    ident, name, context, site = noted
+    if type(site) is tuple:
+        site = runtime.site_cache.get(*site)
+    return (ident, name, context), site
 
 
 def _warn_rlock_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
