@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .._detect import hooks
 from .._detect.state import name_of, owner_of
 from .._recording.events import HoldRecord
-from .._recording.recorder import Waker, current_context, current_waker
+from .._recording.recorder import current_context, current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
@@ -319,7 +319,7 @@ class _LockBase(Traced):
         t1 = runtime.clock.monotonic_ns()
         wait = t1 - t0
         holder, holder_name, holder_site, site, context = before or _NOTHING_BEFORE
-        waker = waker_site = None
+        noted = None  # who let go of it for us: (ident, name, context, where they took it)
         if ok:
             # We hold the lock now: it protects these writes.  Its hold is
             # measured (the clock was read), and so are the next few, so that
@@ -332,9 +332,7 @@ class _LockBase(Traced):
             self._wait_total += wait
             if wait > self._wait_max:
                 self._wait_max = wait
-            waker, self._waker = self._waker, None
-            if waker is not None:
-                waker, waker_site = _resolved_waker(waker)
+            noted, self._waker = self._waker, None
         else:
             with runtime.book:
                 self._timeouts += 1
@@ -343,11 +341,12 @@ class _LockBase(Traced):
                     self._wait_max = wait
         recorder = runtime.recorder
         if recorder is not None:
-            if holder is None and waker is not None:
+            waker = None if noted is None else noted[:3]
+            if holder is None and noted is not None:
                 # The lock was changing hands when the wait began (taken, its
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
-                holder, holder_name, holder_site = waker[0], waker[1], waker_site
+                holder, holder_name, holder_site = _noted_holder(noted)
             recorder.note_wait(
                 self._tt_kind,
                 self.name,
@@ -577,17 +576,18 @@ class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
             return bool(self._locked_now())
 
 
-def _resolved_waker(noted: tuple[Any, ...]) -> tuple[Waker, Optional[Site]]:
-    """Who released the lock to this waiter, ``(ident, name, context)``, and where they took it.
+def _noted_holder(noted: tuple[Any, ...]) -> tuple[int, str, Optional[Site]]:
+    """The waker as the holder waited behind: ident, name and where it took the lock.
 
-    The C core notes where as (code, offset, line), as it lets go: its Site
-    is made here, in the woken thread, not during the hold (``note_waker``
-    in ``_lockcore.c``).  ``_release_slow`` notes the Site itself.
+    The C core notes where as (code, offset, line), as it lets go
+    (``note_waker`` in ``_lockcore.c``): its Site is made here, and only
+    here, in the woken thread, not during the hold.  ``_release_slow``
+    notes the Site itself.
     """
-    ident, name, context, site = noted
+    ident, name, _, site = noted
     if type(site) is tuple:
         site = runtime.site_cache.get(*site)
-    return (ident, name, context), site
+    return ident, name, site
 
 
 def _warn_rlock_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
