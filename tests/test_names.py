@@ -521,6 +521,25 @@ def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
         assert creation(0, sites.places) is ...
 
 
+@pytest.mark.skipif(core.creation is None, reason="the pure-Python core walks in Python only")
+@pytest.mark.parametrize("with_line", [False, True])
+def test_where_a_wait_is_noted_in_c_is_where_python_notes_it(
+    with_line: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a library's frames, to the program's, as the same cached Site."""
+    namespace: dict[str, Any] = {"__name__": "concurrent.futures.made_up", "core": core}
+    source = "def wait_here(with_line):\n    return core.waiting_site(0, with_line)\n"
+    exec(compile(source, "<made_up>", "exec"), namespace)
+    found = []
+    for in_c in (True, False):
+        if not in_c:
+            monkeypatch.setattr(core, "_wait_site", None)  # the walk in Python
+        found.append(namespace["wait_here"](with_line))  # one place, both walks
+    assert found[0] is not None and found[0] is found[1]
+    assert found[0].filename == __file__
+    assert found[0].lineno == line() - 3
+
+
 def test_a_hot_call_of_a_library_class_is_walked_past() -> None:
     """Made and acquired in a library's ``__init__`` from a hot loop: both walks reach the loop.
 

@@ -1713,6 +1713,46 @@ module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return Py_BuildValue("(Oi)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f));
 }
 
+/* wait_site(sites, with_line): where the program waits, as a blocking
+ * operation notes it before it blocks: the first frame of the program's own
+ * (site_frame()), as runtime.site_cache keys it, (id(code), offset, line or
+ * -1, id(None)).  Its Site if ``sites`` (SiteCache.places) has it, else
+ * (code, offset, line) for SiteCache.get() to make it; None: no such frame.
+ * The walk and the lookup of ModuleFilter.user_frame() and SiteCache.get()
+ * in Python, four calls on every blocked wait. */
+static PyObject *
+module_wait_site(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *sites;
+    int with_line;
+    if (!PyArg_ParseTuple(args, "O!p:wait_site", &PyDict_Type, &sites, &with_line)) {
+        return NULL;
+    }
+    tt_frame *f = site_frame();
+    if (f == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyCodeObject *code = FRAME_CODE(f);
+    int offset = FRAME_OFFSET(f);
+    int line = with_line ? PyCode_Addr2Line(code, offset) : -1;
+    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(code), offset, line,
+                                  PyLong_FromVoidPtr(Py_None));
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry != NULL && PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) >= 1) {
+        PyObject *site = PyTuple_GET_ITEM(entry, 0);
+        Py_INCREF(site);
+        return site;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return Py_BuildValue("(Oii)", (PyObject *)code, offset, line);
+}
+
 /* Whether ``code`` takes ``self`` first (sites.py's _is_method). */
 static int
 is_method(PyCodeObject *code)
@@ -1822,6 +1862,9 @@ static PyMethodDef module_methods[] = {
     {"creation", module_creation, METH_VARARGS,
      "creation(depth[, sites]): where the program makes a primitive ((code, offset, via), or its "
      "Site from the cache ``sites``), None, or ..."},
+    {"wait_site", module_wait_site, METH_VARARGS,
+     "wait_site(sites, with_line): the Site where the program waits, (code, offset, line) "
+     "if ``sites`` has none yet, or None."},
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
     {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},

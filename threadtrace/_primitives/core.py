@@ -16,6 +16,7 @@ the runtime calls it whenever one of them changes.
 from __future__ import annotations
 
 import contextvars
+import sys
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -58,6 +59,8 @@ caller: Callable[[], Optional[tuple[CodeType, int]]]
 #: makes a Site).  ``None`` with the pure-Python core, which has only that walk.
 creation: Optional[Callable[..., Any]] = None
 
+_wait_site: Optional[Callable[[dict[Any, Any], bool], Any]] = None
+
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = pycore.LockCore
     make = pycore.make
@@ -68,7 +71,34 @@ else:
     make = lockcore.make
     caller = lockcore.caller
     creation = lockcore.creation
+    _wait_site = lockcore.wait_site
     Site.line_of = staticmethod(lockcore.line_of)
+
+
+def offset(frame: Any) -> int:
+    """A frame's instruction, as a byte offset into its code (3.10 counts code units)."""
+    return int(frame.f_lasti) * (2 if sys.version_info[:2] == (3, 10) else 1)
+
+
+def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:
+    """Where the program waits, noted before a blocking operation blocks.
+
+    The first frame of the program's own at or above ``depth`` frames over
+    the caller, as the shared :class:`Site` of that place (keyed by its line
+    too, ``with_line``, as a lock's contended acquisition keys it); ``None``
+    when there is none.  The C core walks and looks the place up in one call
+    (``_lockcore.wait_site``); only a new place is made in Python.
+    """
+    if _wait_site is not None:
+        found = _wait_site(runtime.site_cache.places, with_line)
+        if type(found) is tuple:
+            return runtime.site_cache.get(*found)
+        return found  # type: ignore[no-any-return]
+    frame = runtime.modules.user_frame(depth + 1)
+    if frame is None:
+        return None
+    return runtime.site_cache.get(frame.f_code, offset(frame), frame.f_lineno if with_line else -1)
+
 
 # -- what the C core is told -------------------------------------------------------------
 

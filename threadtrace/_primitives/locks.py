@@ -301,10 +301,7 @@ class _LockBase(Traced):
             owner, site_then = holding
             holder_site = site_then if owner == self._owner else self._site_acq
         holder_name = name_of(holder) if holder is not None else None
-        frame = runtime.modules.user_frame(2)
-        site = (
-            runtime.site_cache.get(frame.f_code, _offset(frame), frame.f_lineno) if frame else None
-        )
+        site = core.waiting_site(2, with_line=True)
         return holder, holder_name, holder_site, site, current_context()
 
     def _after_wait(
@@ -459,10 +456,6 @@ class _LockBase(Traced):
             holder_names=tuple(_thread_name(h) or "" for h in holders),
             waiters=self._waiters,
         )
-
-
-def _offset(frame: Any) -> int:
-    return int(frame.f_lasti) * (2 if sys.version_info[:2] == (3, 10) else 1)
 
 
 def _signature(function: Any) -> inspect.Signature:

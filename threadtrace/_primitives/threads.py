@@ -39,6 +39,7 @@ from .._recording.recorder import current_context, run_context
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import WaitStatistics
+from . import core
 
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
 _ORIGINAL_JOIN = _originals.Thread.join
@@ -176,8 +177,7 @@ def join_traced(
     clock = runtime.clock
     wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
     start = clock.monotonic_ns()
-    frame = runtime.modules.user_frame(1)
-    site = runtime.site_cache.get(frame.f_code, frame.f_lasti) if frame is not None else None
+    site = core.waiting_site(1)
     with runtime.book:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
     try:

@@ -9,7 +9,6 @@ the counting and timing below around the calls that can block.
 from __future__ import annotations
 
 import itertools
-import sys
 from typing import Any, Optional
 
 from .._detect import hooks
@@ -17,6 +16,7 @@ from .._detect.state import Blocked
 from .._recording.recorder import current_context, current_waker
 from .._runtime import peek, runtime
 from .._support.sites import UNKNOWN, Site
+from . import core
 from .base import Traced
 
 #: What :meth:`WaitCounters._tt_begin` hands to ``_tt_end``: when the wait
@@ -113,13 +113,7 @@ class WaitCounters(Traced):
         with runtime.book:
             self._tt_waiters += 1
         try:
-            caller = sys._getframe(2)  # the waiting method's caller
-        except ValueError:  # none: called from C with no Python frame above
-            return (start, None, context, wait)
-        try:
-            frame = runtime.modules.first_user_frame(caller)
-            site = None if frame is None else runtime.site_cache.get(frame.f_code, frame.f_lasti)
-            return (start, site, context, wait)
+            return (start, core.waiting_site(2), context, wait)  # past the waiting method
         except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
             runtime.internal_error(f"{type(self).__name__} wait", error)
             return (start, None, context, wait)
