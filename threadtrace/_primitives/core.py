@@ -16,7 +16,6 @@ the runtime calls it whenever one of them changes.
 from __future__ import annotations
 
 import contextvars
-import sys
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -75,11 +74,6 @@ else:
     Site.line_of = staticmethod(lockcore.line_of)
 
 
-def offset(frame: Any) -> int:
-    """A frame's instruction, as a byte offset into its code (3.10 counts code units)."""
-    return int(frame.f_lasti) * (2 if sys.version_info[:2] == (3, 10) else 1)
-
-
 def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:
     """Where the program waits, noted before a blocking operation blocks.
 
@@ -97,7 +91,8 @@ def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:
     frame = runtime.modules.user_frame(depth + 1)
     if frame is None:
         return None
-    return runtime.site_cache.get(frame.f_code, offset(frame), frame.f_lineno if with_line else -1)
+    # f_lasti is a byte offset on every version (3.10 counts code units inside, not here).
+    return runtime.site_cache.get(frame.f_code, frame.f_lasti, frame.f_lineno if with_line else -1)
 
 
 # -- what the C core is told -------------------------------------------------------------
