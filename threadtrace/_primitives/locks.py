@@ -380,7 +380,10 @@ class _LockBase(Traced):
     def _release_slow(self) -> None:
         """A release with waiters to wake (or lock order tracked), before the OS release.
 
-        Never raises: the lock must still be released.
+        The pure-Python core's, and the C core's when OpenTelemetry's runtime
+        context is not the contextvars one: else the C core notes the waker
+        itself (``note_waker`` in ``_lockcore.c``), without a Python call
+        while the lock is held.  Never raises: the lock must still be released.
         """
         try:
             lock_order = runtime.lock_order
