@@ -1840,16 +1840,13 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     }
     PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
     Py_DECREF(key);
-    if (entry == NULL) {
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
         if (PyErr_Occurred()) {
             return NULL;
         }
+        /* Not cached (or not as SiteCache keeps it): the walk in Python makes it. */
         Py_INCREF(Py_Ellipsis);
         return Py_Ellipsis;
-    }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
-        PyErr_SetString(PyExc_TypeError, "creation(): a site cache entry is not (site, via)");
-        return NULL;
     }
     PyObject *site = PyTuple_GET_ITEM(entry, 0);
     Py_INCREF(site);
