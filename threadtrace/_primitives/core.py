@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from .._runtime import runtime
+from .._support import originals as _originals
 from .._support.clock import SystemClock
 from .._support.config import pure_python_requested
 from .._support.sites import Site
@@ -72,6 +73,8 @@ else:
     creation = lockcore.creation
     _wait_site = lockcore.wait_site
     Site.line_of = staticmethod(lockcore.line_of)
+    # The same answer in one C call: every short wait summed and waker noted asks.
+    _originals.current_thread_name = lockcore.thread_name
 
 
 def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:

@@ -167,10 +167,17 @@ class WaitCounters(Traced):
                 if wait > self._tt_wait_max:
                     self._tt_wait_max = wait
             recorder = runtime.recorder
-            if recorder is not None:
+            if recorder is None:
+                return
+            name = self.name
+            # A short wait is summed in place (what note_wait would do first,
+            # without its keyword call); any other is queued as a record.
+            if error is not None or not recorder.count_short(
+                self._tt_kind, name, wait, ok, site, context
+            ):
                 recorder.note_wait(
                     self._tt_kind,
-                    self.name,
+                    name,
                     operation,
                     start_ns,
                     end_ns,
