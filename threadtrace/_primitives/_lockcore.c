@@ -815,17 +815,6 @@ call_held(Core *self, long long start, long long end, PyObject *code, int offset
     Py_XDECREF(r);
 }
 
-/* A release with waiters, lock order or not (the core keeps the held
- * stacks itself): note who wakes them, for their waits' spans, and whether
- * the next release must look again.  What _release_slow() does, but in C,
- * before the OS release: every instruction here lengthens the hold, and a
- * Python call here (3-4 us) lengthened the holds of a busy lock until its
- * waiters formed a convoy (8 pool threads on one RLock: 44% of its
- * acquisitions contended).  The waker is (ident, name, context, (code,
- * offset, line) or None): the woken thread makes the Site of where it took
- * the lock (locks._resolved_waker).  The name is read here: by the time the
- * woken thread runs, the waker may have ended.  Nothing is noted while this
- * thread records, as in Python. */
 static PyObject *
 current_thread_name(unsigned long ident)
 {
@@ -858,6 +847,17 @@ module_thread_name(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return current_thread_name(PyThread_get_thread_ident());
 }
 
+/* A release with waiters, lock order or not (the core keeps the held
+ * stacks itself): note who wakes them, for their waits' spans, and whether
+ * the next release must look again.  What _release_slow() does, but in C,
+ * before the OS release: every instruction here lengthens the hold, and a
+ * Python call here (3-4 us) lengthened the holds of a busy lock until its
+ * waiters formed a convoy (8 pool threads on one RLock: 44% of its
+ * acquisitions contended).  The waker is (ident, name, context, (code,
+ * offset, line) or None): the woken thread makes the Site of where it took
+ * the lock if it needs it (locks._noted_holder).  The name is read here: by
+ * the time the woken thread runs, the waker may have ended.  Nothing is
+ * noted while this thread records, as in Python. */
 static void
 note_waker(Core *self)
 {
@@ -1261,7 +1261,6 @@ core_clear(Core *self)
     return 0;
 }
 
-/* What a collected lock did still counts (the metrics' retired totals). */
 /* -- collected locks' counters ---------------------------------------------------------
  *
  * A lock that is collected keeps its counts in its series' totals.  Every
@@ -1353,6 +1352,7 @@ retire_here(Core *self)
     return 1;
 }
 
+/* What a collected lock did still counts (the metrics' retired totals). */
 static void
 core_retire(Core *self)
 {
@@ -1722,6 +1722,29 @@ module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return Py_BuildValue("(Oi)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f));
 }
 
+/* The Site runtime.site_cache keeps for a place, looked up in its dict
+ * ``sites`` (SiteCache.places) under SiteCache's key: (id(code), offset,
+ * line or -1, id(via code or None)).  A new reference; NULL with no error
+ * set when it has none, or an entry not shaped as SiteCache keeps it (only
+ * SiteCache.get() makes a Site). */
+static PyObject *
+cached_site(PyObject *sites, PyObject *code, int offset, int line, PyObject *via_code)
+{
+    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(code), offset, line,
+                                  PyLong_FromVoidPtr(via_code));
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        return NULL;
+    }
+    PyObject *site = PyTuple_GET_ITEM(entry, 0);
+    Py_INCREF(site);
+    return site;
+}
+
 /* wait_site(sites, with_line): where the program waits, as a blocking
  * operation notes it before it blocks: the first frame of the program's own
  * (site_frame()), as runtime.site_cache keys it, (id(code), offset, line or
@@ -1744,20 +1767,9 @@ module_wait_site(PyObject *Py_UNUSED(module), PyObject *args)
     PyCodeObject *code = FRAME_CODE(f);
     int offset = FRAME_OFFSET(f);
     int line = with_line ? PyCode_Addr2Line(code, offset) : -1;
-    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(code), offset, line,
-                                  PyLong_FromVoidPtr(Py_None));
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
-    Py_DECREF(key);
-    if (entry != NULL && PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) >= 1) {
-        PyObject *site = PyTuple_GET_ITEM(entry, 0);
-        Py_INCREF(site);
+    PyObject *site = cached_site(sites, (PyObject *)code, offset, line, Py_None);
+    if (site != NULL || PyErr_Occurred()) {
         return site;
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
     }
     return Py_BuildValue("(Oii)", (PyObject *)code, offset, line);
 }
@@ -1841,25 +1853,12 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     if (sites == NULL) {
         return Py_BuildValue("(OiO)", (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f), via_code);
     }
-    /* SiteCache's key: (id(code), offset, line -1, id(via code)). */
-    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(FRAME_CODE(f)), FRAME_OFFSET(f), -1,
-                                  PyLong_FromVoidPtr(via_code));
-    if (key == NULL) {
-        return NULL;
+    PyObject *site = cached_site(sites, (PyObject *)FRAME_CODE(f), FRAME_OFFSET(f), -1, via_code);
+    if (site != NULL || PyErr_Occurred()) {
+        return site;
     }
-    PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
-    Py_DECREF(key);
-    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        /* Not cached (or not as SiteCache keeps it): the walk in Python makes it. */
-        Py_INCREF(Py_Ellipsis);
-        return Py_Ellipsis;
-    }
-    PyObject *site = PyTuple_GET_ITEM(entry, 0);
-    Py_INCREF(site);
-    return site;
+    Py_INCREF(Py_Ellipsis); /* not cached: the walk in Python makes its Site */
+    return Py_Ellipsis;
 }
 
 static PyMethodDef module_methods[] = {
