@@ -198,12 +198,11 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
     return start_thread
 
 
-_WORK_ITEM = futures_thread._WorkItem
-_WORK_ITEM_INIT = _WORK_ITEM.__init__
-_WORK_ITEM_RUN = _WORK_ITEM.run
+_WORK_ITEM_INIT = _originals.WorkItem.__init__
+_WORK_ITEM_RUN = _originals.WorkItem.run
 
 
-class _TracedWorkItem(_WORK_ITEM):  # type: ignore[type-arg]
+class _TracedWorkItem(_originals.WorkItem):  # type: ignore[type-arg]
     """A thread pool's task, run in the OpenTelemetry context it was submitted in.
 
     ``concurrent.futures.thread._WorkItem`` while patched: ``submit()`` looks

@@ -103,10 +103,5 @@ def task_name(item: Any) -> str:
     return str(getattr(function, "__qualname__", None) or getattr(function, "__name__", "a task"))
 
 
-#: Read at import, before patch() can put its subclass in its place: the
-#: items queued before patch() are instances of this one only.
-_WORK_ITEM = _futures_thread._WorkItem
-
-
 def _is_work_item(item: Any) -> bool:
-    return isinstance(item, _WORK_ITEM)
+    return isinstance(item, _originals.WorkItem)  # patch()'s subclass included

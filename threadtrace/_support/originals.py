@@ -9,6 +9,7 @@ first thing the package imports.
 from __future__ import annotations
 
 import _thread
+import concurrent.futures.thread
 import contextlib
 import signal
 import sys
@@ -35,6 +36,9 @@ active_count = threading.active_count
 # current_thread(), which registers a _DummyThread for threads that threading
 # did not start: threadtrace must not change what the program sees.
 _active = threading._active  # type: ignore[attr-defined]
+#: A thread pool's task, read before ``patch()`` puts its subclass in its
+#: place: the tasks queued before ``patch()`` are instances of this one only.
+WorkItem = concurrent.futures.thread._WorkItem
 
 
 def thread_name(ident: int) -> str:
