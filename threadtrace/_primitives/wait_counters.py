@@ -171,7 +171,10 @@ class WaitCounters(Traced):
                 return
             name = self.name
             # A short wait is summed in place (what note_wait would do first,
-            # without its keyword call); any other is queued as a record.
+            # without its keyword call: 2k instructions a wait); any other
+            # goes to note_wait, whose own count_short answers again, cheaply
+            # (a threshold check, or one more try of its lock), before the
+            # record and its span cost far more.
             if error is not None or not recorder.count_short(
                 self._tt_kind, name, wait, ok, site, context
             ):
