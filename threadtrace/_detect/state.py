@@ -115,9 +115,9 @@ class DetectorState:
         ended: traced threads that ended since the last look: (ident, weak
             reference to the thread, how it ended, 0), or for a quiet end
             (no exception, no permits) (ident, weak reference, its name,
-            when it ended), its :class:`Ending` made only if needed.  Bounded: a program
-            that ends threads faster than the watchdog looks loses the oldest
-            checks, not memory.
+            when it ended), its :class:`Ending` made only if needed.
+            Bounded: a program that ends threads faster than the watchdog
+            looks loses the oldest checks, not memory.
         reported: what was already reported, so each problem is reported once.
         pending: problems found on a program thread (lock order, found inside
             acquire), to be reported from the watchdog's thread: logging

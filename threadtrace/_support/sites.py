@@ -187,8 +187,8 @@ class SiteCache:
         #: by identity: hashing a code object hashes its whole contents, and
         #: this is on every blocked wait's path.  The entry holds both code
         #: objects (the site holds ``code``), so neither id can be reused
-        #: while the key is in the dict.  The C lock core's ``creation()``
-        #: reads it too, for a place seen before (line -1).
+        #: while the key is in the dict.  The C lock core reads it too, for
+        #: a place seen before: ``creation()`` (line -1) and ``wait_site()``.
         self.places: dict[tuple[int, int, int, int], tuple[Site, Optional[CodeType]]] = {}
 
     def get(
