@@ -874,6 +874,41 @@ def test_short_waits_counted_where_they_happen_add_up_to_a_record_each(seed: int
     assert len(in_place[0]) > 10 and in_place[2]  # many rows, some timeouts
 
 
+def test_the_c_core_sums_a_short_wait_as_python_does() -> None:
+    """_lockcore.sum_short, which the C core installs as Recorder.sum_short, adds
+    each wait to the same row as the Python one: bucket bounds, negative waits,
+    the longest and shortest, and a new place refused once the sums are full."""
+    from threadtrace._primitives import core
+    from threadtrace._recording.recorder import Recorder, sum_short
+    from threadtrace._support.points import WAIT_BUCKETS
+    from threadtrace._support.sites import Site
+
+    if core.lockcore is None:
+        pytest.skip("the C core is not built")
+    if core.SPEEDUPS:
+        assert Recorder.sum_short is core.lockcore.sum_short
+    site = Site(None, 7)
+    bounds = [int(bound * 1e9) for bound in WAIT_BUCKETS[:12]]
+    waits = [-5, 0, 1, 999, *bounds, *(b + 1 for b in bounds), 10**11, 3 * 10**9]
+    places = [
+        ("lock", "a", True, None, None, None, None),
+        ("condition", "b", False, site, 7, "t", site),
+    ]
+    in_python: dict[Any, Any] = {}
+    in_c: dict[Any, Any] = {}
+    for index, wait in enumerate(waits):
+        kind, name, ok, where, holder, holder_name, holder_site = places[index % 2]
+        args = (kind, name, ok, where, holder, holder_name, holder_site, wait)
+        assert sum_short(in_python, 2, WAIT_BUCKETS, *args)
+        assert core.lockcore.sum_short(in_c, 2, WAIT_BUCKETS, *args)
+    assert in_c == in_python
+    assert sum(row[0] for row in in_c.values()) == len(waits)
+    full = ("lock", "new", True, None, None, None, None, 10)
+    assert not sum_short(in_python, 2, WAIT_BUCKETS, *full)
+    assert not core.lockcore.sum_short(in_c, 2, WAIT_BUCKETS, *full)
+    assert in_c == in_python and len(in_c) == 2
+
+
 def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place() -> None:
     """Not yet settled, long enough for a span, made where instrumentation was
     suppressed, or the counts' lock busy (never waited for): the wait is queued."""

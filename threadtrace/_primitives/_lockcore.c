@@ -1861,6 +1861,126 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     return Py_Ellipsis;
 }
 
+/* Recorder.sum_short's work (recorder.py; the caller holds the sums' lock):
+ * add a wait of wait_ns, shorter than wait_threshold, to the row of its place
+ * (kind, name, ok, this thread's name, site, holder, holder's name, holder's
+ * site) in ``sums``: [count, total, longest, shortest, bucket counts], the
+ * bucket as bisect_left(buckets, wait_ns / 1e9) finds it.  False: a new place
+ * and ``sums`` already has max_places (the wait is queued as a record). */
+static int
+add_to_item(PyObject *list, Py_ssize_t index, long long value, int how)
+{
+    /* how: 0 add, 1 keep the larger, -1 keep the smaller */
+    long long now = PyLong_AsLongLong(PyList_GET_ITEM(list, index));
+    if (now == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    long long fresh = how == 0 ? now + value : how > 0 ? (value > now ? value : now)
+                                                         : (value < now ? value : now);
+    if (fresh == now && how != 0) {
+        return 0;
+    }
+    PyObject *item = PyLong_FromLongLong(fresh);
+    if (item == NULL) {
+        return -1;
+    }
+    PyList_SetItem(list, index, item); /* steals item, drops the old one */
+    return 0;
+}
+
+static PyObject *
+module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "sum_short() takes 11 positional arguments");
+        return NULL;
+    }
+    PyObject *sums = args[0], *buckets = args[2];
+    if (!PyDict_Check(sums) || !PyTuple_Check(buckets)) {
+        PyErr_SetString(PyExc_TypeError, "sum_short(): sums must be a dict, buckets a tuple");
+        return NULL;
+    }
+    Py_ssize_t max_places = PyLong_AsSsize_t(args[1]);
+    long long wait = PyLong_AsLongLong(args[10]);
+    if ((max_places == -1 || wait == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (wait < 0) {
+        wait = 0;
+    }
+    Py_ssize_t nbuckets = PyTuple_GET_SIZE(buckets);
+    PyObject *thread_name = current_thread_name(PyThread_get_thread_ident());
+    if (thread_name == NULL) {
+        return NULL;
+    }
+    PyObject *place = PyTuple_Pack(8, args[3], args[4], args[5], thread_name, args[6], args[7],
+                                   args[8], args[9]);
+    Py_DECREF(thread_name);
+    if (place == NULL) {
+        return NULL;
+    }
+    PyObject *row = PyDict_GetItemWithError(sums, place);
+    if (row != NULL) {
+        Py_INCREF(row);
+    }
+    else if (PyErr_Occurred()) {
+        Py_DECREF(place);
+        return NULL;
+    }
+    else if (PyDict_GET_SIZE(sums) >= max_places) {
+        Py_DECREF(place);
+        Py_RETURN_FALSE;
+    }
+    else {
+        PyObject *counts = PyList_New(nbuckets + 1);
+        if (counts == NULL) {
+            Py_DECREF(place);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i <= nbuckets; i++) {
+            PyList_SET_ITEM(counts, i, PyLong_FromLong(0)); /* a small int: never fails */
+        }
+        row = Py_BuildValue("[iiiLN]", 0, 0, 0, wait, counts);
+        if (row == NULL || PyDict_SetItem(sums, place, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(place);
+            return NULL;
+        }
+    }
+    Py_DECREF(place);
+    PyObject *counts = PyList_Check(row) && PyList_GET_SIZE(row) == 5 ? PyList_GET_ITEM(row, 4) : NULL;
+    if (counts == NULL || !PyList_Check(counts) || PyList_GET_SIZE(counts) != nbuckets + 1) {
+        PyErr_SetString(PyExc_TypeError, "sum_short(): a malformed row");
+        Py_DECREF(row);
+        return NULL;
+    }
+    /* bisect_left(buckets, wait / 1e9): the first bound not below it */
+    double seconds = (double)wait / 1e9;
+    Py_ssize_t lo = 0, hi = nbuckets;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        double bound = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, mid));
+        if (bound == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(row);
+            return NULL;
+        }
+        if (bound < seconds) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    int failed = add_to_item(row, 0, 1, 0) < 0 || add_to_item(row, 1, wait, 0) < 0
+                 || add_to_item(row, 2, wait, 1) < 0 || add_to_item(row, 3, wait, -1) < 0
+                 || add_to_item(counts, lo, 1, 0) < 0;
+    Py_DECREF(row);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef module_methods[] = {
     {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
     {"caller", module_caller, METH_NOARGS, "caller(): (code, offset) of the program's frame, or None."},
@@ -1875,6 +1995,9 @@ static PyMethodDef module_methods[] = {
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
     {"thread_name", module_thread_name, METH_NOARGS,
      "thread_name(): the current thread's name (threading's), or thread-<ident>."},
+    {"sum_short", (PyCFunction)(void (*)(void))module_sum_short, METH_FASTCALL,
+     "sum_short(sums, max_places, buckets, kind, name, ok, site, holder, holder_name, "
+     "holder_site, wait_ns): add a short wait to its place's row; False: no room for a new place."},
     {"waker_context", module_waker_context, METH_O,
      "waker_context(var): the ContextVar a release with waiters reads (None: in Python)."},
     {"make", module_make, METH_VARARGS, "make(type, site, name): a traced lock (the slow path's)."},

@@ -4,6 +4,20 @@ from typing import Any, Optional
 def creation(depth: int, sites: dict[Any, Any] = ..., /) -> Any: ...
 def wait_site(sites: dict[Any, Any], with_line: bool, /) -> Any: ...
 def thread_name() -> str: ...
+def sum_short(
+    sums: dict[tuple[Any, ...], list[Any]],
+    max_places: int,
+    buckets: tuple[float, ...],
+    kind: str,
+    name: str,
+    ok: bool,
+    site: Any,
+    holder: Optional[int],
+    holder_name: Optional[str],
+    holder_site: Any,
+    wait_ns: int,
+    /,
+) -> bool: ...
 def waker_context(var: Any, /) -> None: ...
 
 class LockCore:

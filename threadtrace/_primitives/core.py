@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from opentelemetry import context as otel_context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
+from .._recording.recorder import Recorder
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.clock import SystemClock
@@ -75,6 +76,8 @@ else:
     Site.line_of = staticmethod(lockcore.line_of)
     # The same answer in one C call: every short wait summed and waker noted asks.
     _originals.current_thread_name = lockcore.thread_name
+    # Every short wait's sums: its place's row found and added to in one C call.
+    Recorder.sum_short = staticmethod(lockcore.sum_short)
 
 
 def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:

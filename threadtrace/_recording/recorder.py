@@ -133,6 +133,54 @@ WAKE_AT = 1024
 MAX_SHORT_PLACES = 4096
 
 
+def sum_short(
+    sums: dict[tuple[Any, ...], list[Any]],
+    max_places: int,
+    buckets: tuple[float, ...],
+    kind: str,
+    name: str,
+    ok: bool,
+    site: Optional[Site],
+    holder: Optional[int],
+    holder_name: Optional[str],
+    holder_site: Optional[Site],
+    wait_ns: int,
+) -> bool:
+    """Add a wait of ``wait_ns`` to the row of its place in ``sums``; ``False``: no room.
+
+    The place is the primitive, this thread, the sites and the holder; its
+    row is [count, total ns, longest, shortest, bucket counts], the bucket
+    the SDK's histogram puts the wait in (as ``ContentionAggregator.record``).
+    A new place when ``sums`` has ``max_places`` already is not added.  The
+    caller holds the sums' lock.
+    """
+    if wait_ns < 0:
+        wait_ns = 0
+    place = (
+        kind,
+        name,
+        ok,
+        _originals.current_thread_name(),
+        site,
+        holder,
+        holder_name,
+        holder_site,
+    )
+    row = sums.get(place)
+    if row is None:
+        if len(sums) >= max_places:
+            return False
+        row = sums[place] = [0, 0, 0, wait_ns, [0] * (len(buckets) + 1)]
+    row[0] += 1
+    row[1] += wait_ns
+    if wait_ns > row[2]:
+        row[2] = wait_ns
+    if wait_ns < row[3]:
+        row[3] = wait_ns
+    row[4][bisect_left(buckets, wait_ns / 1e9)] += 1
+    return True
+
+
 class SpanBudget:
     """At most ``rate`` spans a second for each primitive: a token bucket per (kind, name, op).
 
@@ -443,35 +491,26 @@ class Recorder:
         ):
             return False
         try:
-            if wait_ns < 0:
-                wait_ns = 0
-            place = (
+            return self.sum_short(
+                self._short,
+                MAX_SHORT_PLACES,
+                WAIT_BUCKETS,
                 kind,
                 name,
                 ok,
-                _originals.current_thread_name(),
                 site,
                 holder,
                 holder_name,
                 holder_site,
+                wait_ns,
             )
-            short = self._short
-            row = short.get(place)
-            if row is None:
-                if len(short) >= MAX_SHORT_PLACES:
-                    return False
-                row = short[place] = [0, 0, 0, wait_ns, [0] * (len(WAIT_BUCKETS) + 1)]
-            row[0] += 1
-            row[1] += wait_ns
-            if wait_ns > row[2]:
-                row[2] = wait_ns
-            if wait_ns < row[3]:
-                row[3] = wait_ns
-            # The bucket the SDK's histogram puts it in (as ContentionAggregator.record).
-            row[4][bisect_left(WAIT_BUCKETS, wait_ns / 1e9)] += 1
         finally:
             self._short_lock.release()
-        return True
+
+    #: Adds a short wait to its place's row (:func:`sum_short`).  The C core,
+    #: when in use, installs its own (``_lockcore.sum_short``): the same sums
+    #: in one call, about 2k instructions a wait fewer.
+    sum_short = staticmethod(sum_short)
 
     def _add_short(self) -> None:
         """Add the short waits counted since the last drain to the profile (drain lock held).
