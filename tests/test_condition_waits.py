@@ -162,14 +162,14 @@ def test_a_wait_without_an_entry_of_its_own_marks_no_other_wait_woken(
         outer = hooks.begin(threadtrace.Event(name="outer"), "wait", None)
         assert outer is not None
         try:
-            made = hooks.Blocked
+            made = hooks.begin_wait
 
             def broken_for_cond(primitive: Any, *args: Any) -> Any:
                 if primitive is cond:
                     raise RuntimeError("no entry")
                 return made(primitive, *args)
 
-            monkeypatch.setattr(hooks, "Blocked", broken_for_cond)
+            monkeypatch.setattr(hooks, "begin_wait", broken_for_cond)
             errors = runtime.internal_errors
             with cond:
                 assert cond.wait(0) is False

@@ -909,6 +909,61 @@ def test_the_c_core_sums_a_short_wait_as_python_does() -> None:
     assert in_c == in_python and len(in_c) == 2
 
 
+@pytest.mark.parametrize(
+    "make", [threadtrace.Lock, threadtrace.RLock, threadtrace.Condition, threadtrace.Semaphore,
+             threadtrace.BoundedSemaphore, threadtrace.Event, threading.Thread],
+)  # fmt: skip
+def test_the_c_core_makes_the_watchdogs_entry_as_python_does(make: Any) -> None:
+    """_lockcore.begin_wait, which the C core installs as hooks.begin_wait, makes
+    the entry hooks.begin made in Python: every attribute the watchdog reads, on
+    top of the wait it interrupts, in the current context, at the injected clock's
+    time; and the entry's attributes the watchdog writes take its values."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    from threadtrace._detect import hooks
+    from threadtrace._primitives import core
+
+    if not core.SPEEDUPS:  # the C core reads the injected clock only while in use
+        pytest.skip("the C core is not in use")
+    assert core.lockcore is not None and hooks.begin_wait is core.lockcore.begin_wait
+    fields = ("primitive", "operation", "timeout", "context", "notifies", "unheard", "taken",
+              "doomed", "recorded", "woken", "timed")  # fmt: skip
+    primitive = make()
+    if isinstance(primitive, (threadtrace.Lock, threadtrace.Semaphore)):
+        primitive.acquire()
+        primitive.release()
+    if isinstance(primitive, threadtrace.Condition):
+        with primitive:
+            primitive.notify()  # unheard: nobody waits
+    clock = FakeClock()
+    with capture(clock=clock), trace.get_tracer("test").start_as_current_span("waiting"):
+        entries = []
+        for begin_wait in (hooks._begin_wait, core.lockcore.begin_wait):
+            blocked: dict[int, Any] = {}
+            began = clock.monotonic_ns()
+            outer = begin_wait(primitive, "acquire", None, blocked, otel_context.get_current)
+            clock.advance(1.5)
+            inner = begin_wait(primitive, "wait", 2.0, blocked, otel_context.get_current)
+            assert (outer.since, inner.since) == (began, began + 1_500_000_000)
+            assert blocked == {threading.get_ident(): inner}
+            assert inner.previous is outer and outer.previous is None
+            entries.append((outer, inner))
+        (py_outer, py_inner), (c_outer, c_inner) = entries
+        for py, c in ((py_outer, c_outer), (py_inner, c_inner)):
+            assert [getattr(c, field) for field in fields] == [
+                getattr(py, field) for field in fields
+            ]
+        assert c_inner.context is otel_context.get_current()
+    c_inner.woken = c_inner.recorded = True
+    c_inner.doomed = "the deadlock's report"
+    assert (c_inner.woken, c_inner.recorded, c_inner.doomed) == (
+        True,
+        True,
+        "the deadlock's report",
+    )
+
+
 def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place() -> None:
     """Not yet settled, long enough for a span, made where instrumentation was
     suppressed, or the counts' lock busy (never waited for): the wait is queued."""

@@ -8,7 +8,7 @@ who holds permits; a finding made inside ``acquire`` is queued with
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry import context as otel_context
 
@@ -26,23 +26,44 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     ``timeout`` is ``None`` for a wait that can last forever.  Returns the
     entry (``None`` if it could not be made), for :func:`end`.  Never raises.
     """
-    me = _originals.get_ident()
-    blocked = runtime.detect.blocked
     try:
-        wait = Blocked(
-            primitive,
-            operation,
-            runtime.clock.monotonic_ns(),
-            timeout,
-            blocked.get(me),
-            otel_context.get_current(),
+        wait: Blocked = begin_wait(
+            primitive, operation, timeout, runtime.detect.blocked, otel_context.get_current
         )
-        blocked[me] = wait
         watchdog.ensure_started()
     except Exception as error:  # noqa: BLE001 - never raise into the host
         runtime.internal_error("watchdog", error)
         return None
     return wait
+
+
+def _begin_wait(
+    primitive: Any,
+    operation: str,
+    timeout: Optional[float],
+    blocked: dict[int, Blocked],
+    get_current: Callable[[], Any],
+) -> Blocked:
+    """The entry for a wait about to block, put on top of this thread's in ``blocked``."""
+    me = _originals.get_ident()
+    wait = Blocked(
+        primitive,
+        operation,
+        runtime.clock.monotonic_ns(),
+        timeout,
+        blocked.get(me),
+        get_current(),
+    )
+    blocked[me] = wait
+    return wait
+
+
+#: Makes :func:`begin`'s entry; the C core, when in use, installs its own
+#: (``_lockcore.begin_wait``, whose entry is ``_lockcore.Blocked``: the same
+#: attributes, made in one call).
+begin_wait: Callable[
+    [Any, str, Optional[float], dict[int, Blocked], Callable[[], Any]], Blocked
+] = _begin_wait
 
 
 def end(wait: Optional[Blocked]) -> None:

@@ -218,6 +218,8 @@ static struct {
     PyObject *threading_globals;  /* threading's namespace: its frames are never a "via" */
     PyObject *waker_var;          /* OpenTelemetry's context variable: a release with waiters
                                      notes the waker in C (note_waker); NULL: _release_slow() */
+    PyObject *blocked_type;       /* the watchdog's entry for a wait (Blocked, below) */
+    PyObject *str_notifies, *str_unheard, *str_acquisitions, *str_operations;
 } G;
 
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
@@ -1861,6 +1863,273 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     return Py_Ellipsis;
 }
 
+/* -- the watchdog's entry for a wait ------------------------------------------------- */
+
+/* threadtrace._detect.state.Blocked, in C: one thread, blocked in one
+ * operation on one primitive.  The same attributes, read and written by the
+ * watchdog as it reads and writes the Python class's; begin_wait() makes one
+ * and puts it on top of the thread's in the watchdog's table, which
+ * hooks.begin() did in Python for every wait that blocks. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *primitive, *operation, *since, *timeout, *previous, *context;
+    PyObject *notifies, *unheard, *taken, *doomed;
+    char recorded, woken;
+} Blocked;
+
+static int
+blocked_traverse(Blocked *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->primitive);
+    Py_VISIT(self->operation);
+    Py_VISIT(self->since);
+    Py_VISIT(self->timeout);
+    Py_VISIT(self->previous);
+    Py_VISIT(self->context);
+    Py_VISIT(self->notifies);
+    Py_VISIT(self->unheard);
+    Py_VISIT(self->taken);
+    Py_VISIT(self->doomed);
+    return 0;
+}
+
+static int
+blocked_clear(Blocked *self)
+{
+    Py_CLEAR(self->primitive);
+    Py_CLEAR(self->operation);
+    Py_CLEAR(self->since);
+    Py_CLEAR(self->timeout);
+    Py_CLEAR(self->previous);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->notifies);
+    Py_CLEAR(self->unheard);
+    Py_CLEAR(self->taken);
+    Py_CLEAR(self->doomed);
+    return 0;
+}
+
+static void
+blocked_dealloc(Blocked *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    blocked_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* An attribute of the primitive as an int (int(getattr(primitive, name))). */
+static PyObject *
+int_attr(PyObject *primitive, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(primitive, name);
+    if (value == NULL) {
+        return NULL;
+    }
+    PyObject *number = PyNumber_Long(value);
+    Py_DECREF(value);
+    return number;
+}
+
+static int
+kind_is(PyObject *kind, const char *name)
+{
+    return PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, name) == 0;
+}
+
+/* Blocked(primitive, operation, since, timeout, previous, context=None), as in Python:
+ * a condition's notify() counts so far, and the acquisitions of a lock or a
+ * semaphore so far (state.acquisitions), read as the wait begins. */
+static PyObject *
+make_blocked(PyTypeObject *type, PyObject *primitive, PyObject *operation, PyObject *since,
+             PyObject *timeout, PyObject *previous, PyObject *context)
+{
+    PyObject *kind = PyObject_GetAttr(primitive, G.str_kind);
+    if (kind == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        kind = PyUnicode_FromString("");
+        if (kind == NULL) {
+            return NULL;
+        }
+    }
+    Blocked *self = (Blocked *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(kind);
+        return NULL;
+    }
+    Py_INCREF(primitive);
+    self->primitive = primitive;
+    Py_INCREF(operation);
+    self->operation = operation;
+    Py_INCREF(since);
+    self->since = since;
+    Py_INCREF(timeout);
+    self->timeout = timeout;
+    Py_INCREF(previous);
+    self->previous = previous;
+    Py_INCREF(context);
+    self->context = context;
+    Py_INCREF(Py_None);
+    self->doomed = Py_None;
+    if (kind_is(kind, "condition")) {
+        self->notifies = PyObject_GetAttr(primitive, G.str_notifies);
+        self->unheard = self->notifies ? PyObject_GetAttr(primitive, G.str_unheard) : NULL;
+    }
+    else {
+        self->notifies = PyLong_FromLong(0);
+        self->unheard = PyLong_FromLong(0);
+    }
+    if (self->unheard != NULL) {
+        if (kind_is(kind, "lock")) {
+            self->taken = int_attr(primitive, G.str_acquisitions);
+        }
+        else if (kind_is(kind, "semaphore") || kind_is(kind, "bounded_semaphore")) {
+            self->taken = int_attr(primitive, G.str_operations);
+        }
+        else {
+            /* An RLock counts its re-entries too, which overtake nobody: left out. */
+            self->taken = PyLong_FromLong(0);
+        }
+    }
+    Py_DECREF(kind);
+    if (self->taken == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+blocked_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"primitive", "operation", "since", "timeout", "previous",
+                               "context", NULL};
+    PyObject *primitive, *operation, *since, *timeout, *previous, *context = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|O:Blocked", keywords, &primitive,
+                                     &operation, &since, &timeout, &previous, &context)) {
+        return NULL;
+    }
+    return make_blocked(type, primitive, operation, since, timeout, previous, context);
+}
+
+static PyObject *
+blocked_timed(Blocked *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->timeout != NULL && self->timeout != Py_None);
+}
+
+static PyMemberDef blocked_members[] = {
+    {"primitive", T_OBJECT, offsetof(Blocked, primitive), 0, NULL},
+    {"operation", T_OBJECT, offsetof(Blocked, operation), 0, NULL},
+    {"since", T_OBJECT, offsetof(Blocked, since), 0, NULL},
+    {"timeout", T_OBJECT, offsetof(Blocked, timeout), 0, NULL},
+    {"previous", T_OBJECT, offsetof(Blocked, previous), 0,
+     "A wait this one interrupts (a Condition re-taking its lock)."},
+    {"context", T_OBJECT, offsetof(Blocked, context), 0,
+     "The OpenTelemetry context of the waiting thread."},
+    {"notifies", T_OBJECT, offsetof(Blocked, notifies), 0,
+     "A condition's notify() calls so far, as the wait began."},
+    {"unheard", T_OBJECT, offsetof(Blocked, unheard), 0,
+     "A condition's notify() calls that found no waiter, so far."},
+    {"taken", T_OBJECT, offsetof(Blocked, taken), 0,
+     "How many times the lock or semaphore had been acquired as the wait began."},
+    {"doomed", T_OBJECT, offsetof(Blocked, doomed), 0,
+     "The report of the deadlock this wait must end with (on_deadlock='raise')."},
+    {"recorded", T_BOOL, offsetof(Blocked, recorded), 0, "Recorded as unfinished, at exit."},
+    {"woken", T_BOOL, offsetof(Blocked, woken), 0,
+     "Woken, and on its way back: no longer waiting for anybody."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef blocked_getset[] = {
+    {"timed", (getter)blocked_timed, NULL, "Whether the wait has a timeout.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot blocked_slots[] = {
+    {Py_tp_doc, "One thread, blocked in one operation on one primitive (state.Blocked, in C)."},
+    {Py_tp_new, blocked_new},
+    {Py_tp_dealloc, blocked_dealloc},
+    {Py_tp_traverse, blocked_traverse},
+    {Py_tp_clear, blocked_clear},
+    {Py_tp_members, blocked_members},
+    {Py_tp_getset, blocked_getset},
+    {0, NULL},
+};
+
+static PyType_Spec blocked_spec = {
+    .name = "threadtrace._primitives._lockcore.Blocked",
+    .basicsize = sizeof(Blocked),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = blocked_slots,
+};
+
+/* begin_wait(primitive, operation, timeout, blocked, get_current): hooks.begin's
+ * entry, made and put on top of this thread's in ``blocked`` (ident -> entry):
+ * since now (the clock the runtime reads: an injected one too), on top of the
+ * wait it interrupts, in OpenTelemetry's current context (read from its
+ * context variable, or get_current() for another runtime context). */
+static PyObject *
+module_begin_wait(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "begin_wait() takes 5 positional arguments");
+        return NULL;
+    }
+    PyObject *blocked = args[3];
+    if (!PyDict_Check(blocked)) {
+        PyErr_SetString(PyExc_TypeError, "begin_wait(): blocked must be a dict");
+        return NULL;
+    }
+    PyObject *since = PyLong_FromLongLong(now_ns());
+    if (since == NULL) {
+        return NULL;
+    }
+    PyObject *key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (key == NULL) {
+        Py_DECREF(since);
+        return NULL;
+    }
+    PyObject *previous = PyDict_GetItemWithError(blocked, key); /* borrowed */
+    PyObject *context = NULL;
+    if (previous == NULL && PyErr_Occurred()) {
+        goto done;
+    }
+    if (G.waker_var != NULL) {
+        if (PyContextVar_Get(G.waker_var, NULL, &context) < 0) {
+            goto done;
+        }
+        if (context == NULL) { /* no value and no default: get_current() would raise */
+            context = PyObject_CallNoArgs(args[4]);
+            if (context == NULL) {
+                goto done;
+            }
+        }
+    }
+    else if ((context = PyObject_CallNoArgs(args[4])) == NULL) {
+        goto done;
+    }
+    PyObject *entry = make_blocked((PyTypeObject *)G.blocked_type, args[0], args[1], since,
+                                   args[2], previous != NULL ? previous : Py_None, context);
+    Py_DECREF(context);
+    if (entry != NULL && PyDict_SetItem(blocked, key, entry) < 0) {
+        Py_CLEAR(entry);
+    }
+    Py_DECREF(key);
+    Py_DECREF(since);
+    return entry;
+done:
+    Py_DECREF(key);
+    Py_DECREF(since);
+    return NULL;
+}
+
 /* Recorder.sum_short's work (recorder.py; the caller holds the sums' lock):
  * add a wait of wait_ns, shorter than wait_threshold, to the row of its place
  * (kind, name, ok, this thread's name, site, holder, holder's name, holder's
@@ -1995,6 +2264,9 @@ static PyMethodDef module_methods[] = {
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
     {"thread_name", module_thread_name, METH_NOARGS,
      "thread_name(): the current thread's name (threading's), or thread-<ident>."},
+    {"begin_wait", (PyCFunction)(void (*)(void))module_begin_wait, METH_FASTCALL,
+     "begin_wait(primitive, operation, timeout, blocked, get_current): the watchdog's entry "
+     "for a wait about to block, put on top of this thread's in ``blocked``."},
     {"sum_short", (PyCFunction)(void (*)(void))module_sum_short, METH_FASTCALL,
      "sum_short(sums, max_places, buckets, kind, name, ok, site, holder, holder_name, "
      "holder_site, wait_ns): add a short wait to its place's row; False: no room for a new place."},
@@ -2020,9 +2292,14 @@ lockcore_exec(PyObject *module)
     G.str_self = PyUnicode_InternFromString("self");
     G.str_active = PyUnicode_InternFromString("_active");
     G.str_thread_name = PyUnicode_InternFromString("name");
+    G.str_notifies = PyUnicode_InternFromString("_tt_notifies");
+    G.str_unheard = PyUnicode_InternFromString("_tt_unheard");
+    G.str_acquisitions = PyUnicode_InternFromString("_acquisitions");
+    G.str_operations = PyUnicode_InternFromString("_tt_operations");
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
         || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory
-        || !G.str_self || !G.str_active || !G.str_thread_name) {
+        || !G.str_self || !G.str_active || !G.str_thread_name || !G.str_notifies
+        || !G.str_unheard || !G.str_acquisitions || !G.str_operations) {
         return -1;
     }
     PyObject *threading = PyImport_ImportModule("threading");
@@ -2047,6 +2324,15 @@ lockcore_exec(PyObject *module)
     }
     if (PyModule_AddObject(module, "LockCore", core) < 0) {
         Py_DECREF(core);
+        return -1;
+    }
+    G.blocked_type = PyType_FromSpec(&blocked_spec);
+    if (G.blocked_type == NULL) {
+        return -1;
+    }
+    Py_INCREF(G.blocked_type); /* ours, and the module's */
+    if (PyModule_AddObject(module, "Blocked", G.blocked_type) < 0) {
+        Py_DECREF(G.blocked_type);
         return -1;
     }
     PyObject *registry = PyType_FromSpec(&registry_spec);

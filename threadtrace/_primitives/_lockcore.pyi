@@ -1,9 +1,45 @@
 # Types for the optional C extension built from _lockcore.c.
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 def creation(depth: int, sites: dict[Any, Any] = ..., /) -> Any: ...
 def wait_site(sites: dict[Any, Any], with_line: bool, /) -> Any: ...
 def thread_name() -> str: ...
+
+class Blocked:
+    """threadtrace._detect.state.Blocked, in C."""
+
+    primitive: Any
+    operation: str
+    since: int
+    timeout: Optional[float]
+    previous: Optional[Any]
+    context: Any
+    notifies: int
+    unheard: int
+    taken: int
+    doomed: Optional[str]
+    recorded: bool
+    woken: bool
+    def __init__(
+        self,
+        primitive: Any,
+        operation: str,
+        since: int,
+        timeout: Optional[float],
+        previous: Optional[Any],
+        context: Any = None,
+    ) -> None: ...
+    @property
+    def timed(self) -> bool: ...
+
+def begin_wait(
+    primitive: Any,
+    operation: str,
+    timeout: Optional[float],
+    blocked: dict[int, Any],
+    get_current: Callable[[], Any],
+    /,
+) -> Blocked: ...
 def sum_short(
     sums: dict[tuple[Any, ...], list[Any]],
     max_places: int,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from opentelemetry import context as otel_context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
+from .._detect import hooks
 from .._recording.recorder import Recorder
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -78,6 +79,8 @@ else:
     _originals.current_thread_name = lockcore.thread_name
     # Every short wait's sums: its place's row found and added to in one C call.
     Recorder.sum_short = staticmethod(lockcore.sum_short)
+    # The watchdog's entry for every wait that blocks, made and put in its table in C.
+    hooks.begin_wait = lockcore.begin_wait
 
 
 def waiting_site(depth: int, with_line: bool = False) -> Optional[Site]:
