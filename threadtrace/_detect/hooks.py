@@ -26,11 +26,13 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     ``timeout`` is ``None`` for a wait that can last forever.  Returns the
     entry (``None`` if it could not be made), for :func:`end`.  Never raises.
     """
+    state = runtime.detect
     try:
         wait: Blocked = begin_wait(
-            primitive, operation, timeout, runtime.detect.blocked, otel_context.get_current
+            primitive, operation, timeout, state.blocked, otel_context.get_current
         )
-        watchdog.ensure_started()
+        if state.watchdog is None or state.watchdog_pid != runtime.pid:  # a call fewer a wait
+            watchdog.ensure_started()
     except Exception as error:  # noqa: BLE001 - never raise into the host
         runtime.internal_error("watchdog", error)
         return None

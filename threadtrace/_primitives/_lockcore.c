@@ -1732,10 +1732,23 @@ module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 static PyObject *
 cached_site(PyObject *sites, PyObject *code, int offset, int line, PyObject *via_code)
 {
-    PyObject *key = Py_BuildValue("(NiiN)", PyLong_FromVoidPtr(code), offset, line,
-                                  PyLong_FromVoidPtr(via_code));
+    /* The key SiteCache.get makes: (id(code), offset, line, id(via code)), built
+     * directly (Py_BuildValue's format parsing cost more than the lookup). */
+    PyObject *key = PyTuple_New(4);
     if (key == NULL) {
         return NULL;
+    }
+    PyObject *parts[4] = {PyLong_FromVoidPtr(code), PyLong_FromLong(offset), PyLong_FromLong(line),
+                          PyLong_FromVoidPtr(via_code)};
+    for (int i = 0; i < 4; i++) {
+        if (parts[i] == NULL) {
+            for (int j = i + 1; j < 4; j++) {
+                Py_XDECREF(parts[j]);
+            }
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, i, parts[i]);
     }
     PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
     Py_DECREF(key);
