@@ -21,7 +21,11 @@ CRASHES_KEPT = 32
 
 
 class Blocked:
-    """One thread, blocked in one operation on one primitive."""
+    """One thread, blocked in one operation on one primitive.
+
+    With the C lock core, :func:`hooks.begin` makes ``_lockcore.Blocked``
+    instead: the same attributes, set as here, made in one call.
+    """
 
     __slots__ = (
         "context",
