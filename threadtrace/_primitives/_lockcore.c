@@ -216,8 +216,9 @@ static struct {
     PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
     PyObject *str_active, *str_thread_name;  /* threading._active, a Thread's name */
     PyObject *threading_globals;  /* threading's namespace: its frames are never a "via" */
-    PyObject *waker_var;          /* OpenTelemetry's context variable: a release with waiters
-                                     notes the waker in C (note_waker); NULL: _release_slow() */
+    PyObject *waker_var;          /* OpenTelemetry's context variable (otel_context()): a
+                                     release with waiters notes the waker in C (note_waker),
+                                     begin_wait() the waiter; NULL: another runtime context */
     PyObject *blocked_type;       /* the watchdog's entry for a wait (Blocked, below) */
     PyObject *str_notifies, *str_unheard, *str_acquisitions, *str_operations;
 } G;
@@ -849,6 +850,28 @@ module_thread_name(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return current_thread_name(PyThread_get_thread_ident());
 }
 
+/* OpenTelemetry's current context (a new reference), read from its context
+ * variable: the variable's value, or its default.  With neither, or with
+ * another runtime context (no variable), get_current() is called when given,
+ * else None (a release may not call Python while it holds the lock).  NULL
+ * with an error set when reading fails. */
+static PyObject *
+otel_context(PyObject *get_current)
+{
+    PyObject *context = NULL;
+    if (G.waker_var != NULL && PyContextVar_Get(G.waker_var, NULL, &context) < 0) {
+        return NULL;
+    }
+    if (context != NULL) {
+        return context;
+    }
+    if (get_current != NULL) {
+        return PyObject_CallNoArgs(get_current);
+    }
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
 /* A release with waiters, lock order or not (the core keeps the held
  * stacks itself): note who wakes them, for their waits' spans, and whether
  * the next release must look again.  What _release_slow() does, but in C,
@@ -872,12 +895,9 @@ note_waker(Core *self)
             self->hot = self->waiters > 0;
             return;
         }
-        PyObject *context = NULL;
-        if (PyContextVar_Get(G.waker_var, NULL, &context) < 0) {
-            report_error("Lock.release");
-            context = NULL;
-        }
+        PyObject *context = otel_context(NULL);
         if (context == NULL) {
+            report_error("Lock.release");
             Py_INCREF(Py_None);
             context = Py_None;
         }
@@ -2109,50 +2129,36 @@ module_begin_wait(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
         Py_DECREF(since);
         return NULL;
     }
-    PyObject *previous = PyDict_GetItemWithError(blocked, key); /* borrowed */
-    PyObject *context = NULL;
+    /* Held, not borrowed: get_current() and the primitive's attributes may run Python. */
+    PyObject *previous = PyDict_GetItemWithError(blocked, key);
     if (previous == NULL && PyErr_Occurred()) {
-        goto done;
+        Py_DECREF(key);
+        Py_DECREF(since);
+        return NULL;
     }
-    if (G.waker_var != NULL) {
-        if (PyContextVar_Get(G.waker_var, NULL, &context) < 0) {
-            goto done;
-        }
-        if (context == NULL) { /* no value and no default: get_current() would raise */
-            context = PyObject_CallNoArgs(args[4]);
-            if (context == NULL) {
-                goto done;
-            }
-        }
+    previous = previous != NULL ? previous : Py_None;
+    Py_INCREF(previous);
+    PyObject *entry = NULL;
+    PyObject *context = otel_context(args[4]);
+    if (context != NULL) {
+        entry = make_blocked((PyTypeObject *)G.blocked_type, args[0], args[1], since, args[2],
+                             previous, context);
+        Py_DECREF(context);
     }
-    else if ((context = PyObject_CallNoArgs(args[4])) == NULL) {
-        goto done;
-    }
-    PyObject *entry = make_blocked((PyTypeObject *)G.blocked_type, args[0], args[1], since,
-                                   args[2], previous != NULL ? previous : Py_None, context);
-    Py_DECREF(context);
     if (entry != NULL && PyDict_SetItem(blocked, key, entry) < 0) {
         Py_CLEAR(entry);
     }
+    Py_DECREF(previous);
     Py_DECREF(key);
     Py_DECREF(since);
     return entry;
-done:
-    Py_DECREF(key);
-    Py_DECREF(since);
-    return NULL;
 }
 
-/* Recorder.sum_short's work (recorder.py; the caller holds the sums' lock):
- * add a wait of wait_ns, shorter than wait_threshold, to the row of its place
- * (kind, name, ok, this thread's name, site, holder, holder's name, holder's
- * site) in ``sums``: [count, total, longest, shortest, bucket counts], the
- * bucket as bisect_left(buckets, wait_ns / 1e9) finds it.  False: a new place
- * and ``sums`` already has max_places (the wait is queued as a record). */
+/* list[index] (an int) given ``value``: how 0 adds it, 1 keeps the larger,
+ * -1 keeps the smaller.  -1 with an error set when that fails. */
 static int
 add_to_item(PyObject *list, Py_ssize_t index, long long value, int how)
 {
-    /* how: 0 add, 1 keep the larger, -1 keep the smaller */
     long long now = PyLong_AsLongLong(PyList_GET_ITEM(list, index));
     if (now == -1 && PyErr_Occurred()) {
         return -1;
@@ -2170,6 +2176,12 @@ add_to_item(PyObject *list, Py_ssize_t index, long long value, int how)
     return 0;
 }
 
+/* Recorder.sum_short's work (recorder.py; the caller holds the sums' lock):
+ * add a wait of wait_ns, shorter than wait_threshold, to the row of its place
+ * (kind, name, ok, this thread's name, site, holder, holder's name, holder's
+ * site) in ``sums``: [count, total, longest, shortest, bucket counts], the
+ * bucket as bisect_left(buckets, wait_ns / 1e9) finds it.  False: a new place
+ * and ``sums`` already has max_places (the wait is queued as a record). */
 static PyObject *
 module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2284,7 +2296,8 @@ static PyMethodDef module_methods[] = {
      "sum_short(sums, max_places, buckets, kind, name, ok, site, holder, holder_name, "
      "holder_site, wait_ns): add a short wait to its place's row; False: no room for a new place."},
     {"waker_context", module_waker_context, METH_O,
-     "waker_context(var): the ContextVar a release with waiters reads (None: in Python)."},
+     "waker_context(var): OpenTelemetry's ContextVar, which a release with waiters and "
+     "begin_wait() read (None: another runtime context)."},
     {"make", module_make, METH_VARARGS, "make(type, site, name): a traced lock (the slow path's)."},
     {"get_guard", module_get_guard, METH_NOARGS, "Whether this thread is inside threadtrace's recording."},
     {"set_guard", module_set_guard, METH_O, "Set this thread's guard; returns what it was."},
