@@ -304,6 +304,37 @@ def test_lock_is_no_base_class(impl: Any) -> None:
             pass
 
 
+@pytest.mark.parametrize("kind", ["Condition", "Event", "Semaphore"])
+def test_a_subclass_reaches_a_stdlib_subclass_it_mixes_in_through_super(kind: str) -> None:
+    """threadtrace calls threading's methods directly only for exactly its own classes.
+
+    In ``class Both(threadtrace.X, Mixin)`` with ``Mixin(threading.X)``, the
+    MRO puts ``Mixin`` between threadtrace's class and threading's: what
+    threadtrace's ``__init__`` (and a ``Condition``'s ``notify``) call must
+    be ``Mixin``'s, as ``super()`` finds it.
+    """
+    calls: list[str] = []
+
+    class Mixin(getattr(_originals, kind)):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            calls.append("__init__")
+            super().__init__(*args, **kwargs)
+
+        def notify(self, n: int = 1) -> None:
+            calls.append("notify")
+            super().notify(n)
+
+    class Both(getattr(threadtrace, kind), Mixin):  # type: ignore[misc]
+        pass
+
+    both = Both()
+    assert calls == ["__init__"] and isinstance(both, Mixin)
+    if kind == "Condition":
+        with both:
+            both.notify()
+        assert calls == ["__init__", "notify"]
+
+
 def test_thread_subclass_with_its_own_init_and_run(impl: Any) -> None:
     class Worker(impl.Thread):  # type: ignore[name-defined,misc]
         def __init__(self, n: int) -> None:

@@ -13,6 +13,15 @@ from .core import creation as _creation
 #: The namespace of threading's own code (patching swaps its classes, not it).
 _THREADING_GLOBALS = threading.__dict__
 
+#: What ``super().__new__(cls)`` finds for a traced class itself: nothing in
+#: its MRO defines ``__new__`` between it and ``object``.  The constructors
+#: call this, and the stdlib's ``__init__`` (a ``Condition``'s ``notify``
+#: too), directly when the instance's type is their own class: a zero-argument
+#: ``super()`` costs a walk of the MRO, about 75 ns on 3.11 (35 on 3.13),
+#: on every ``Future``, ``Queue`` and ``Thread``'s primitives.  A subclass
+#: still goes through ``super()``: its MRO may put a cooperating class there.
+object_new = object.__new__
+
 
 class PrimitiveType(type):
     """Metaclass of the traced primitives.

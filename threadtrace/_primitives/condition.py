@@ -11,9 +11,12 @@ from .._recording.recorder import current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
-from .base import PrimitiveType, site_for
+from .base import PrimitiveType, object_new, site_for
 from .locks import RLock, _LockBase
 from .wait_counters import Begun, WaitCounters
+
+_INIT = _originals.Condition.__init__
+_NOTIFY = _originals.Condition.notify
 
 
 class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
@@ -40,9 +43,12 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
 
     def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
         site = site_for(name, 1)
-        if site is None and cls is Condition:
-            return _originals.Condition(lock)  # type: ignore[return-value]
-        self = super().__new__(cls)
+        if cls is Condition:  # every Future and Queue: see base.object_new
+            if site is None:
+                return _originals.Condition(lock)  # type: ignore[return-value]
+            self = object_new(cls)
+        else:
+            self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
 
@@ -56,7 +62,10 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             lock = RLock._tt_traced(self._tt_site, name)
         elif not isinstance(lock, _LockBase):
             self._tt_settles_first = False
-        super().__init__(lock)
+        if type(self) is Condition:
+            _INIT(self, lock)
+        else:
+            super().__init__(lock)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until notified or until ``timeout`` seconds pass, as threading does."""
@@ -125,10 +134,12 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         if not self._is_owned():  # type: ignore[attr-defined]
             raise RuntimeError("cannot notify on un-acquired lock")
         if not self._waiters:  # type: ignore[attr-defined]
-            # Nobody to wake: all threading would have done is the check above.
+            # Nobody to wake: all threading would have done is the check above
+            # (a subclass's MRO may hold more: it goes on to super()).
             # Counted (under the lock we hold) for the lost wake-up diagnosis.
             self._tt_unheard += 1
-            return
+            if type(self) is Condition:
+                return
         woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
         if woken:
             self._tt_notifies += 1
@@ -142,7 +153,10 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                     wakers = self._tt_wakers = {}
                 for waiter in woken:
                     wakers[waiter] = waker
-        super().notify(n)
+        if type(self) is Condition:
+            _NOTIFY(self, n)
+        else:
+            super().notify(n)
 
     def statistics(self) -> ConditionStatistics:
         """A snapshot of this condition's waits, notifies and lock."""

@@ -6,9 +6,11 @@ from typing import Any, Callable, Optional
 
 from .._support import originals as _originals
 from .._support.statistics import WaitStatistics
-from .base import PrimitiveType, site_for
+from .base import PrimitiveType, object_new, site_for
 from .semaphore import _is_zero
 from .wait_counters import WaitCounters
+
+_EVENT_INIT = _originals.Event.__init__
 
 
 class _WaitStatisticsMixin(WaitCounters):
@@ -31,14 +33,20 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
 
     def __new__(cls, *, name: Optional[str] = None) -> Event:
         site = site_for(name, 1)
-        if site is None and cls is Event:
-            return _originals.Event()  # type: ignore[return-value]
-        self = super().__new__(cls)
+        if cls is Event:  # see base.object_new
+            if site is None:
+                return _originals.Event()  # type: ignore[return-value]
+            self = object_new(cls)
+        else:
+            self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
 
     def __init__(self, *, name: Optional[str] = None) -> None:
-        super().__init__()
+        if type(self) is Event:
+            _EVENT_INIT(self)
+        else:
+            super().__init__()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the flag is set or ``timeout`` seconds pass, as threading does."""
@@ -100,9 +108,12 @@ class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType)
         name: Optional[str] = None,
     ) -> Barrier:
         site = site_for(name, 1)
-        if site is None and cls is Barrier:
-            return _originals.Barrier(parties, action, timeout)  # type: ignore[return-value]
-        self = super().__new__(cls)
+        if cls is Barrier:  # see base.object_new
+            if site is None:
+                return _originals.Barrier(parties, action, timeout)  # type: ignore[return-value]
+            self = object_new(cls)
+        else:
+            self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
 

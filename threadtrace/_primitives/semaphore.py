@@ -11,7 +11,7 @@ from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
 from .._support.statistics import LockStatistics
 from . import core
-from .base import PrimitiveType, site_for
+from .base import PrimitiveType, object_new, site_for
 from .locks import _thread_name
 from .wait_counters import WaitCounters
 
@@ -23,6 +23,9 @@ def _is_zero(timeout: object) -> bool:
 
 _get_ident = _originals.get_ident
 _caller = core.caller  # (code, byte offset) of the program's frame: a line only if reported
+
+
+_SEMAPHORE_INIT = _originals.Semaphore.__init__
 
 
 class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
@@ -44,16 +47,22 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
 
     def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
         site = site_for(name, 1)
-        if site is None and (cls is Semaphore or cls is BoundedSemaphore):
-            return cls._tt_original(value)  # type: ignore[return-value]
-        self = super().__new__(cls)
+        if cls is Semaphore or cls is BoundedSemaphore:  # see base.object_new
+            if site is None:
+                return cls._tt_original(value)  # type: ignore[return-value]
+            self = object_new(cls)
+        else:
+            self = super().__new__(cls)
         self._tt_setup(site, name)
         self._tt_holders = {}
         self._tt_sites = {}
         return self
 
     def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
-        super().__init__(value)
+        if type(self) is Semaphore:
+            _SEMAPHORE_INIT(self, value)
+        else:
+            super().__init__(value)
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
         """Take a permit, exactly as :meth:`threading.Semaphore.acquire` does."""
