@@ -30,6 +30,7 @@ import threadtrace
 from threadtrace._detect.problems import publish_pending
 from threadtrace._primitives import core
 from threadtrace._runtime import runtime
+from threadtrace._support.sites import place_key
 from threadtrace.testing import Capture, capture, wait_until
 
 HERE = os.path.basename(__file__)
@@ -464,6 +465,20 @@ def test_names_read_from_many_threads_at_once_agree() -> None:
     assert set(seen) == {named("conditions", HERE, where)}
 
 
+def test_a_places_key_tells_every_part_of_the_place_apart() -> None:
+    """The site cache's key (one int, made alike in C) is exact, not a hash."""
+    one, other = (compile("x", name, "eval") for name in ("a.py", "b.py"))
+    key = place_key(one, 10, -1, None)
+    others = {
+        place_key(other, 10, -1, None),
+        place_key(one, 12, -1, None),
+        place_key(one, 10, 3, None),
+        place_key(one, 10, -1, one),
+    }
+    assert len(others) == 4 and key not in others
+    assert place_key(one, 10, None, None) == key  # no line: what the C walk's -1 means
+
+
 @pytest.mark.skipif(core.creation is None, reason="the pure-Python core walks in Python only")
 def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
     """Where a primitive is made, past libraries (and which method it went through), or untraced."""
@@ -511,7 +526,7 @@ def test_the_walk_in_c_finds_the_place_the_walk_in_python_finds() -> None:
         for found, site, cached in (probe(), library["Future"]().found, library["plain"]()):
             assert isinstance(found, tuple) and site is not None
             # The same code, offset and method passed through: the cache's key.
-            assert sites.places[(id(found[0]), found[1], -1, id(found[2]))][0] is site
+            assert sites.places[place_key(found[0], found[1], -1, found[2])][0] is site
             assert cached is site
         assert library["Future"]().found[0][2] is library["Future"].__init__.__code__
         assert library["plain"]()[0][2] is None  # not a method: nothing to name the site after

@@ -1752,23 +1752,29 @@ module_caller(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 static PyObject *
 cached_site(PyObject *sites, PyObject *code, int offset, int line, PyObject *via_code)
 {
-    /* The key SiteCache.get makes: (id(code), offset, line, id(via code)), built
-     * directly (Py_BuildValue's format parsing cost more than the lookup). */
-    PyObject *key = PyTuple_New(4);
+    /* The key SiteCache.get makes (sites.place_key): one int, its bytes the
+     * code's address, the offset, the line + 1 and the via code's address,
+     * least significant first.  A tuple of four ints cost five allocations,
+     * five hashes and four comparisons on every primitive made and every
+     * wait that blocks. */
+    unsigned char bytes[24];
+    uint64_t words[3] = {
+        (uint64_t)(uintptr_t)code,
+        (uint64_t)(uint32_t)offset | ((uint64_t)(uint32_t)(line + 1) << 32),
+        (uint64_t)(uintptr_t)via_code,
+    };
+    for (int w = 0; w < 3; w++) {
+        for (int b = 0; b < 8; b++) {
+            bytes[w * 8 + b] = (unsigned char)(words[w] >> (8 * b));
+        }
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *key = PyLong_FromUnsignedNativeBytes(bytes, sizeof(bytes), Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+    PyObject *key = _PyLong_FromByteArray(bytes, sizeof(bytes), 1, 0);
+#endif
     if (key == NULL) {
         return NULL;
-    }
-    PyObject *parts[4] = {PyLong_FromVoidPtr(code), PyLong_FromLong(offset), PyLong_FromLong(line),
-                          PyLong_FromVoidPtr(via_code)};
-    for (int i = 0; i < 4; i++) {
-        if (parts[i] == NULL) {
-            for (int j = i + 1; j < 4; j++) {
-                Py_XDECREF(parts[j]);
-            }
-            Py_DECREF(key);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(key, i, parts[i]);
     }
     PyObject *entry = PyDict_GetItemWithError(sites, key); /* borrowed */
     Py_DECREF(key);
