@@ -125,7 +125,10 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
             run()
             return
         try:
-            parent = getattr(thread, "_tt_context", None) or otel_context.get_current()
+            # An empty context is falsy: compared with None, not tested.
+            parent = getattr(thread, "_tt_context", None)
+            if parent is None:
+                parent = otel_context.get_current()
             # No span yet: the recorder makes it if something in the run needs
             # a parent or a link, or if the run turns out long (see ThreadRun).
             traced = recorder.begin_run(_run_details(thread), parent)
