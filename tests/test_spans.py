@@ -8,14 +8,19 @@ clock, then lets go.  Every wait therefore has an exact, known duration.
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.thread as futures_thread
 import queue
 import threading
 from typing import Any
 
 import pytest
 from helpers import contend, line, named, qualified_name
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
+from threadtrace._control import patch as patch_module
+from threadtrace._recording.recorder import CONTEXT_VAR
 from threadtrace._support.names import thread_target
 from threadtrace.testing import Capture, FakeClock, capture, wait_for_waiters, wait_until
 
@@ -599,7 +604,23 @@ def test_a_thread_started_while_patched_runs_in_one_span_and_counts_once(
     assert duration(run) == 1.0
 
 
-def test_a_pool_task_runs_in_the_context_it_was_submitted_in(cap: Capture) -> None:
+@pytest.fixture(params=["context variable", "attach"])
+def task_context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a pool's task carries its context: OpenTelemetry's context variable
+    set and reset directly (its default runtime context), or, with any other
+    runtime context, through ``attach()`` and ``detach()``."""
+    if request.param == "attach":
+        monkeypatch.setattr(patch_module, "get_current", otel_context.get_current)
+        monkeypatch.setattr(patch_module, "enter_context", otel_context.attach)
+        monkeypatch.setattr(patch_module, "leave_context", otel_context.detach)
+    else:
+        assert patch_module.enter_context == CONTEXT_VAR.set  # type: ignore[union-attr]
+    return str(request.param)
+
+
+def test_a_pool_task_runs_in_the_context_it_was_submitted_in(
+    cap: Capture, task_context: str
+) -> None:
     """Not the context its worker thread was started in: the worker is started
     by the first submit, and serves the second, made in another span."""
     tracer = cap.tracer_provider.get_tracer("app")
@@ -615,3 +636,19 @@ def test_a_pool_task_runs_in_the_context_it_was_submitted_in(cap: Capture) -> No
             pool.submit(task).result(10)
     run = only(cap.spans(), "task")
     assert run.parent is not None and run.parent.span_id == second.get_span_context().span_id
+
+
+def test_a_pool_task_leaves_its_workers_context_as_it_found_it(
+    cap: Capture, task_context: str
+) -> None:
+    tracer = cap.tracer_provider.get_tracer("app")
+    seen = []
+    with tracer.start_as_current_span("submitter"):
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        item = futures_thread._WorkItem(
+            future, lambda: seen.append(otel_context.get_current()), (), {}
+        )
+    before = otel_context.get_current()
+    item.run()  # as the worker would, here, outside any span
+    assert otel_context.get_current() is before
+    assert trace.get_current_span(seen[0]).get_span_context().is_valid

@@ -46,7 +46,6 @@ from types import TracebackType
 from typing import Any, Callable, Optional
 
 import wrapt
-from opentelemetry import context as otel_context
 
 from .._detect import watchdog
 from .._primitives.condition import Condition
@@ -54,6 +53,7 @@ from .._primitives.event import Barrier, Event
 from .._primitives.locks import Lock, RLock
 from .._primitives.semaphore import BoundedSemaphore, Semaphore
 from .._primitives.threads import join_traced, prepare_start, traced_bootstrap
+from .._recording.recorder import enter_context, get_current, leave_context
 from .._runtime import runtime
 from .._support import originals as _originals
 from . import exit, live
@@ -213,15 +213,18 @@ class _TracedWorkItem(_originals.WorkItem):  # type: ignore[type-arg]
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._tt_context = otel_context.get_current()
+        self._tt_context = get_current()
         _WORK_ITEM_INIT(self, *args, **kwargs)
 
     def run(self) -> Any:
-        token = otel_context.attach(self._tt_context)
+        token = enter_context(self._tt_context)
         try:
             return _WORK_ITEM_RUN(self)
         finally:
-            otel_context.detach(token)
+            try:
+                leave_context(token)
+            except Exception as error:  # noqa: BLE001 - detach() only logs it, and so do we
+                runtime.internal_error("thread pool task", error)
 
 
 class PatchHandle:

@@ -15,15 +15,11 @@ the runtime calls it whenever one of them changes.
 
 from __future__ import annotations
 
-import contextvars
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from opentelemetry import context as otel_context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
 from .._detect import hooks
-from .._recording.recorder import Recorder
+from .._recording.recorder import CONTEXT_VAR, Recorder
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.clock import SystemClock
@@ -196,21 +192,7 @@ def sync() -> None:
         runtime.locks,
         runtime.internal_error,
     )
-    lockcore.waker_context(_waker_context())
-
-
-def _waker_context() -> Optional[contextvars.ContextVar[Any]]:
-    """The context variable behind ``opentelemetry.context.get_current()``, if it is one.
-
-    With OpenTelemetry's default runtime context (contextvars), a release
-    with waiters notes the waker's context in C, reading this variable;
-    with any other, ``_release_slow()`` asks ``get_current()`` in Python.
-    """
-    current = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    if type(current) is not ContextVarsRuntimeContext:
-        return None
-    var = getattr(current, "_current_context", None)
-    return var if isinstance(var, contextvars.ContextVar) else None
+    lockcore.waker_context(CONTEXT_VAR)
 
 
 def live_locks() -> list[Any]:

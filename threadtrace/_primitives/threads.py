@@ -31,11 +31,15 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Optional
 
-from opentelemetry import context as otel_context
-
 from .._detect import hooks
 from .._recording.events import RunDetails
-from .._recording.recorder import current_context, run_context
+from .._recording.recorder import (
+    current_context,
+    enter_context,
+    get_current,
+    leave_context,
+    run_context,
+)
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import WaitStatistics
@@ -52,7 +56,7 @@ def prepare_start(thread: Any, depth: int) -> None:
     thread._tt_prepared = True
     thread._tt_traced = runtime.starts_traced(depth + 1)
     if thread._tt_traced:
-        thread._tt_context = otel_context.get_current()
+        thread._tt_context = get_current()
         # run() deletes _target when it ends; joins are named after it later.
         function = _run_function(thread)
         thread._tt_function = _function_name(function)
@@ -128,11 +132,11 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
             # An empty context is falsy: compared with None, not tested.
             parent = getattr(thread, "_tt_context", None)
             if parent is None:
-                parent = otel_context.get_current()
+                parent = get_current()
             # No span yet: the recorder makes it if something in the run needs
             # a parent or a link, or if the run turns out long (see ThreadRun).
             traced = recorder.begin_run(_run_details(thread), parent)
-            token = otel_context.attach(run_context(traced))
+            token = enter_context(run_context(traced))
         except Exception as failure:  # noqa: BLE001 - the thread runs, untraced
             runtime.internal_error("Thread.run", failure)
             run()
@@ -145,7 +149,10 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
             error = exc
             raise
         finally:
-            otel_context.detach(token)
+            try:
+                leave_context(token)
+            except Exception as failure:  # noqa: BLE001 - detach() only logs it, and so do we
+                runtime.internal_error("Thread.run", failure)
             recorder.end_run(traced, error)
             error = None  # the traceback holds this frame: no cycle through it
     except BaseException as exc:  # the detectors' reports say how the thread ended

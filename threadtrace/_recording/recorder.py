@@ -19,6 +19,7 @@ Two rules keep the host safe:
 from __future__ import annotations
 
 import collections
+import contextvars
 import logging
 import time
 from bisect import bisect_left
@@ -26,6 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
@@ -73,14 +75,48 @@ Waker = tuple[int, str, Any]
 _RUN_KEY = otel_context.create_key("threadtrace-run")
 
 
+def _context_var() -> Optional[contextvars.ContextVar[Any]]:
+    """The context variable behind ``opentelemetry.context.get_current()``, if it is one."""
+    current = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    if type(current) is not ContextVarsRuntimeContext:
+        return None
+    var = getattr(current, "_current_context", None)
+    return var if isinstance(var, contextvars.ContextVar) else None
+
+
+#: With OpenTelemetry's default runtime context, ``get_current()``,
+#: ``attach()`` and ``detach()`` come down to a get, a set and a reset of
+#: this variable, under three layers of Python calls each (about 1k
+#: instructions a call).  threadtrace's own reads and the hand-overs it
+#: makes on every thread's run and pool task use the variable itself: the
+#: C lock core too, noting a waker's context.  ``None`` with any other
+#: runtime context: then they go through OpenTelemetry's functions.
+CONTEXT_VAR = _context_var()
+
+#: ``opentelemetry.context``'s ``get_current``, ``attach`` and ``detach``,
+#: or the same in one C call each.  ``leave_context`` raises where
+#: ``detach`` would log: for a token not made in this context.
+get_current: Callable[[], Any]
+enter_context: Callable[[Any], Any]
+leave_context: Callable[[Any], Any]
+if CONTEXT_VAR is None:
+    get_current = otel_context.get_current
+    enter_context = otel_context.attach
+    leave_context = otel_context.detach
+else:
+    get_current = CONTEXT_VAR.get
+    enter_context = CONTEXT_VAR.set
+    leave_context = CONTEXT_VAR.reset
+
+
 def current_context() -> Any:
     """The OpenTelemetry context of this thread now: the parent of its wait's span."""
-    return otel_context.get_current()
+    return get_current()
 
 
 def current_waker() -> Waker:
     """Who is running now, for the waiter it is about to wake (its span: linked later)."""
-    return (_originals.get_ident(), _originals.current_thread_name(), otel_context.get_current())
+    return (_originals.get_ident(), _originals.current_thread_name(), get_current())
 
 
 def _waker_target(context: Any) -> Any:
