@@ -268,8 +268,12 @@ class _LockBase(Traced):
                 ok = self._block(-1.0 if timeout == -1 else float(timeout))
         finally:
             hooks.end(wait)
-            with runtime.book:
+            book = runtime.book  # not "with": see Runtime.book
+            book.acquire()
+            try:
                 self._waiters -= 1
+            finally:
+                book.release()
         try:
             self._after_wait(ok, timeout, t0, before, taking_back)
         except Exception as error:  # noqa: BLE001 - the outcome stands as it is
@@ -288,9 +292,13 @@ class _LockBase(Traced):
         All of it before blocking: once the lock is ours, every instruction
         until the release lengthens the wait of whoever comes next.
         """
-        with runtime.book:
+        book = runtime.book  # not "with": see Runtime.book
+        book.acquire()
+        try:
             self._waiters += 1
             self._hot = True
+        finally:
+            book.release()
         # A stand-in for a holder that finished (or stayed in the parent at a
         # fork): its ident may belong to another thread by now.
         holder = owner_of(self)
@@ -331,11 +339,15 @@ class _LockBase(Traced):
                 self._wait_max = wait
             noted, self._waker = self._waker, None
         else:
-            with runtime.book:
+            book = runtime.book  # not "with": see Runtime.book
+            book.acquire()
+            try:
                 self._timeouts += 1
                 self._wait_total += wait
                 if wait > self._wait_max:
                     self._wait_max = wait
+            finally:
+                book.release()
         recorder = runtime.recorder
         if recorder is not None:
             waker = None if noted is None else noted[:3]
@@ -396,8 +408,12 @@ class _LockBase(Traced):
                     self._waker = (*current_waker(), self._site_acq)
                 except Exception:  # noqa: BLE001 - a missing link must never break release()
                     self._waker = None
-            with runtime.book:
+            book = runtime.book  # not "with": see Runtime.book
+            book.acquire()
+            try:
                 self._hot = self._waiters > 0
+            finally:
+                book.release()
         except Exception as error:  # noqa: BLE001 - the lock must still be released
             self._hot = False
             runtime.internal_error("Lock._release_slow", error)

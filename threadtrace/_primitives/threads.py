@@ -188,8 +188,12 @@ def join_traced(
     wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
     start = clock.monotonic_ns()
     site = core.waiting_site(1)
-    with runtime.book:
+    book = runtime.book  # not "with": see Runtime.book
+    book.acquire()
+    try:
         thread._tt_join_waiters = getattr(thread, "_tt_join_waiters", 0) + 1
+    finally:
+        book.release()
     try:
         if timeout is None and wait is not None and runtime.config.on_deadlock == "raise":
             while thread.is_alive():  # in slices, so a deadlock can end the wait
@@ -201,8 +205,12 @@ def join_traced(
         hooks.end(wait)
         end = clock.monotonic_ns()
         ok = not thread.is_alive()
-        with runtime.book:
+        book = runtime.book  # not "with": see Runtime.book
+        book.acquire()
+        try:
             thread._tt_join_waiters -= 1
+        finally:
+            book.release()
         _count_join(thread, blocked=True, wait=end - start, ok=ok)
         try:
             _record_join(thread, start, end, ok, timeout, site)
@@ -239,7 +247,9 @@ def count_unfinished_join(thread: Any, waited: int) -> None:
 
 
 def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -> None:
-    with runtime.book:
+    book = runtime.book  # not "with": see Runtime.book
+    book.acquire()
+    try:
         stats = getattr(thread, "_tt_join_stats", None)
         if stats is None:
             stats = thread._tt_join_stats = [0, 0, 0, 0, 0]
@@ -249,6 +259,8 @@ def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -
             stats[2] += 0 if ok else 1
             stats[3] += wait
             stats[4] = max(stats[4], wait)
+    finally:
+        book.release()
 
 
 def thread_statistics(thread: Any) -> WaitStatistics:

@@ -110,8 +110,12 @@ class WaitCounters(Traced):
         except Exception as error:  # noqa: BLE001 - a broken injected clock must not break waits
             runtime.internal_error(f"{type(self).__name__} wait", error)
             start, context = 0, None
-        with runtime.book:
+        book = runtime.book  # not "with": see Runtime.book
+        book.acquire()
+        try:
             self._tt_waiters += 1
+        finally:
+            book.release()
         try:
             return (start, core.waiting_site(2), context, wait)  # past the waiting method
         except Exception as error:  # noqa: BLE001 - the wait goes on, recorded without a site
@@ -157,7 +161,9 @@ class WaitCounters(Traced):
             start_ns, site, context, _ = begun
             end_ns = runtime.clock.monotonic_ns()
             wait = end_ns - start_ns
-            with runtime.book:
+            book = runtime.book  # not "with": see Runtime.book
+            book.acquire()
+            try:
                 self._tt_waiters -= 1
                 self._tt_ops += 1
                 self._tt_blocked += 1
@@ -166,6 +172,8 @@ class WaitCounters(Traced):
                 self._tt_wait_total += wait
                 if wait > self._tt_wait_max:
                     self._tt_wait_max = wait
+            finally:
+                book.release()
             recorder = runtime.recorder
             if recorder is None:
                 return
