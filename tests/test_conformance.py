@@ -310,7 +310,8 @@ def test_a_subclass_reaches_a_stdlib_subclass_it_mixes_in_through_super(kind: st
 
     In ``class Both(threadtrace.X, Mixin)`` with ``Mixin(threading.X)``, the
     MRO puts ``Mixin`` between threadtrace's class and threading's: what
-    threadtrace's ``__init__`` (and a ``Condition``'s ``notify``) call must
+    threadtrace's ``__init__`` (and a ``Condition``'s ``notify``, an
+    ``Event``'s ``set`` and ``clear``) call must
     be ``Mixin``'s, as ``super()`` finds it.
     """
     calls: list[str] = []
@@ -324,6 +325,14 @@ def test_a_subclass_reaches_a_stdlib_subclass_it_mixes_in_through_super(kind: st
             calls.append("notify")
             super().notify(n)
 
+        def set(self) -> None:
+            calls.append("set")
+            super().set()
+
+        def clear(self) -> None:
+            calls.append("clear")
+            super().clear()
+
     class Both(getattr(threadtrace, kind), Mixin):  # type: ignore[misc]
         pass
 
@@ -333,6 +342,10 @@ def test_a_subclass_reaches_a_stdlib_subclass_it_mixes_in_through_super(kind: st
         with both:
             both.notify()
         assert calls == ["__init__", "notify"]
+    elif kind == "Event":
+        both.set()
+        both.clear()
+        assert calls == ["__init__", "set", "clear"]
 
 
 def test_thread_subclass_with_its_own_init_and_run(impl: Any) -> None:

@@ -11,6 +11,8 @@ from .semaphore import _is_zero
 from .wait_counters import WaitCounters
 
 _EVENT_INIT = _originals.Event.__init__
+_EVENT_SET = _originals.Event.set
+_EVENT_CLEAR = _originals.Event.clear
 
 
 class _WaitStatisticsMixin(WaitCounters):
@@ -80,11 +82,17 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
         """Set the flag and wake every waiter."""
         if self._tt_waiters:  # someone to wake: note who wakes them, for their spans' links
             self._tt_note_waker()
-        super().set()
+        if type(self) is Event:  # see base.object_new
+            _EVENT_SET(self)
+        else:
+            super().set()
 
     def clear(self) -> None:
         """Reset the flag."""
-        super().clear()
+        if type(self) is Event:
+            _EVENT_CLEAR(self)
+        else:
+            super().clear()
         self._tt_waker = None
 
 
