@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from opentelemetry import context as otel_context
-
+from .._recording.recorder import get_current
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.errors import DeadlockError
@@ -28,9 +27,7 @@ def begin(primitive: Any, operation: str, timeout: Optional[float]) -> Optional[
     """
     state = runtime.detect
     try:
-        wait: Blocked = begin_wait(
-            primitive, operation, timeout, state.blocked, otel_context.get_current
-        )
+        wait: Blocked = begin_wait(primitive, operation, timeout, state.blocked, get_current)
         if state.watchdog is None or state.watchdog_pid != runtime.pid:  # a call fewer a wait
             watchdog.ensure_started()
     except Exception as error:  # noqa: BLE001 - never raise into the host
