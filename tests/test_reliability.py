@@ -964,27 +964,108 @@ def test_the_c_core_makes_the_watchdogs_entry_as_python_does(make: Any) -> None:
     )
 
 
-def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place() -> None:
+def _count_short_implementations() -> list[Any]:
+    """Recorder.count_short as written in Python, and the C core's (when built)."""
+    from threadtrace._primitives import core
+    from threadtrace._recording.recorder import count_short_in_python
+
+    found = [pytest.param(count_short_in_python, id="python")]
+    if core.lockcore is not None:
+        found.append(pytest.param(core.lockcore.count_short, id="c"))
+    return found
+
+
+@pytest.mark.parametrize("count_short", _count_short_implementations())
+def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place(count_short: Any) -> None:
     """Not yet settled, long enough for a span, made where instrumentation was
-    suppressed, or the counts' lock busy (never waited for): the wait is queued."""
+    suppressed (by either key), inside threadtrace's recording, or the counts'
+    lock busy (never waited for): the wait is queued.  The threshold is the
+    configuration's of the moment."""
     from opentelemetry import context as otel_context
 
-    from threadtrace._recording.recorder import _SUPPRESS_KEY
+    from threadtrace._primitives import core
+    from threadtrace._recording.recorder import _SUPPRESS_KEY, Recorder
 
-    with capture():
+    if core.SPEEDUPS:  # the C core installs its own, with what it reads
+        assert Recorder.__dict__["count_short"] is core.lockcore.count_short
+    with capture(wait_threshold=0.002):
         recorder = runtime.recorder
         assert recorder is not None
         assert not recorder.counts_short_waits  # until a drain settles it
-        assert not recorder.count_short("lock", "L", 1000, True, None, None)
+        assert not count_short(recorder, "lock", "L", 1000, True, None, None)
         recorder.counts_short_waits = True
-        assert recorder.count_short("lock", "L", 1000, True, None, None)
-        threshold = int(runtime.config.wait_threshold * 1e9)
-        assert not recorder.count_short("lock", "L", threshold, True, None, None)
-        suppressed = otel_context.set_value(_SUPPRESS_KEY, True)
-        assert not recorder.count_short("lock", "L", 1000, True, None, suppressed)
+        assert count_short(recorder, "lock", "L", 1000, True, None, None)
+        assert count_short(recorder, "lock", "L", 1_999_999, True, None, None)
+        assert not count_short(recorder, "lock", "L", 2_000_000, True, None, None)
+        threadtrace.configure(wait_threshold=0.001)
+        assert not count_short(recorder, "lock", "L", 1_000_000, True, None, None)
+        assert count_short(recorder, "lock", "L", 999_999, True, None, None)
+        for key in (_SUPPRESS_KEY, "suppress_instrumentation"):
+            suppressed = otel_context.set_value(key, True)
+            assert type(suppressed) is not dict  # OpenTelemetry's Context, a dict subclass
+            assert not count_short(recorder, "lock", "L", 1000, True, None, suppressed)
+            assert count_short(
+                recorder, "lock", "L", 1000, True, None, otel_context.set_value(key, False)
+            )
+        before = runtime.set_recording(True)
+        try:
+            assert not count_short(recorder, "lock", "L", 1000, True, None, None)
+        finally:
+            runtime.set_recording(before)
         with recorder._short_lock:  # held by a thread switched out mid-count
-            assert not recorder.count_short("lock", "L", 1000, True, None, None)
-        assert recorder.count_short("lock", "L", 1000, True, None, None)
+            assert not count_short(recorder, "lock", "L", 1000, True, None, None)
+        assert count_short(recorder, "lock", "L", 1000, True, None, None, 7, "holder", None)
+        sums = recorder._short
+        me = threading.current_thread().name
+        assert sums[("lock", "L", True, me, None, None, None, None)][0] == 5
+        assert sums[("lock", "L", True, me, None, 7, "holder", None)][0] == 1
+
+
+def test_the_c_core_counts_a_short_wait_as_python_does() -> None:
+    """_lockcore.count_short, which the C core installs as Recorder.count_short,
+    sums the same waits into the same rows, under a thread's name as threading
+    gives it: renamed, or from a class with a name of its own."""
+    from threadtrace._primitives import core
+    from threadtrace._recording.recorder import count_short_in_python
+
+    if core.lockcore is None:
+        pytest.skip("the C core is not built")
+
+    class Named(threading.Thread):
+        @property
+        def name(self) -> str:  # type: ignore[override]
+            return "named by its class"
+
+        @name.setter
+        def name(self, value: str) -> None:
+            pass
+
+    def sums(count_short: Any) -> Any:
+        with capture():
+            recorder = runtime.recorder
+            assert recorder is not None
+            recorder.counts_short_waits = True
+            waits = [(w, ok) for w in (0, 1, 10**4, 10**5) for ok in (True, False)]
+
+            def count() -> None:
+                for wait, ok in waits:
+                    assert count_short(recorder, "semaphore", "S", wait, ok, None, None)
+
+            renamed = threading.Thread(target=count)
+            renamed.name = "renamed"
+            for thread in (renamed, Named(target=count)):
+                thread.start()
+                thread.join(10)
+            count()
+            return dict(recorder._short)
+
+    in_c = sums(core.lockcore.count_short)
+    assert in_c == sums(count_short_in_python)
+    assert {place[3] for place in in_c} == {
+        "renamed",
+        "named by its class",
+        threading.current_thread().name,
+    }
 
 
 def test_a_join_whose_recording_fails_returns_as_threading_does(

@@ -215,6 +215,8 @@ static struct {
     PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
     PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
     PyObject *str_active, *str_thread_name;  /* threading._active, a Thread's name */
+    PyObject *str_thread_name_value;         /* "_name", what Thread.name returns */
+    PyObject *name_property;                 /* Thread.name, threading's property */
     PyObject *threading_globals;  /* threading's namespace: its frames are never a "via" */
     PyObject *waker_var;          /* OpenTelemetry's context variable (otel_context()): a
                                      release with waiters notes the waker in C (note_waker),
@@ -832,13 +834,25 @@ current_thread_name(unsigned long ident)
         thread = PyDict_GetItemWithError(active, key); /* borrowed */
         Py_DECREF(key);
     }
-    if (thread != NULL) {
-        return PyObject_GetAttr(thread, G.str_thread_name);
+    if (thread == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyUnicode_FromFormat("thread-%lu", ident);
     }
-    if (PyErr_Occurred()) {
-        return NULL;
+    /* Thread.name is a property that returns self._name: that attribute is
+     * read (a dict lookup) rather than the property called (a Python frame,
+     * on every short wait summed), unless the thread's class has a name of
+     * its own. */
+    if (G.name_property != NULL
+        && _PyType_Lookup(Py_TYPE(thread), G.str_thread_name) == G.name_property) {
+        PyObject *name = PyObject_GetAttr(thread, G.str_thread_name_value);
+        if (name != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return name;
+        }
+        PyErr_Clear();
     }
-    return PyUnicode_FromFormat("thread-%lu", ident);
+    return PyObject_GetAttr(thread, G.str_thread_name);
 }
 
 /* thread_name(): the current thread's name, as originals.current_thread_name()
@@ -2189,20 +2203,12 @@ add_to_item(PyObject *list, Py_ssize_t index, long long value, int how)
  * bucket as bisect_left(buckets, wait_ns / 1e9) finds it.  False: a new place
  * and ``sums`` already has max_places (the wait is queued as a record). */
 static PyObject *
-module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+sum_short(PyObject *sums, Py_ssize_t max_places, PyObject *buckets, PyObject *const *where,
+          long long wait)
 {
-    if (nargs != 11) {
-        PyErr_SetString(PyExc_TypeError, "sum_short() takes 11 positional arguments");
-        return NULL;
-    }
-    PyObject *sums = args[0], *buckets = args[2];
+    /* where: kind, name, ok, site, holder, holder_name, holder_site */
     if (!PyDict_Check(sums) || !PyTuple_Check(buckets)) {
         PyErr_SetString(PyExc_TypeError, "sum_short(): sums must be a dict, buckets a tuple");
-        return NULL;
-    }
-    Py_ssize_t max_places = PyLong_AsSsize_t(args[1]);
-    long long wait = PyLong_AsLongLong(args[10]);
-    if ((max_places == -1 || wait == -1) && PyErr_Occurred()) {
         return NULL;
     }
     if (wait < 0) {
@@ -2213,8 +2219,8 @@ module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     if (thread_name == NULL) {
         return NULL;
     }
-    PyObject *place = PyTuple_Pack(8, args[3], args[4], args[5], thread_name, args[6], args[7],
-                                   args[8], args[9]);
+    PyObject *place = PyTuple_Pack(8, where[0], where[1], where[2], thread_name, where[3],
+                                   where[4], where[5], where[6]);
     Py_DECREF(thread_name);
     if (place == NULL) {
         return NULL;
@@ -2281,6 +2287,204 @@ module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     Py_RETURN_TRUE;
 }
 
+static PyObject *
+module_sum_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "sum_short() takes 11 positional arguments");
+        return NULL;
+    }
+    Py_ssize_t max_places = PyLong_AsSsize_t(args[1]);
+    long long wait = PyLong_AsLongLong(args[10]);
+    if ((max_places == -1 || wait == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    return sum_short(args[0], max_places, args[2], args + 3, wait);
+}
+
+/* What count_short() reads besides its arguments (short_waits() sets it). */
+static struct {
+    PyObject *runtime;        /* threadtrace's runtime: its config's wait_threshold */
+    PyObject *config;         /* the config the threshold below was read from */
+    double threshold_ns;      /* config.wait_threshold in ns */
+    PyObject *suppress_keys;  /* a tuple: OpenTelemetry's suppress keys, either set suppresses */
+    Py_ssize_t max_places;
+    PyObject *buckets;
+    PyObject *str_counts, *str_config, *str_threshold, *str_lock, *str_sums;
+    PyObject *str_acquire, *str_release, *str_get;
+} S;
+
+/* short_waits(runtime, suppress_keys, max_places, buckets): what count_short() reads. */
+static PyObject *
+module_short_waits(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *runtime, *keys, *buckets;
+    Py_ssize_t max_places;
+    if (!PyArg_ParseTuple(args, "OO!nO!:short_waits", &runtime, &PyTuple_Type, &keys,
+                          &max_places, &PyTuple_Type, &buckets)) {
+        return NULL;
+    }
+    set_global(&S.runtime, runtime);
+    set_global(&S.suppress_keys, keys);
+    set_global(&S.buckets, buckets);
+    Py_CLEAR(S.config); /* read the threshold afresh */
+    S.max_places = max_places;
+    Py_RETURN_NONE;
+}
+
+/* Whether instrumentation is suppressed in ``context`` (an OpenTelemetry
+ * Context, a dict): one of the suppress keys set to a true value.  -1 with
+ * an error set when reading fails. */
+static int
+suppressed_in(PyObject *context)
+{
+    if (context == Py_None) {
+        return 0;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(S.suppress_keys);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyTuple_GET_ITEM(S.suppress_keys, i);
+        PyObject *value;
+        if (PyDict_CheckExact(context)
+            || (PyDict_Check(context)
+                && _PyType_Lookup(Py_TYPE(context), S.str_get)
+                       == _PyType_Lookup(&PyDict_Type, S.str_get))) {
+            value = PyDict_GetItemWithError(context, key); /* borrowed */
+            if (value == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+            Py_XINCREF(value);
+        }
+        else { /* not a plain dict: its own get() */
+            value = PyObject_CallMethodOneArg(context, S.str_get, key);
+            if (value == NULL) {
+                return -1;
+            }
+        }
+        int truth = value == NULL ? 0 : PyObject_IsTrue(value);
+        Py_XDECREF(value);
+        if (truth != 0) {
+            return truth;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+new_false(void)
+{
+    Py_INCREF(Py_False);
+    return Py_False;
+}
+
+/* The sum's lock (Recorder._short_lock) tried, never waited for: 1 taken,
+ * 0 busy, -1 with an error set. */
+static int
+try_lock(PyObject *lock)
+{
+    PyObject *r = PyObject_CallMethodOneArg(lock, S.str_acquire, Py_False);
+    if (r == NULL) {
+        return -1;
+    }
+    int taken = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return taken;
+}
+
+/* count_short(recorder, kind, name, wait_ns, ok, site, context, holder=None,
+ * holder_name=None, holder_site=None): Recorder.count_short (recorder.py) in
+ * one C call, installed as that method.  The same tests in the same order,
+ * then sum_short() under the sums' lock; on every short wait that blocked,
+ * where the Python method cost two Python frames and a dozen calls. */
+static PyObject *
+module_count_short(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 7 || nargs > 10) {
+        PyErr_SetString(PyExc_TypeError, "count_short() takes 7 to 10 positional arguments");
+        return NULL;
+    }
+    if (S.runtime == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "count_short(): short_waits() was not called");
+        return NULL;
+    }
+    PyObject *recorder = args[0], *context = args[6];
+    PyObject *where[7] = {args[1], args[2], args[4], args[5], Py_None, Py_None, Py_None};
+    for (Py_ssize_t i = 7; i < nargs; i++) {
+        where[i - 3] = args[i];
+    }
+    PyObject *flag = PyObject_GetAttr(recorder, S.str_counts);
+    if (flag == NULL) {
+        return NULL;
+    }
+    int counts = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    if (counts <= 0) {
+        return counts < 0 ? NULL : new_false();
+    }
+    long long wait = PyLong_AsLongLong(args[3]);
+    if (wait == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *config = PyObject_GetAttr(S.runtime, S.str_config);
+    if (config == NULL) {
+        return NULL;
+    }
+    if (config != S.config) { /* a config is frozen: its threshold read once */
+        PyObject *threshold = PyObject_GetAttr(config, S.str_threshold);
+        double seconds = threshold == NULL ? -1.0 : PyFloat_AsDouble(threshold);
+        Py_XDECREF(threshold);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(config);
+            return NULL;
+        }
+        S.threshold_ns = seconds * 1e9;
+        Py_XSETREF(S.config, config); /* takes the reference */
+    }
+    else {
+        Py_DECREF(config);
+    }
+    if ((double)wait >= S.threshold_ns || guard_busy) {
+        Py_RETURN_FALSE;
+    }
+    int suppressed = suppressed_in(context);
+    if (suppressed != 0) {
+        return suppressed < 0 ? NULL : new_false();
+    }
+    PyObject *lock = PyObject_GetAttr(recorder, S.str_lock);
+    if (lock == NULL) {
+        return NULL;
+    }
+    int taken = try_lock(lock);
+    if (taken <= 0) {
+        Py_DECREF(lock);
+        return taken < 0 ? NULL : new_false();
+    }
+    PyObject *sums = PyObject_GetAttr(recorder, S.str_sums);
+    PyObject *result = sums == NULL ? NULL : sum_short(sums, S.max_places, S.buckets, where, wait);
+    Py_XDECREF(sums);
+    /* Released whatever happened, an error kept across the call. */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *r = PyObject_CallMethodNoArgs(lock, S.str_release);
+    Py_DECREF(lock);
+    if (r == NULL) {
+        Py_XDECREF(result);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(type, value, traceback);
+    return result;
+}
+
+static PyMethodDef count_short_def = {
+    "count_short", (PyCFunction)(void (*)(void))module_count_short, METH_FASTCALL,
+    "count_short(recorder, kind, name, wait_ns, ok, site, context, holder=None, "
+    "holder_name=None, holder_site=None): Recorder.count_short in one call (a method: "
+    "installed on Recorder, it takes the recorder as self)."};
+
 static PyMethodDef module_methods[] = {
     {"line_of", module_line_of, METH_VARARGS, "line_of(code, offset): the line of an instruction."},
     {"caller", module_caller, METH_NOARGS, "caller(): (code, offset) of the program's frame, or None."},
@@ -2301,6 +2505,8 @@ static PyMethodDef module_methods[] = {
     {"sum_short", (PyCFunction)(void (*)(void))module_sum_short, METH_FASTCALL,
      "sum_short(sums, max_places, buckets, kind, name, ok, site, holder, holder_name, "
      "holder_site, wait_ns): add a short wait to its place's row; False: no room for a new place."},
+    {"short_waits", module_short_waits, METH_VARARGS,
+     "short_waits(runtime, suppress_keys, max_places, buckets): what count_short() reads."},
     {"waker_context", module_waker_context, METH_O,
      "waker_context(var): OpenTelemetry's ContextVar, which a release with waiters and "
      "begin_wait() read (None: another runtime context)."},
@@ -2334,6 +2540,29 @@ lockcore_exec(PyObject *module)
         || !G.str_unheard || !G.str_acquisitions || !G.str_operations) {
         return -1;
     }
+    S.str_counts = PyUnicode_InternFromString("counts_short_waits");
+    S.str_config = PyUnicode_InternFromString("config");
+    S.str_threshold = PyUnicode_InternFromString("wait_threshold");
+    S.str_lock = PyUnicode_InternFromString("_short_lock");
+    S.str_sums = PyUnicode_InternFromString("_short");
+    S.str_acquire = PyUnicode_InternFromString("acquire");
+    S.str_release = PyUnicode_InternFromString("release");
+    S.str_get = PyUnicode_InternFromString("get");
+    if (!S.str_counts || !S.str_config || !S.str_threshold || !S.str_lock || !S.str_sums
+        || !S.str_acquire || !S.str_release || !S.str_get) {
+        return -1;
+    }
+    /* A method: Recorder.count_short, called on a recorder, gets it first. */
+    PyObject *function = PyCFunction_NewEx(&count_short_def, NULL, NULL);
+    if (function == NULL) {
+        return -1;
+    }
+    PyObject *method = PyInstanceMethod_New(function);
+    Py_DECREF(function);
+    if (method == NULL || PyModule_AddObject(module, "count_short", method) < 0) {
+        Py_XDECREF(method);
+        return -1;
+    }
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL) {
         return -1;
@@ -2341,6 +2570,15 @@ lockcore_exec(PyObject *module)
     G.threading_globals = PyModule_GetDict(threading); /* threading lives as long as we do */
     Py_INCREF(G.threading_globals);
     Py_DECREF(threading);
+    G.str_thread_name_value = PyUnicode_InternFromString("_name");
+    if (G.str_thread_name_value == NULL) {
+        return -1;
+    }
+    PyObject *thread_type = PyDict_GetItemString(G.threading_globals, "Thread"); /* borrowed */
+    if (thread_type != NULL && PyType_Check(thread_type)) {
+        G.name_property = _PyType_Lookup((PyTypeObject *)thread_type, G.str_thread_name);
+        Py_XINCREF(G.name_property);
+    }
 
     G.sample_period = 100;
     G.hold_threshold_ns = 10000000;

@@ -54,6 +54,22 @@ def sum_short(
     wait_ns: int,
     /,
 ) -> bool: ...
+def count_short(
+    recorder: Any,
+    kind: str,
+    name: str,
+    wait_ns: int,
+    ok: bool,
+    site: Any,
+    context: Any,
+    holder: Optional[int] = None,
+    holder_name: Optional[str] = None,
+    holder_site: Any = None,
+    /,
+) -> bool: ...
+def short_waits(
+    runtime: Any, suppress_keys: tuple[str, ...], max_places: int, buckets: tuple[float, ...], /
+) -> None: ...
 def waker_context(var: Any, /) -> None: ...
 
 class LockCore:

@@ -19,11 +19,12 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._detect import hooks
-from .._recording.recorder import CONTEXT_VAR, Recorder
+from .._recording.recorder import CONTEXT_VAR, MAX_SHORT_PLACES, SUPPRESS_KEYS, Recorder
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.clock import SystemClock
 from .._support.config import pure_python_requested
+from .._support.points import WAIT_BUCKETS
 from .._support.sites import Site
 from . import pycore
 
@@ -75,6 +76,9 @@ else:
     _originals.current_thread_name = lockcore.thread_name
     # Every short wait's sums: its place's row found and added to in one C call.
     Recorder.sum_short = staticmethod(lockcore.sum_short)
+    # And the tests before them, the lock around them and the call: one C call too.
+    Recorder.count_short = lockcore.count_short  # type: ignore[method-assign]
+    lockcore.short_waits(runtime, SUPPRESS_KEYS, MAX_SHORT_PLACES, WAIT_BUCKETS)
     # The watchdog's entry for every wait that blocks, made and put in its table in C.
     hooks.begin_wait = lockcore.begin_wait
 

@@ -66,6 +66,8 @@ try:  # the key moved between releases; both spellings are honoured
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 except ImportError:  # pragma: no cover - very old API
     _SUPPRESS_KEY = "suppress_instrumentation"
+#: The keys a context suppresses instrumentation with (either, set true, does).
+SUPPRESS_KEYS = (_SUPPRESS_KEY, "suppress_instrumentation")
 
 #: (thread id, thread name, OpenTelemetry context) of a thread that woke others;
 #: what a span links to is worked out from the context only if one is made.
@@ -514,6 +516,9 @@ class Recorder:
         the very lock it waited for): taken, it is held for a few
         additions; busy (its holder was switched out), the wait is queued
         as a record after all.
+
+        The C core, when in use, installs its own (``_lockcore.count_short``):
+        the same tests in the same order, and the sums, in one call.
         """
         if (
             not self.counts_short_waits
@@ -1025,6 +1030,11 @@ class Recorder:
             with runtime.guarded():
                 fallback.shutdown(timeout)
             runtime.export_stats.update(fallback.stats)
+
+
+#: :meth:`Recorder.count_short` as written here: the C core, when in use,
+#: replaces the method (``core.py``); the tests hold the two to the same answers.
+count_short_in_python = Recorder.count_short
 
 
 class _Closed:
