@@ -204,6 +204,38 @@ def test_condition_over_a_plain_lock(impl: Any) -> None:
     assert not lock.locked()
 
 
+def test_a_condition_over_a_plain_lock_is_owned_while_any_thread_holds_it(impl: Any) -> None:
+    """A plain lock has no owner: threading's Condition counts it owned while it
+    is held by anyone, and its notify() from another thread goes through."""
+    lock = impl.Lock()
+    cond = impl.Condition(lock)
+    assert cond._is_owned() is False
+    with raises_exactly(RuntimeError, "cannot notify on un-acquired lock"):
+        cond.notify()
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        assert cond._is_owned() is True
+        cond.notify()  # nobody waits: nothing happens, as in threading
+        if impl is not threading:
+            # Asked of the lock's state, not tried: no acquisition counted.
+            assert lock.statistics().acquisitions == 1
+    finally:
+        done.set()
+        holder.join(10)
+    assert cond._is_owned() is False
+    if impl is not threading:
+        assert lock.statistics().acquisitions == 1
+
+
 def test_semaphore_counts_and_errors(impl: Any) -> None:
     with raises_exactly(ValueError, "semaphore initial value must be >= 0"):
         impl.Semaphore(-1)

@@ -655,7 +655,12 @@ taken_at(Core *self, tt_frame *site, int blocking, int measure, long long t_acq)
  * short as the stdlib's.  Nanoseconds matter there: with the walk inside
  * it, 100 threads hammering one lock with a 20 us switch interval fell
  * into a convoy (a hand-off per acquisition, 50x slower) in 22 runs of
- * 200; with it outside, in none of 200 (docs/performance.md). */
+ * 200; with it outside, in none of 200 (docs/performance.md).
+ *
+ * Unless another thread holds it: then the try almost surely fails, and the
+ * walk would be wasted (every contended acquisition's first try, and every
+ * ``Condition._is_owned()`` on a plain Lock, which tries it while it is held).
+ * If it was let go meanwhile, the site is found with the lock taken. */
 static inline int
 try_take(Core *self, int blocking)
 {
@@ -664,8 +669,12 @@ try_take(Core *self, int blocking)
         self->acquisitions++;
         return 1;
     }
-    tt_frame *site = site_frame();
+    int held = self->locked;
+    tt_frame *site = held ? NULL : site_frame();
     if (PyThread_acquire_lock_timed(self->lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        if (held) {
+            site = site_frame();
+        }
         mark_locked(self);
         taken_at(self, site, blocking, 0, 0);
         return 1;

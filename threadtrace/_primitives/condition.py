@@ -12,7 +12,7 @@ from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
 from .base import PrimitiveType, object_new, site_for
-from .locks import RLock, _LockBase
+from .locks import Lock, RLock, _LockBase
 from .wait_counters import Begun, WaitCounters
 
 _INIT = _originals.Condition.__init__
@@ -66,10 +66,15 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             _INIT(self, lock)
         else:
             super().__init__(lock)
+        if type(lock) is Lock:
+            # threading's _is_owned() for a lock without one: a try, given
+            # back if it succeeds, to see whether it is held (by anyone).
+            # The core knows that without a try, on every wait and notify.
+            self._is_owned = lock._locked_now
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until notified or until ``timeout`` seconds pass, as threading does."""
-        if not self._is_owned():  # type: ignore[attr-defined]
+        if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _originals.allocate_lock()
         waiter.acquire()
@@ -131,19 +136,20 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""
-        if not self._is_owned():  # type: ignore[attr-defined]
+        if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        if not self._waiters:  # type: ignore[attr-defined]
+        waiters = self._waiters  # type: ignore[attr-defined]
+        if not waiters:
             # Nobody to wake: all threading would have done is the check above
             # (a subclass's MRO may hold more: it goes on to super()).
             # Counted (under the lock we hold) for the lost wake-up diagnosis.
             self._tt_unheard += 1
             if type(self) is Condition:
                 return
-        woken = list(islice(self._waiters, n))  # type: ignore[attr-defined]
+        woken = (waiters[0],) if n == 1 and waiters else list(islice(waiters, n))
         if woken:
             self._tt_notifies += 1
-            if not runtime.recording():
+            if not runtime.get_guard():  # runtime.recording(), a call fewer
                 try:
                     waker = current_waker()
                 except Exception:  # noqa: BLE001 - a missing link must never break notify()
