@@ -223,6 +223,7 @@ static struct {
                                      begin_wait() the waiter; NULL: another runtime context */
     PyObject *blocked_type;       /* the watchdog's entry for a wait (Blocked, below) */
     PyObject *str_notifies, *str_unheard, *str_acquisitions, *str_operations;
+    PyObject *kind_condition, *kind_lock, *kind_semaphore, *kind_bounded_semaphore;
 } G;
 
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
@@ -1817,11 +1818,15 @@ cached_site(PyObject *sites, PyObject *code, int offset, int line, PyObject *via
  * The walk and the lookup of ModuleFilter.user_frame() and SiteCache.get()
  * in Python, four calls on every blocked wait. */
 static PyObject *
-module_wait_site(PyObject *Py_UNUSED(module), PyObject *args)
+module_wait_site(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *sites;
-    int with_line;
-    if (!PyArg_ParseTuple(args, "O!p:wait_site", &PyDict_Type, &sites, &with_line)) {
+    if (nargs != 2 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "wait_site() takes a dict and a flag");
+        return NULL;
+    }
+    PyObject *sites = args[0];
+    int with_line = PyObject_IsTrue(args[1]);
+    if (with_line < 0) {
         return NULL;
     }
     tt_frame *f = site_frame();
@@ -1995,10 +2000,19 @@ int_attr(PyObject *primitive, PyObject *name)
     return number;
 }
 
+/* Whether ``kind`` (a primitive's _tt_kind) is ``name``, an interned string:
+ * the kinds are literals in class bodies, interned too, so one pointer
+ * comparison mostly answers (two interned strings that differ are unequal). */
 static int
-kind_is(PyObject *kind, const char *name)
+kind_is(PyObject *kind, PyObject *name)
 {
-    return PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, name) == 0;
+    if (kind == name) {
+        return 1;
+    }
+    if (!PyUnicode_Check(kind) || PyUnicode_CHECK_INTERNED(kind)) {
+        return 0;
+    }
+    return PyUnicode_Compare(kind, name) == 0;
 }
 
 /* Blocked(primitive, operation, since, timeout, previous, context=None), as in Python:
@@ -2038,7 +2052,7 @@ make_blocked(PyTypeObject *type, PyObject *primitive, PyObject *operation, PyObj
     self->context = context;
     Py_INCREF(Py_None);
     self->doomed = Py_None;
-    if (kind_is(kind, "condition")) {
+    if (kind_is(kind, G.kind_condition)) {
         self->notifies = PyObject_GetAttr(primitive, G.str_notifies);
         self->unheard = self->notifies ? PyObject_GetAttr(primitive, G.str_unheard) : NULL;
     }
@@ -2047,10 +2061,10 @@ make_blocked(PyTypeObject *type, PyObject *primitive, PyObject *operation, PyObj
         self->unheard = PyLong_FromLong(0);
     }
     if (self->unheard != NULL) {
-        if (kind_is(kind, "lock")) {
+        if (kind_is(kind, G.kind_lock)) {
             self->taken = int_attr(primitive, G.str_acquisitions);
         }
-        else if (kind_is(kind, "semaphore") || kind_is(kind, "bounded_semaphore")) {
+        else if (kind_is(kind, G.kind_semaphore) || kind_is(kind, G.kind_bounded_semaphore)) {
             self->taken = int_attr(primitive, G.str_operations);
         }
         else {
@@ -2500,7 +2514,7 @@ static PyMethodDef module_methods[] = {
     {"creation", module_creation, METH_VARARGS,
      "creation(depth[, sites]): where the program makes a primitive ((code, offset, via), or its "
      "Site from the cache ``sites``), None, or ..."},
-    {"wait_site", module_wait_site, METH_VARARGS,
+    {"wait_site", (PyCFunction)(void (*)(void))module_wait_site, METH_FASTCALL,
      "wait_site(sites, with_line): the Site where the program waits, (code, offset, line) "
      "if ``sites`` has none yet, or None."},
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
@@ -2543,6 +2557,13 @@ lockcore_exec(PyObject *module)
     G.str_unheard = PyUnicode_InternFromString("_tt_unheard");
     G.str_acquisitions = PyUnicode_InternFromString("_acquisitions");
     G.str_operations = PyUnicode_InternFromString("_tt_operations");
+    G.kind_condition = PyUnicode_InternFromString("condition");
+    G.kind_lock = PyUnicode_InternFromString("lock");
+    G.kind_semaphore = PyUnicode_InternFromString("semaphore");
+    G.kind_bounded_semaphore = PyUnicode_InternFromString("bounded_semaphore");
+    if (!G.kind_condition || !G.kind_lock || !G.kind_semaphore || !G.kind_bounded_semaphore) {
+        return -1;
+    }
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
         || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory
         || !G.str_self || !G.str_active || !G.str_thread_name || !G.str_notifies
