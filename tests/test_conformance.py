@@ -204,6 +204,55 @@ def test_condition_over_a_plain_lock(impl: Any) -> None:
     assert not lock.locked()
 
 
+WAIT_KINDS = ("Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier")
+
+
+@pytest.mark.parametrize("kind", WAIT_KINDS)
+def test_a_subclass_with_an_init_of_its_own_takes_its_own_arguments(impl: Any, kind: str) -> None:
+    """threading's classes take whatever their subclass's __init__ does (their
+    __new__ is object's), and any attribute, a ``name`` too."""
+    base = getattr(impl, kind)
+
+    class Job(base):  # type: ignore[misc,valid-type]
+        def __init__(self, title: str, *, name: str, retries: int = 0) -> None:
+            if kind == "Barrier":
+                super().__init__(1)
+            else:
+                super().__init__()
+            self.title, self.name, self.retries = title, name, retries
+
+    job = Job("nightly", name="job-7", retries=2)
+    assert (job.title, job.name, job.retries) == ("nightly", "job-7", 2)
+    assert isinstance(job, base)
+    job.name = "job-8"
+    assert job.name == "job-8"
+    if impl is not threading:
+        assert job.statistics().name == "job-8"  # reported under the program's name for it
+    with pytest.raises(TypeError):
+        Job()
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "kwargs"),
+    [
+        ("Condition", (None, 2), {}),
+        ("Condition", (), {"fair": True}),
+        ("Semaphore", (1, 2), {}),
+        ("BoundedSemaphore", (), {"initial": 2}),
+        ("Event", (1,), {}),
+        ("Barrier", (), {}),
+        ("Barrier", (2, None, None, 4), {}),
+    ],
+)
+def test_wrong_constructor_arguments_raise_threadings_error(
+    impl: Any, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(TypeError) as expected:
+        getattr(threading, kind)(*args, **kwargs)
+    with raises_exactly(TypeError, str(expected.value)):
+        getattr(impl, kind)(*args, **kwargs)
+
+
 def test_a_condition_over_a_plain_lock_is_owned_while_any_thread_holds_it(impl: Any) -> None:
     """A plain lock has no owner: threading's Condition counts it owned while it
     is held by anyone, and its notify() from another thread goes through."""

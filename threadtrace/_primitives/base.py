@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from .._runtime import runtime
 from .._support.sites import UNKNOWN, Site
@@ -22,6 +23,27 @@ _THREADING_GLOBALS = threading.__dict__
 #: ``Condition``.  A subclass still goes through ``super()``: its MRO may
 #: put a cooperating class there.
 object_new = object.__new__
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def shown_as(stub: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a constructor's ``__new__`` the signature of ``stub`` for ``inspect``.
+
+    The ``__new__`` of a class that threading's code subclasses takes any
+    arguments, as ``object.__new__`` does for threading's classes: ``type``
+    hands it what the call got, and a subclass's ``__init__`` may take
+    arguments of its own (``Job("nightly")``).  It reads only ``name=``; the
+    ``__init__`` checks the rest and raises threading's own ``TypeError``.
+    What ``inspect.signature()`` shows of the class stays ``stub``'s (set on
+    the function, not the class: a subclass's own ``__init__`` still shows).
+    """
+
+    def show(function: _F) -> _F:
+        function.__signature__ = inspect.signature(stub)  # type: ignore[attr-defined]
+        return function
+
+    return show
 
 
 class PrimitiveType(type):

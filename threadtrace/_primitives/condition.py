@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from itertools import islice
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from .._detect import hooks
 from .._recording.recorder import current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
-from .base import PrimitiveType, object_new, site_for
+from .base import PrimitiveType, object_new, shown_as, site_for
 from .locks import Lock, RLock, _LockBase
 from .wait_counters import Begun, WaitCounters
 
@@ -41,16 +41,22 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
     #: Which thread's notify() woke each waiter (made at the first notify that wakes one).
     _tt_wakers: Optional[dict[Any, Any]] = None
 
-    def __new__(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:
+    def __new(cls, lock: Any = None, *, name: Optional[str] = None) -> Condition:  # type: ignore[empty-body]
+        ...  # its signature only
+
+    @shown_as(__new)
+    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> Condition:
         site = site_for(name, 1)
         if cls is Condition:  # every Future and Queue: see base.object_new
             if site is None:
-                return _originals.Condition(lock)  # type: ignore[return-value]
-            self = object_new(cls)
+                return cast("Condition", _originals.Condition(*args, **kwargs))
+            self: Condition = object_new(cls)
         else:
             self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
+
+    del __new
 
     #: Whether a wait is settled as it is woken, before the lock is taken
     #: back (see wait): only a lock of threadtrace's records that taking back

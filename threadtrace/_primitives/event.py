@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from .._support import originals as _originals
 from .._support.statistics import WaitStatistics
-from .base import PrimitiveType, object_new, site_for
+from .base import PrimitiveType, object_new, shown_as, site_for
 from .semaphore import _is_zero
 from .wait_counters import WaitCounters
 
@@ -33,16 +33,22 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
     _tt_original = _originals.Event
     _tt_has_fast_path = True
 
-    def __new__(cls, *, name: Optional[str] = None) -> Event:
+    def __new(cls, *, name: Optional[str] = None) -> Event:  # type: ignore[empty-body]
+        ...  # its signature only
+
+    @shown_as(__new)
+    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> Event:
         site = site_for(name, 1)
         if cls is Event:  # see base.object_new
             if site is None:
-                return _originals.Event()  # type: ignore[return-value]
-            self = object_new(cls)
+                return cast("Event", _originals.Event(*args, **kwargs))
+            self: Event = object_new(cls)
         else:
             self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
+
+    del __new
 
     def __init__(self, *, name: Optional[str] = None) -> None:
         if type(self) is Event:
@@ -107,23 +113,28 @@ class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType)
     _tt_kind = "barrier"
     _tt_original = _originals.Barrier
 
-    def __new__(
+    def __new(  # type: ignore[empty-body]
         cls,
         parties: int,
         action: Optional[Callable[[], Any]] = None,
         timeout: Optional[float] = None,
         *,
         name: Optional[str] = None,
-    ) -> Barrier:
+    ) -> Barrier: ...  # its signature only
+
+    @shown_as(__new)
+    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> Barrier:
         site = site_for(name, 1)
         if cls is Barrier:  # see base.object_new
             if site is None:
-                return _originals.Barrier(parties, action, timeout)  # type: ignore[return-value]
-            self = object_new(cls)
+                return cast("Barrier", _originals.Barrier(*args, **kwargs))
+            self: Barrier = object_new(cls)
         else:
             self = super().__new__(cls)
         self._tt_setup(site, name)
         return self
+
+    del __new
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import CodeType
-from typing import Optional
+from typing import Any, Optional, cast
 
 from .._detect import hooks
 from .._runtime import runtime
@@ -11,7 +11,7 @@ from .._support import originals as _originals
 from .._support.sites import UNKNOWN, Site
 from .._support.statistics import LockStatistics
 from . import core
-from .base import PrimitiveType, object_new, site_for
+from .base import PrimitiveType, object_new, shown_as, site_for
 from .locks import _thread_name
 from .wait_counters import WaitCounters
 
@@ -45,18 +45,24 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     #: pairs (None where not known), made into Sites only when a report needs them.
     _tt_sites: dict[int, list[Optional[tuple[CodeType, int]]]]
 
-    def __new__(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:
+    def __new(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:  # type: ignore[empty-body]
+        ...  # its signature only
+
+    @shown_as(__new)
+    def __new__(cls, *args: Any, name: Optional[str] = None, **kwargs: Any) -> Semaphore:
         site = site_for(name, 1)
         if cls is Semaphore or cls is BoundedSemaphore:  # see base.object_new
             if site is None:
-                return cls._tt_original(value)  # type: ignore[return-value]
-            self = object_new(cls)
+                return cast("Semaphore", cls._tt_original(*args, **kwargs))
+            self: Semaphore = object_new(cls)
         else:
             self = super().__new__(cls)
         self._tt_setup(site, name)
         self._tt_holders = {}
         self._tt_sites = {}
         return self
+
+    del __new
 
     def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
         if type(self) is Semaphore:

@@ -58,6 +58,28 @@ class WaitCounters(Traced):
     _tt_registered: bool = False
     _tt_register_at_first_wait = False
 
+    @property
+    def name(self) -> str:
+        """The name given with ``name=`` or set since, or its creation site's: ``ready (app.py:4)``.
+
+        Settable, as any attribute of threading's ``Condition``, ``Event``,
+        ``Semaphore`` or ``Barrier`` is: a subclass that keeps a ``name`` of
+        its own (``self.name = name`` in its ``__init__``) works as it does
+        with threading, and its primitive is reported under that name.
+        """
+        explicit = self._tt_name
+        return explicit if explicit is not None else self._tt_site.label
+
+    @name.setter
+    def name(self, value: Any) -> None:
+        self._tt_name = value
+
+    @name.deleter
+    def name(self) -> None:
+        if self._tt_name is None:  # never set: as deleting a missing attribute
+            raise AttributeError("name")
+        self._tt_name = None
+
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
         self._tt_name = name
