@@ -232,6 +232,23 @@ def test_a_subclass_with_an_init_of_its_own_takes_its_own_arguments(impl: Any, k
         Job()
 
 
+def test_threadings_own_bounded_semaphores_are_made_while_patched() -> None:
+    """threading's BoundedSemaphore.__init__ (3.9-3.12) calls Semaphore.__init__
+    through its module's global, which patch() swaps: for the one threading
+    hands an excluded caller, and for a program's subclass made before patch()."""
+    assert threading.BoundedSemaphore is _originals.BoundedSemaphore
+
+    class MadeBefore(threading.BoundedSemaphore):
+        pass
+
+    with threadtrace.patch(exporters=()):
+        for semaphore in (_originals.BoundedSemaphore(2), MadeBefore(2)):
+            assert semaphore.acquire(timeout=0)
+            semaphore.release()
+            with raises_exactly(ValueError, "Semaphore released too many times"):
+                semaphore.release()
+
+
 @pytest.mark.parametrize(
     ("kind", "args", "kwargs"),
     [

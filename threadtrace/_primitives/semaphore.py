@@ -65,7 +65,12 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     del __new
 
     def __init__(self, value: int = 1, *, name: Optional[str] = None) -> None:
-        if type(self) is Semaphore:
+        # Exactly this class, or one of threading's own that reached it:
+        # threading's BoundedSemaphore.__init__ (3.9-3.12) calls
+        # Semaphore.__init__ through its module's global, which patch() makes
+        # this class, for a BoundedSemaphore threading hands out (to excluded
+        # callers) or a program's subclass of it made before patch().
+        if type(self) is Semaphore or Semaphore not in type(self).__mro__:
             _SEMAPHORE_INIT(self, value)
         else:
             super().__init__(value)
