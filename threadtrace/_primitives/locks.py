@@ -111,6 +111,12 @@ class _LockBase(Traced):
 
         def _core_restore(self, depth: int) -> None: ...
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # threading's locks cannot be pickled or copied, and say so under
+        # their own type's name, which people search for: the same words.
+        original = type(self)._tt_original
+        raise TypeError(f"cannot pickle '{original.__module__}.{original.__qualname__}' object")
+
     # -- construction ------------------------------------------------------------------
 
     @classmethod

@@ -80,6 +80,17 @@ class WaitCounters(Traced):
             raise AttributeError("name")
         self._tt_name = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The instance's attributes, threading's first (``pickle``, ``copy``).
+
+        So that pickling fails where threading's does, on its lock, with its
+        message (``cannot pickle '_thread.lock' object``), rather than on the
+        code object of the place the primitive was made.
+        """
+        state = self.__dict__
+        ours = {key: value for key, value in state.items() if key.startswith("_tt_")}
+        return {**{key: value for key, value in state.items() if key not in ours}, **ours}
+
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
         self._tt_name = name
