@@ -206,6 +206,20 @@ def test_condition_over_a_plain_lock(impl: Any) -> None:
     assert not lock.locked()
 
 
+def test_a_conditions_own_is_owned_over_a_plain_lock_is_kept(impl: Any) -> None:
+    """threading binds a lock's _is_owned only when the lock has one (an RLock)."""
+    calls = []
+
+    class Audited(impl.Condition):  # type: ignore[misc,name-defined]
+        def _is_owned(self) -> bool:
+            calls.append("asked")
+            return True
+
+    cond = Audited(impl.Lock())
+    cond.notify()  # not held: only the subclass's answer lets it through
+    assert calls  # (threadtrace's notify asks once more than threading's)
+
+
 WAIT_KINDS = ("Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier")
 
 

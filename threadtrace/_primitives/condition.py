@@ -17,6 +17,7 @@ from .wait_counters import Begun, WaitCounters
 
 _INIT = _originals.Condition.__init__
 _NOTIFY = _originals.Condition.notify
+_IS_OWNED = _originals.Condition.__dict__["_is_owned"]
 
 
 class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
@@ -72,10 +73,11 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             _INIT(self, lock)
         else:
             super().__init__(lock)
-        if type(lock) is Lock:
+        if type(lock) is Lock and getattr(type(self), "_is_owned", None) is _IS_OWNED:
             # threading's _is_owned() for a lock without one: a try, given
             # back if it succeeds, to see whether it is held (by anyone).
             # The core knows that without a try, on every wait and notify.
+            # (A subclass's own _is_owned stays: threading binds none here.)
             self._is_owned = lock._locked_now
 
     def wait(self, timeout: Optional[float] = None) -> bool:
