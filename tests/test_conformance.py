@@ -7,6 +7,7 @@ patched, and must see exactly the same results, exceptions and messages.
 
 from __future__ import annotations
 
+import abc
 import copy
 import pickle
 import re
@@ -305,6 +306,32 @@ def test_pickling_and_copying_fail_or_work_as_threadings_do(impl: Any, kind: str
     else:
         with raises_exactly(TypeError, expected):
             COPIERS[how](made)
+
+
+def _abstract_job(base: type) -> Any:
+    class Job(base, abc.ABC):  # type: ignore[misc,valid-type]
+        @abc.abstractmethod
+        def run(self) -> int: ...
+
+    return Job
+
+
+@pytest.mark.parametrize("kind", WAIT_KINDS)
+def test_a_primitive_mixes_with_an_abstract_base(impl: Any, kind: str) -> None:
+    """threading's classes are plain types: a class may add abc.ABC to them."""
+    args = (1,) if kind == "Barrier" else ()
+    with pytest.raises(TypeError) as refused:
+        _abstract_job(getattr(_originals, kind))(*args)
+    job = _abstract_job(getattr(impl, kind))
+
+    class Nightly(job):  # type: ignore[misc,valid-type]
+        def run(self) -> int:
+            return 7
+
+    with raises_exactly(TypeError, str(refused.value)):
+        job(*args)
+    nightly = Nightly(*args)
+    assert nightly.run() == 7 and isinstance(nightly, getattr(impl, kind))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import inspect
 import sys
 import threading
@@ -46,7 +47,7 @@ def shown_as(stub: Callable[..., Any]) -> Callable[[_F], _F]:
     return show
 
 
-class PrimitiveType(type):
+class PrimitiveType(abc.ABCMeta):
     """Metaclass of the traced primitives.
 
     ``isinstance(obj, threadtrace.Event)`` (and, under :func:`threadtrace.patch`,
@@ -54,6 +55,11 @@ class PrimitiveType(type):
     factories hand out to excluded callers and for those made before patching,
     so swapping the classes in ``threading`` never turns an ``isinstance``
     check false.  Subclasses of the traced classes behave as usual.
+
+    An ``ABCMeta``: a program's class that mixes a primitive with an
+    abstract base (``class Job(threading.Event, abc.ABC)``), which threading's
+    classes (plain ``type``) allow, would otherwise fail to be made while
+    patched (a metaclass conflict).
     """
 
     def __instancecheck__(cls, instance: Any) -> bool:
