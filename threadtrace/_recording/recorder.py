@@ -69,6 +69,15 @@ except ImportError:  # pragma: no cover - very old API
 #: The keys a context suppresses instrumentation with (either, set true, does).
 SUPPRESS_KEYS = (_SUPPRESS_KEY, "suppress_instrumentation")
 
+
+def suppressed_in(context: Any) -> bool:
+    """Whether instrumentation is suppressed in ``context``: one of :data:`SUPPRESS_KEYS` set.
+
+    (The C core's ``count_short`` asks the same of a wait's context.)
+    """
+    return bool(context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
+
+
 #: (thread id, thread name, OpenTelemetry context) of a thread that woke others;
 #: what a span links to is worked out from the context only if one is made.
 Waker = tuple[int, str, Any]
@@ -111,9 +120,9 @@ else:
     leave_context = CONTEXT_VAR.reset
 
 
-def current_context() -> Any:
-    """The OpenTelemetry context of this thread now: the parent of its wait's span."""
-    return get_current()
+#: The OpenTelemetry context of this thread now: the parent of its wait's span
+#: (``get_current`` itself, under the name the primitives read it by).
+current_context = get_current
 
 
 def current_waker() -> Waker:
@@ -400,9 +409,7 @@ class Recorder:
 
     @staticmethod
     def _suppressed() -> bool:
-        return bool(otel_context.get_value(_SUPPRESS_KEY)) or bool(
-            otel_context.get_value("suppress_instrumentation")
-        )
+        return suppressed_in(get_current())
 
     def _fail(self, part: str, error: BaseException) -> None:
         """Disable ``part`` (spans or metrics) and say so, once: later records fail alike."""
@@ -524,10 +531,7 @@ class Recorder:
             not self.counts_short_waits
             or wait_ns >= runtime.config.wait_threshold * 1e9
             or runtime.get_guard()  # runtime.recording(), a call fewer
-            or (
-                context is not None
-                and (context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
-            )
+            or (context is not None and suppressed_in(context))
             or not self._short_lock.acquire(False)
         ):
             return False
@@ -646,7 +650,7 @@ class Recorder:
                     context = getattr(record, "context", None)
                     if (
                         context is not None
-                        and (context.get(_SUPPRESS_KEY) or context.get("suppress_instrumentation"))
+                        and suppressed_in(context)
                         and not getattr(record, "unfinished", False)
                     ):
                         done += 1  # made where instrumentation was suppressed: not recorded
