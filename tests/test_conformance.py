@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import inspect
 import pickle
 import re
 import threading
@@ -578,6 +579,31 @@ def test_thread_join_timeout_and_self_join(impl: Any) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert errors == ["cannot join current thread"]
+
+
+@pytest.mark.parametrize("kind", ["Thread", "Timer"])
+def test_thread_start_and_join_refuse_arguments_as_threading_does(impl: Any, kind: str) -> None:
+    cls = getattr(impl, kind)
+    thread = cls(0, int) if kind == "Timer" else cls(target=int)
+    with raises_exactly(TypeError, "Thread.start() takes 1 positional argument but 2 were given"):
+        thread.start(1)
+    with raises_exactly(TypeError, "Thread.start() missing 1 required positional argument: 'self'"):
+        cls.start()
+    thread.start()
+    with raises_exactly(
+        TypeError, "Thread.join() takes from 1 to 2 positional arguments but 3 were given"
+    ):
+        thread.join(1, 2)
+    with raises_exactly(TypeError, "Thread.join() got an unexpected keyword argument 'wait'"):
+        thread.join(wait=1)
+    with raises_exactly(TypeError, "Thread.join() got multiple values for argument 'timeout'"):
+        thread.join(1, timeout=2)
+    with raises_exactly(TypeError, "Thread.join() missing 1 required positional argument: 'self'"):
+        cls.join()
+    assert thread.join(timeout=10) is None
+    assert cls.join(thread, 10) is None
+    assert str(inspect.signature(cls.join)) == "(self, timeout=None)"
+    assert str(inspect.signature(thread.start)) == "()"
 
 
 def test_timer_fires_and_cancels(impl: Any) -> None:

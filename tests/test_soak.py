@@ -3,9 +3,8 @@
 bench/soak.py keeps a thread pool, a queue with a producer and consumers,
 thread churn and primitive churn going at once, printing its RSS every
 second.  Run bare it stays at about 13 MB; under ``threadtrace run`` (json
-exporter, report on) it levels off at about 65 MB within a few seconds (the
-OpenTelemetry SDK, wrapt and asyncio, which wrapt 2 imports, account for
-about 30 MB of that).  The bounds below leave room for other Pythons and
+exporter, report on) it levels off at about 65 MB within a few seconds (most
+of the difference is the OpenTelemetry SDK and its encoders, imported).  The bounds below leave room for other Pythons and
 machines; what they must catch is growth: memory that rises with the work
 done, as it did when every dropped lock left a record behind.
 

@@ -12,8 +12,7 @@ What changes while patched:
   ``Timer`` keep working, and subclasses made before ``patch()`` are covered);
   two hooks are installed instead: threading's ``_start_new_thread`` (or
   ``_start_joinable_thread``), which also hands a traced thread its
-  ``_bootstrap`` wrapped in the span of its run, and, with wrapt,
-  ``Thread.join``.
+  ``_bootstrap`` wrapped in the span of its run, and ``Thread.join``.
 * ``concurrent.futures.thread._WorkItem`` becomes a subclass that carries
   the submitter's OpenTelemetry context into the worker.
 * On CPython 3.12 and later, on Linux, ``os.fork`` and ``os.forkpty``: the
@@ -45,14 +44,12 @@ import warnings
 from types import TracebackType
 from typing import Any, Callable, Optional
 
-import wrapt
-
 from .._detect import watchdog
 from .._primitives.condition import Condition
 from .._primitives.event import Barrier, Event
 from .._primitives.locks import Lock, RLock
 from .._primitives.semaphore import BoundedSemaphore, Semaphore
-from .._primitives.threads import join_traced, prepare_start, traced_bootstrap
+from .._primitives.threads import prepare_start, traced_bootstrap, traced_join
 from .._recording.recorder import enter_context, get_current, leave_context
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -194,7 +191,6 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
         return original(function, *args, **kwargs)
 
     start_thread.__wrapped__ = original  # type: ignore[attr-defined]
-    start_thread._tt_wrapper = True  # type: ignore[attr-defined]
     return start_thread
 
 
@@ -261,16 +257,8 @@ class PatchHandle:
                 if name in os.__dict__:
                     self._replace(os, name, _quiet_fork(os.__dict__[name], name))
 
-        def join(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not switch.on:
-                return wrapped(*args, **kwargs)
-            if len(args) + len(kwargs) > 1 or (kwargs and "timeout" not in kwargs):
-                return wrapped(*args, **kwargs)  # threading's own TypeError
-            timeout = kwargs["timeout"] if kwargs else (args[0] if args else None)
-            return join_traced(instance, wrapped, timeout)
-
         thread_cls = _originals.Thread
-        self._replace(thread_cls, "join", wrapt.FunctionWrapper(thread_cls.__dict__["join"], join))
+        self._replace(thread_cls, "join", traced_join(thread_cls.__dict__["join"], switch))
         self._replace(futures_thread, "_WorkItem", _TracedWorkItem)
         # A service stopped by SIGTERM still flushes (unless it handles SIGTERM).
         self._sigterm = exit.handle_sigterm()

@@ -19,7 +19,7 @@ OpenTelemetry's own ``ThreadingInstrumentor`` (which wraps ``start`` and
   ``_start_new_thread`` hands the new thread ``run_traced`` around its
   ``_bootstrap`` (:func:`traced_bootstrap`): a wrapper on the method
   ``_bootstrap_inner`` cost every thread a bound wrapper made and called.
-* ``join_traced`` wraps ``Thread.join``.
+* ``traced_join`` is ``Thread.join`` timing a wait that blocks.
 
 :class:`Thread` and :class:`Timer` apply the same hooks by overriding
 ``start``, ``_bootstrap_inner`` and ``join``, so they are traced with or
@@ -47,6 +47,7 @@ from . import core
 
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
 _ORIGINAL_JOIN = _originals.Thread.join
+_ORIGINAL_START = _originals.Thread.start
 
 
 def prepare_start(thread: Any, depth: int) -> None:
@@ -164,16 +165,45 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
         ended_by = None  # the traceback holds this frame: no cycle through it
 
 
+class _On:
+    """The switch of :class:`Thread`'s own ``join``: always on."""
+
+    on = True
+
+
+def traced_join(original: Callable[..., Any], switch: Any = _On) -> Callable[..., Any]:
+    """``original`` (threading's ``Thread.join``), timing a wait that blocks while ``switch.on``.
+
+    A plain function, bound as the original is, rather than a wrapt
+    ``FunctionWrapper``: that made and called a bound wrapper on every join,
+    4.5k instructions more than this.  Any call
+    that is not ``join(self[, timeout])`` is threading's to refuse, with its
+    own message.
+    """
+
+    @functools.wraps(original)
+    def join(*args: Any, **kwargs: Any) -> Any:
+        count = len(args)
+        if switch.on and (
+            (count == 2 and not kwargs) or (count == 1 and (not kwargs or [*kwargs] == ["timeout"]))
+        ):
+            join_traced(args[0], original, args[1] if count == 2 else kwargs.get("timeout"))
+            return None
+        return original(*args, **kwargs)
+
+    return join
+
+
 def join_traced(
-    thread: Any, join: Callable[[Optional[float]], None], timeout: Optional[float]
+    thread: Any, join: Callable[[Any, Optional[float]], None], timeout: Optional[float]
 ) -> None:
-    """Join, timing the wait when the thread was still running."""
+    """Join with ``join(thread, timeout)``, timing the wait when the thread was still running."""
     # Not started (threading raises its own error), already finished,
     # self-join (an error too), or a thread threadtrace does not trace
     # (telemetry plumbing's, one started before patch()): no wait to time.
     started = getattr(thread, "_started", None)
     if started is None or not started.is_set():
-        join(timeout)
+        join(thread, timeout)
         return
     if (
         not thread.is_alive()
@@ -182,7 +212,7 @@ def join_traced(
         or runtime.recording()
     ):
         _count_join(thread, blocked=False)
-        join(timeout)
+        join(thread, timeout)
         return
     clock = runtime.clock
     wait = hooks.begin(thread, "join", timeout)  # before it counts as a waiter (see Lock)
@@ -197,10 +227,10 @@ def join_traced(
     try:
         if timeout is None and wait is not None and runtime.config.on_deadlock == "raise":
             while thread.is_alive():  # in slices, so a deadlock can end the wait
-                join(0.05)
+                join(thread, 0.05)
                 hooks.raise_if_doomed(wait)
         else:
-            join(timeout)
+            join(thread, timeout)
     finally:
         hooks.end(wait)
         end = clock.monotonic_ns()
@@ -281,17 +311,20 @@ def thread_statistics(thread: Any) -> WaitStatistics:
 class _TracedThreadMixin:
     """The hooks applied by overriding, for :class:`Thread` and :class:`Timer`."""
 
-    def start(self) -> None:
-        """Start the thread; it runs inside a span whose parent is the current one."""
-        prepare_start(self, 1)
-        super().start()  # type: ignore[misc]
+    @functools.wraps(_ORIGINAL_START)
+    def start(*args: Any, **kwargs: Any) -> None:
+        # Its span's parent is the span current here.  Any call but start(self)
+        # is threading's to refuse, with its own message.
+        if len(args) != 1 or kwargs:
+            _ORIGINAL_START(*args, **kwargs)
+            return
+        prepare_start(args[0], 1)
+        super(_TracedThreadMixin, args[0]).start()  # type: ignore[misc]
 
     def _bootstrap_inner(self) -> None:
         run_traced(self, functools.partial(_ORIGINAL_BOOTSTRAP_INNER, self))
 
-    def join(self, timeout: Optional[float] = None) -> None:
-        """Wait for the thread to end, as threading does; a wait that blocks is timed."""
-        join_traced(self, functools.partial(_ORIGINAL_JOIN, self), timeout)  # type: ignore[arg-type]
+    join = traced_join(_ORIGINAL_JOIN)
 
     def statistics(self) -> WaitStatistics:
         """A snapshot of the joins this thread has seen."""
