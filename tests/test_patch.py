@@ -241,3 +241,51 @@ def test_a_contended_queue_is_reported_under_the_queue() -> None:
     jobs_name = named("jobs", FILE, jobs_line, via="Queue")
     assert [w.name for w in waits] == [f"Condition.wait {jobs_name}"]
     assert [w.attributes["threadtrace.primitive.name"] for w in waits] == [jobs_name]  # type: ignore[index]
+
+
+def _starter_in(module_name: str) -> object:
+    """A function whose frames count as module ``module_name``'s: starts and joins a thread."""
+    namespace: dict[str, object] = {"__name__": module_name, "threading": threading}
+    exec(  # a function with a module name of the test's choosing
+        "def start_one(via_pool):\n"
+        "    if via_pool:\n"
+        "        import concurrent.futures\n"
+        "        with concurrent.futures.ThreadPoolExecutor(1) as pool:\n"
+        "            pool.submit(int).result(10)\n"
+        "        return pool._threads.pop()\n"
+        "    thread = threading.Thread(target=int)\n"
+        "    thread.start()\n"
+        "    thread.join(10)\n"
+        "    return thread\n",
+        namespace,
+    )
+    return namespace["start_one"]
+
+
+@pytest.mark.parametrize("walk", ["C", "Python"])
+@pytest.mark.parametrize("via_pool", [False, True], ids=["directly", "by a pool"])
+@pytest.mark.parametrize(
+    ("module", "traced"),
+    [
+        ("app.jobs", True),  # the program's
+        ("opentelemetry.sdk.fake", False),  # telemetry plumbing
+        ("threadtrace._fake", False),  # threadtrace's own
+    ],
+)
+def test_a_thread_is_traced_when_the_program_starts_it(
+    monkeypatch: pytest.MonkeyPatch, walk: str, via_pool: bool, module: str, traced: bool
+) -> None:
+    """Started by the program, directly or through a pass-through module such as a
+    pool, a thread is traced; by telemetry plumbing or threadtrace itself, not.  The
+    C walk and the Python one answer alike."""
+    from threadtrace._primitives import core, threads
+
+    if walk == "C":
+        if core.starts is None:
+            pytest.skip("the C core is not in use")
+    else:
+        monkeypatch.setattr(threads, "_starts", None)
+    start_one = _starter_in(module)
+    with threadtrace.patch(exporters=()):
+        thread = start_one(via_pool)  # type: ignore[operator]
+    assert thread._tt_traced is traced

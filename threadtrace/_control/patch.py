@@ -156,11 +156,10 @@ def _quiet_fork(original: Callable[..., Any], name: str) -> Callable[..., Any]:
     return fork
 
 
-def _started_for_us(thread: Any) -> bool:
-    """Whether ``thread`` runs a method of an SDK object made for threadtrace."""
-    owner = getattr(getattr(thread, "_target", None), "__self__", None)
+def _started_for_us(owner: Any) -> bool:
+    """Whether ``owner``, whose method a thread runs, is an SDK object made for threadtrace."""
     owners = runtime.sdk_owners
-    if owner is None or not owners:
+    if not owners:
         return False
     try:
         return owner in owners
@@ -172,9 +171,10 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
     def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
         thread = getattr(function, "__self__", None)
         if switch.on and isinstance(thread, _originals.Thread):
-            if _originals.is_own(thread):
+            if getattr(thread, "_tt_own", False) is True:  # _originals.is_own(), in line
                 return original(function, *args, **kwargs)  # never traced
-            if _started_for_us(thread):
+            target_of = getattr(getattr(thread, "_target", None), "__self__", None)
+            if target_of is not None and _started_for_us(target_of):
                 # The SDK's metric ticker, which it starts anew in a forked
                 # child (from its fork handler, on the child's only thread):
                 # threadtrace's own, blocking the program's signals from its

@@ -69,7 +69,8 @@ def record_end(ident: int, thread: Any, error: Optional[BaseException] = None) -
     semaphores = state.permits.pop(ident, None)
     if not runtime.config.watchdog:
         return False
-    name = thread.name
+    # Its name as the property gives it (see originals.THREAD_NAME).
+    name = thread._name if type(thread).name is _originals.THREAD_NAME else thread.name
     # A weak reference: a finished thread's object (and what its locals and
     # threading.local values hold) must die when the program drops it.
     if error is None and not semaphores:

@@ -213,6 +213,7 @@ static struct {
     Py_ssize_t extra_index;       /* the code objects' extra slot for our category */
     long long serials;            /* lock serials, never reused */
     PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
+    PyObject *str_own_prefix;      /* "threadtrace._" */
     PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
     PyObject *str_active, *str_thread_name;  /* threading._active, a Thread's name */
     PyObject *str_thread_name_value;         /* "_name", what Thread.name returns */
@@ -1881,13 +1882,8 @@ is_method(PyCodeObject *code)
  * of that place if the cache has it, instead of (code, offset, via), and
  * Ellipsis if it has not (only the walk in Python makes one). */
 static PyObject *
-module_creation(PyObject *Py_UNUSED(module), PyObject *args)
+creation_walk(Py_ssize_t depth, PyObject *sites)
 {
-    Py_ssize_t depth;
-    PyObject *sites = NULL;
-    if (!PyArg_ParseTuple(args, "n|O!:creation", &depth, &PyDict_Type, &sites)) {
-        return NULL;
-    }
     if (guard_busy) {
         Py_RETURN_NONE;
     }
@@ -1928,6 +1924,149 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     }
     Py_INCREF(Py_Ellipsis); /* not cached: the walk in Python makes its Site */
     return Py_Ellipsis;
+}
+
+static PyObject *
+module_creation(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_ssize_t depth;
+    PyObject *sites = NULL;
+    if (!PyArg_ParseTuple(args, "n|O!:creation", &depth, &PyDict_Type, &sites)) {
+        return NULL;
+    }
+    return creation_walk(depth, sites);
+}
+
+/* What site_for() reads besides its arguments (site_setup() sets it). */
+static struct {
+    PyObject *runtime; /* runtime.site_cache.places: the cache, read at every call */
+    PyObject *unknown; /* sites.UNKNOWN: the site of a named primitive made from nowhere */
+    PyObject *walk;    /* base._walk(name, depth): what is not decided here */
+    PyObject *str_site_cache, *str_places;
+} SF;
+
+/* site_setup(runtime, unknown, walk): what site_for() reads. */
+static PyObject *
+module_site_setup(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *rt, *unknown, *walk;
+    if (!PyArg_ParseTuple(args, "OOO:site_setup", &rt, &unknown, &walk)) {
+        return NULL;
+    }
+    if (SF.str_site_cache == NULL) {
+        SF.str_site_cache = PyUnicode_InternFromString("site_cache");
+        SF.str_places = PyUnicode_InternFromString("places");
+        if (SF.str_site_cache == NULL || SF.str_places == NULL) {
+            return NULL;
+        }
+    }
+    set_global(&SF.runtime, rt);
+    set_global(&SF.unknown, unknown);
+    set_global(&SF.walk, walk);
+    Py_RETURN_NONE;
+}
+
+/* site_for(name, depth): base.site_for in C, called by a constructor: the
+ * creation site of the primitive made by the frame ``depth`` frames above
+ * the caller, or None when it stays untraced (a named one is always
+ * traced: UNKNOWN).  The walk of creation() and its cache's lookup; what
+ * they leave undecided (a place not cached yet...) goes to base._walk(),
+ * whose frame then stands where site_for's would: the same depth.  A
+ * Python frame fewer on every primitive made, two on every Thread. */
+static PyObject *
+module_site_for(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "site_for() takes a name and a depth");
+        return NULL;
+    }
+    if (SF.walk == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "site_for() before site_setup()");
+        return NULL;
+    }
+    PyObject *name = args[0];
+    Py_ssize_t depth = PyLong_AsSsize_t(args[1]);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
+    if (cache == NULL) {
+        return NULL;
+    }
+    PyObject *sites = PyObject_GetAttr(cache, SF.str_places);
+    Py_DECREF(cache);
+    if (sites == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(sites)) {
+        Py_DECREF(sites);
+        PyErr_SetString(PyExc_TypeError, "site_cache.places must be a dict");
+        return NULL;
+    }
+    PyObject *found = creation_walk(depth, sites);
+    Py_DECREF(sites);
+    if (found == Py_None && name != Py_None) {
+        Py_DECREF(found);
+        Py_INCREF(SF.unknown);
+        return SF.unknown;
+    }
+    if (found != Py_Ellipsis) {
+        return found; /* None, a Site, or NULL with an error */
+    }
+    Py_DECREF(found);
+    return PyObject_Vectorcall(SF.walk, args, 2, NULL);
+}
+
+/* starts(depth): whether a thread started from the frame ``depth`` frames
+ * above the caller is the program's, to be traced (Runtime.starts_traced:
+ * ModuleFilter.starts_traced's walk, in C).  False while this thread
+ * records, past the pass-through modules from telemetry plumbing, or from
+ * threadtrace's own modules (one it starts for itself); True from the
+ * program, or with no frame there or above.  Ellipsis when it is not
+ * decided here (no categories yet): the walk in Python decides. */
+static PyObject *
+module_starts(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_ssize_t depth = PyLong_AsSsize_t(arg);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (guard_busy) {
+        Py_RETURN_FALSE;
+    }
+    if (G.classify == NULL) {
+        Py_INCREF(Py_Ellipsis);
+        return Py_Ellipsis;
+    }
+    tt_frame *f = FRAME_TOP();
+    for (Py_ssize_t i = 0; i < depth && f != NULL; i++) {
+        f = FRAME_BACK(f);
+    }
+    while (f != NULL) {
+        int category = frame_category(f);
+        if ((category & 3) != CAT_PASS) {
+            return PyBool_FromLong((category & 3) != CAT_EXCLUDED);
+        }
+        PyObject *globals = FRAME_GLOBALS(f);
+        if ((category & CAT_COMPOSER) && globals != G.threading_globals && globals != NULL) {
+            /* threadtrace's own, passed through: "threadtrace._..." starts its own threads */
+            PyObject *name = PyDict_GetItemWithError(globals, G.str_name); /* borrowed */
+            if (name == NULL && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (name != NULL && PyUnicode_Check(name)) {
+                Py_ssize_t own = PyUnicode_Tailmatch(name, G.str_own_prefix, 0, PY_SSIZE_T_MAX, -1);
+                if (own < 0) {
+                    return NULL;
+                }
+                if (own) {
+                    Py_RETURN_FALSE;
+                }
+            }
+        }
+        f = FRAME_BACK(f);
+    }
+    Py_RETURN_TRUE;
 }
 
 /* -- the watchdog's entry for a wait ------------------------------------------------- */
@@ -2514,6 +2653,14 @@ static PyMethodDef module_methods[] = {
     {"creation", module_creation, METH_VARARGS,
      "creation(depth[, sites]): where the program makes a primitive ((code, offset, via), or its "
      "Site from the cache ``sites``), None, or ..."},
+    {"site_setup", module_site_setup, METH_VARARGS,
+     "site_setup(runtime, unknown, walk): what site_for() reads."},
+    {"site_for", (PyCFunction)(void (*)(void))module_site_for, METH_FASTCALL,
+     "site_for(name, depth): the creation site of a primitive the frame ``depth`` frames "
+     "above the caller makes, or None (untraced)."},
+    {"starts", module_starts, METH_O,
+     "starts(depth): whether a thread started from the frame ``depth`` frames above the "
+     "caller is traced: True, False, or ... (undecided: the walk in Python decides)."},
     {"wait_site", (PyCFunction)(void (*)(void))module_wait_site, METH_FASTCALL,
      "wait_site(sites, with_line): the Site where the program waits, (code, offset, line) "
      "if ``sites`` has none yet, or None."},
@@ -2547,6 +2694,7 @@ lockcore_exec(PyObject *module)
     G.str_release_slow = PyUnicode_InternFromString("_release_slow");
     G.str_ordered_nested = PyUnicode_InternFromString("_ordered_nested");
     G.str_name = PyUnicode_InternFromString("__name__");
+    G.str_own_prefix = PyUnicode_InternFromString("threadtrace._");
     G.str_kind = PyUnicode_InternFromString("_tt_kind");
     G.str_original = PyUnicode_InternFromString("_tt_original");
     G.str_original_factory = PyUnicode_InternFromString("_tt_original_factory");
@@ -2565,7 +2713,7 @@ lockcore_exec(PyObject *module)
         return -1;
     }
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
-        || !G.str_name || !G.str_kind || !G.str_original || !G.str_original_factory
+        || !G.str_name || !G.str_own_prefix || !G.str_kind || !G.str_original || !G.str_original_factory
         || !G.str_self || !G.str_active || !G.str_thread_name || !G.str_notifies
         || !G.str_unheard || !G.str_acquisitions || !G.str_operations) {
         return -1;

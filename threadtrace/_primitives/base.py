@@ -11,6 +11,8 @@ from typing import Any, Callable, Optional, TypeVar
 from .._runtime import runtime
 from .._support.sites import UNKNOWN, Site
 from .core import creation as _creation
+from .core import site_for as _site_for
+from .core import site_setup as _site_setup
 
 #: The namespace of threading's own code (patching swaps its classes, not it).
 _THREADING_GLOBALS = threading.__dict__
@@ -121,6 +123,11 @@ def site_for(name: Optional[str], depth: int) -> Optional[Site]:
             return None if name is None else UNKNOWN
         if found is not ...:  # the Site of a place seen before
             return found  # type: ignore[no-any-return]
+    return _walk(name, depth + 1)
+
+
+def _walk(name: Optional[str], depth: int) -> Optional[Site]:
+    """What :func:`site_for` answers when the C core's walk leaves it undecided."""
     if name is None:
         try:
             if sys._getframe(depth + 1).f_globals is _THREADING_GLOBALS:
@@ -131,3 +138,9 @@ def site_for(name: Optional[str], depth: int) -> Optional[Site]:
     if site is None and name is not None:
         return UNKNOWN
     return site
+
+
+if _site_for is not None:  # the C core's: the same answer, a Python frame fewer
+    assert _site_setup is not None
+    _site_setup(runtime, UNKNOWN, _walk)
+    site_for = _site_for  # type: ignore[assignment]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from itertools import islice
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from .._detect import hooks
 from .._recording.recorder import current_waker
@@ -50,7 +50,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         site = site_for(name, 1)
         if cls is Condition:  # every Future and Queue: see base.object_new
             if site is None:
-                return cast("Condition", _originals.Condition(*args, **kwargs))
+                return _originals.Condition(*args, **kwargs)  # type: ignore[return-value]  # not cast(): a call
             self: Condition = object_new(cls)
         else:
             self = super().__new__(cls)

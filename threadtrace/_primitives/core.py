@@ -60,6 +60,16 @@ creation: Optional[Callable[..., Any]] = None
 
 _wait_site: Optional[Callable[[dict[Any, Any], bool], Any]] = None
 
+#: Whether a thread being started is traced, walked in C (``_lockcore.starts``):
+#: ``True``, ``False``, or ``...`` (ask :meth:`Runtime.starts_traced`); ``None``
+#: with the pure-Python core.
+starts: Optional[Callable[[int], Any]] = None
+
+#: ``base.site_for`` in C (``_lockcore.site_for``), once ``site_setup`` gave it
+#: what it reads; ``None`` with the pure-Python core.
+site_for: Optional[Callable[[Optional[str], int], Any]] = None
+site_setup: Optional[Callable[..., None]] = None
+
 if TYPE_CHECKING or not SPEEDUPS:
     LockCore = pycore.LockCore
     make = pycore.make
@@ -70,6 +80,9 @@ else:
     make = lockcore.make
     caller = lockcore.caller
     creation = lockcore.creation
+    starts = lockcore.starts
+    site_for = lockcore.site_for
+    site_setup = lockcore.site_setup
     _wait_site = lockcore.wait_site
     Site.line_of = staticmethod(lockcore.line_of)
     # The same answer in one C call: every short wait summed and waker noted asks.

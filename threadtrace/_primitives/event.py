@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, cast
+from typing import Any, Callable, Optional
 
 from .._support import originals as _originals
 from .._support.statistics import WaitStatistics
@@ -41,7 +41,7 @@ class Event(_WaitStatisticsMixin, _originals.Event, metaclass=PrimitiveType):
         site = site_for(name, 1)
         if cls is Event:  # see base.object_new
             if site is None:
-                return cast("Event", _originals.Event(*args, **kwargs))
+                return _originals.Event(*args, **kwargs)  # type: ignore[return-value]  # not cast(): a call
             self: Event = object_new(cls)
         else:
             self = super().__new__(cls)
@@ -127,7 +127,7 @@ class Barrier(_WaitStatisticsMixin, _originals.Barrier, metaclass=PrimitiveType)
         site = site_for(name, 1)
         if cls is Barrier:  # see base.object_new
             if site is None:
-                return cast("Barrier", _originals.Barrier(*args, **kwargs))
+                return _originals.Barrier(*args, **kwargs)  # type: ignore[return-value]  # not cast(): a call
             self: Barrier = object_new(cls)
         else:
             self = super().__new__(cls)

@@ -516,9 +516,9 @@ class Lock(_LockBase, LockCore, metaclass=PrimitiveType):
         # 3.13, a type that refuses subclasses since.
         raise TypeError("type 'threadtrace.Lock' is not an acceptable base type")
 
-    @classmethod
-    def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
-        return _originals.Lock(*args, **kwargs)  # raises exactly as threading does
+    # threading's own factory, called as it is (it raises exactly as threading
+    # does): every Thread's Event makes a Lock this way, a frame fewer.
+    _tt_original_factory = staticmethod(_originals.Lock)
 
     def locked(self) -> bool:
         """Whether the lock is held by any thread."""
@@ -557,9 +557,7 @@ class RLock(_LockBase, LockCore, metaclass=PrimitiveType):
             # threading.RLock() warns; a subclass's own __init__ may take arguments.
             _warn_rlock_arguments(args, kwargs)
 
-    @classmethod
-    def _tt_original_factory(cls, *args: Any, **kwargs: Any) -> Any:
-        return _originals.RLock(*args, **kwargs)
+    _tt_original_factory = staticmethod(_originals.RLock)  # as Lock's
 
     # The hooks threading.Condition uses to wait on an RLock.  Condition binds
     # _is_owned once and calls it on every notify(), so it stays the core's.

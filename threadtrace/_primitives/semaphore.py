@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import CodeType
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from .._detect import hooks
 from .._runtime import runtime
@@ -53,7 +53,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
         site = site_for(name, 1)
         if cls is Semaphore or cls is BoundedSemaphore:  # see base.object_new
             if site is None:
-                return cast("Semaphore", cls._tt_original(*args, **kwargs))
+                return cls._tt_original(*args, **kwargs)  # type: ignore[no-any-return]  # not cast(): a call
             self: Semaphore = object_new(cls)
         else:
             self = super().__new__(cls)

@@ -48,6 +48,7 @@ from . import core
 _ORIGINAL_BOOTSTRAP_INNER = _originals.Thread._bootstrap_inner  # type: ignore[attr-defined]
 _ORIGINAL_JOIN = _originals.Thread.join
 _ORIGINAL_START = _originals.Thread.start
+_starts = core.starts  # None with the pure-Python core
 
 
 def prepare_start(thread: Any, depth: int) -> None:
@@ -55,37 +56,21 @@ def prepare_start(thread: Any, depth: int) -> None:
     if getattr(thread, "_tt_prepared", False):
         return
     thread._tt_prepared = True
-    thread._tt_traced = runtime.starts_traced(depth + 1)
-    if thread._tt_traced:
+    traced = ... if _starts is None else _starts(depth + 1)
+    if traced is ...:
+        traced = runtime.starts_traced(depth + 1)
+    thread._tt_traced = traced
+    if traced:
         thread._tt_context = get_current()
+        # What it runs: its target, a Timer's function, or its class's run.
         # run() deletes _target when it ends; joins are named after it later.
-        function = _run_function(thread)
-        thread._tt_function = _function_name(function)
+        target = getattr(thread, "_target", None) or getattr(thread, "function", None)
+        function = target if callable(target) else type(thread).run
+        # A low-cardinality name for the thread's metric series.
+        module = getattr(function, "__module__", None)
+        qualname = getattr(function, "__qualname__", None) or type(function).__name__
+        thread._tt_function = f"{module}.{qualname}" if module else qualname
         thread._tt_code = getattr(function, "__code__", None)
-
-
-def _run_function(thread: Any) -> Any:
-    """What the thread runs: its target, a Timer's function, or its class's run."""
-    target = getattr(thread, "_target", None) or getattr(thread, "function", None)
-    return target if callable(target) else type(thread).run
-
-
-def _function_name(function: Any) -> str:
-    """A low-cardinality name for a thread's metric series: what it runs."""
-    module = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", None) or type(function).__name__
-    return f"{module}.{qualname}" if module else qualname
-
-
-def _run_details(thread: Any) -> RunDetails:
-    """What the thread's ``Thread.run`` span is made of, if it is made (see ThreadRun)."""
-    return (
-        _originals.get_ident(),
-        thread.name,
-        bool(thread.daemon),
-        getattr(thread, "_tt_function", None),
-        getattr(thread, "_tt_code", None),
-    )
 
 
 def traced_bootstrap(thread: Any, bootstrap: Callable[[], None]) -> Callable[[], None]:
@@ -136,7 +121,16 @@ def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
                 parent = get_current()
             # No span yet: the recorder makes it if something in the run needs
             # a parent or a link, or if the run turns out long (see ThreadRun).
-            traced = recorder.begin_run(_run_details(thread), parent)
+            # These are what it is made of, if it is made.
+            cls = type(thread)
+            details: RunDetails = (
+                _originals.get_ident(),
+                thread._name if cls.name is _originals.THREAD_NAME else thread.name,
+                thread._daemonic if cls.daemon is _originals.THREAD_DAEMON else bool(thread.daemon),
+                getattr(thread, "_tt_function", None),
+                getattr(thread, "_tt_code", None),
+            )
+            traced = recorder.begin_run(details, parent)
             token = enter_context(run_context(traced))
         except Exception as failure:  # noqa: BLE001 - the thread runs, untraced
             runtime.internal_error("Thread.run", failure)
@@ -201,15 +195,16 @@ def join_traced(
     # Not started (threading raises its own error), already finished,
     # self-join (an error too), or a thread threadtrace does not trace
     # (telemetry plumbing's, one started before patch()): no wait to time.
-    started = getattr(thread, "_started", None)
-    if started is None or not started.is_set():
+    # Attributes read where threading's properties and methods return them
+    # (_started.is_set(), ident, runtime.recording()): three calls fewer a join.
+    if not getattr(getattr(thread, "_started", None), "_flag", False):
         join(thread, timeout)
         return
     if (
         not thread.is_alive()
         or not getattr(thread, "_tt_traced", False)
-        or thread.ident == _originals.get_ident()
-        or runtime.recording()
+        or getattr(thread, "_ident", None) == _originals.get_ident()
+        or runtime.get_guard()
     ):
         _count_join(thread, blocked=False)
         join(thread, timeout)
@@ -235,40 +230,27 @@ def join_traced(
         hooks.end(wait)
         end = clock.monotonic_ns()
         ok = not thread.is_alive()
-        book = runtime.book  # not "with": see Runtime.book
-        book.acquire()
+        _count_join(thread, blocked=True, wait=end - start, ok=ok, leaving=True)
+        # Summed in place when short, else queued as a record.
+        recorder = runtime.recorder
         try:
-            thread._tt_join_waiters -= 1
-        finally:
-            book.release()
-        _count_join(thread, blocked=True, wait=end - start, ok=ok)
-        try:
-            _record_join(thread, start, end, ok, timeout, site)
+            if recorder is not None:
+                recorder.note_wait(
+                    "thread",
+                    thread.name,
+                    "join",
+                    start,
+                    end,
+                    ok,
+                    site,
+                    current_context(),
+                    timeout=timeout,
+                    link_to=getattr(thread, "_tt_run", None),
+                    # Counted under what the thread runs: thread names are many (Thread-7).
+                    series=getattr(thread, "_tt_function", None),
+                )
         except Exception as error:  # noqa: BLE001 - the join's outcome stands as it is
             runtime.internal_error("Thread.join", error)
-
-
-def _record_join(
-    thread: Any, start: int, end: int, ok: bool, timeout: Optional[float], site: Any
-) -> None:
-    """A join that blocked: summed in place when short, else queued as a record."""
-    recorder = runtime.recorder
-    if recorder is None:
-        return
-    recorder.note_wait(
-        "thread",
-        thread.name,
-        "join",
-        start,
-        end,
-        ok,
-        site,
-        current_context(),
-        timeout=timeout,
-        link_to=getattr(thread, "_tt_run", None),
-        # Counted under what the thread runs: thread names are many (Thread-7).
-        series=getattr(thread, "_tt_function", None),
-    )
 
 
 def count_unfinished_join(thread: Any, waited: int) -> None:
@@ -276,10 +258,15 @@ def count_unfinished_join(thread: Any, waited: int) -> None:
     _count_join(thread, blocked=True, wait=waited, ok=True)
 
 
-def _count_join(thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True) -> None:
+def _count_join(
+    thread: Any, *, blocked: bool, wait: int = 0, ok: bool = True, leaving: bool = False
+) -> None:
+    """Count a join (``leaving``: a waiter of this thread's that stops waiting now)."""
     book = runtime.book  # not "with": see Runtime.book
     book.acquire()
     try:
+        if leaving:
+            thread._tt_join_waiters -= 1
         stats = getattr(thread, "_tt_join_stats", None)
         if stats is None:
             stats = thread._tt_join_stats = [0, 0, 0, 0, 0]

@@ -25,6 +25,8 @@ import traceback
 from types import CodeType
 from typing import Any, Optional, Union
 
+from opentelemetry import trace
+
 from .._support.attributes import (
     CODE_FILE_PATH,
     CODE_FUNCTION_NAME,
@@ -189,23 +191,33 @@ class ThreadRun:
             read only if the span is made.
         parent: the OpenTelemetry context the thread was started in.
         base: the span context current in ``parent`` (what a record's
-            context holds while nothing else was started in the thread).
+            context holds while nothing else was started in the thread);
+            found when first asked for, by the recorder's thread or a
+            waker, not as every run begins.
         start: when the run began (monotonic ns).
         span: the span once made; ``ended`` once the run ended, at ``end``
             (monotonic ns); ``closed`` once the span was ended.
     """
 
-    __slots__ = ("base", "closed", "details", "end", "ended", "parent", "span", "start")
+    __slots__ = ("_base", "closed", "details", "end", "ended", "parent", "span", "start")
 
-    def __init__(self, details: RunDetails, parent: Any, base: Any, start: int) -> None:
+    def __init__(self, details: RunDetails, parent: Any, start: int) -> None:
         self.details = details
         self.parent = parent
-        self.base = base
+        self._base: Any = None
         self.start = start
         self.span: Any = None
         self.ended = False
         self.closed = False
         self.end = 0
+
+    @property
+    def base(self) -> Any:
+        """The span context current in ``parent`` (contexts do not change: kept once found)."""
+        base = self._base
+        if base is None:
+            base = self._base = trace.get_current_span(self.parent).get_span_context()
+        return base
 
     def attributes(self) -> dict[str, Any]:
         """The ``Thread.run`` span's attributes (semantic conventions' names)."""

@@ -809,8 +809,7 @@ class Recorder:
 
     def begin_run(self, details: RunDetails, parent: Any) -> ThreadRun:
         """In a thread whose run begins: its :class:`ThreadRun`, no span yet."""
-        base = trace.get_current_span(parent).get_span_context()
-        return ThreadRun(details, parent, base, runtime.clock.monotonic_ns())
+        return ThreadRun(details, parent, runtime.clock.monotonic_ns())
 
     def end_run(self, run: ThreadRun, error: Optional[BaseException]) -> None:
         """The run ended: recorded after the records its thread queued before (in order).

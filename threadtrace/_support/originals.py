@@ -29,6 +29,11 @@ Event = threading.Event
 Barrier = threading.Barrier
 Thread = threading.Thread
 Timer = threading.Timer
+#: Thread's ``name`` and ``daemon`` properties, whose getters return ``_name``
+#: and ``_daemonic``: of a thread whose class keeps them, those are read
+#: directly (a Python call fewer each, on every traced thread's run).
+THREAD_NAME = Thread.name
+THREAD_DAEMON = Thread.daemon
 local = threading.local
 enumerate = threading.enumerate
 active_count = threading.active_count
