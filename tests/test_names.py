@@ -305,6 +305,10 @@ def test_a_parse_that_another_parse_broke_is_tried_again(
     calls: list[str] = []
 
     def interleaved_once(source: str, filename: str) -> Any:
+        # Only this module's parses: a site left by an earlier test (its primitive
+        # collected, or its wait drained, now) may be named meanwhile.
+        if not filename.endswith("made_here.py"):
+            return parse(source, filename)
         calls.append(filename)
         if len(calls) == 1:
             raise SystemError("AST constructor recursion depth mismatch (before=84, after=69)")

@@ -7,17 +7,18 @@ from itertools import islice
 from typing import Any, Optional
 
 from .._detect import hooks
-from .._recording.recorder import current_waker
+from .._recording.recorder import get_current
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
 from .base import PrimitiveType, object_new, shown_as, site_for
 from .locks import Lock, RLock, _LockBase
-from .wait_counters import Begun, WaitCounters
+from .wait_counters import WaitCounters
 
 _INIT = _originals.Condition.__init__
 _NOTIFY = _originals.Condition.notify
 _IS_OWNED = _originals.Condition.__dict__["_is_owned"]
+_get_ident = _originals.get_ident
 
 
 class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
@@ -90,6 +91,7 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         saved_state = self._release_save()  # type: ignore[attr-defined]
         gotit = False
         error: Optional[BaseException] = None
+        waker: Any = None
         start = self._tt_begin("wait", timeout)
         entry = start[3]  # the watchdog's
         try:  # restore state no matter what (e.g., KeyboardInterrupt)
@@ -113,10 +115,12 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
                 # entry stays until the lock is back: a deadlock seen
                 # meanwhile must not end the taking back (deadlocks.py).
                 first = self._tt_settles_first
+                wakers = self._tt_wakers  # who woke it, if a notify() did
+                waker = wakers.pop(waiter, None) if wakers else None
                 if first:
                     if entry is not None:
                         entry.woken = True  # not stuck, whatever it runs until the lock is back
-                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
+                    self._tt_settle(start, "wait", gotit, timeout, waker, error)
                 self._acquire_restore(saved_state)  # type: ignore[attr-defined]
                 if not gotit:
                     with contextlib.suppress(ValueError):  # notify() may have removed it
@@ -127,20 +131,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
             finally:
                 hooks.end(entry)
                 if not first:  # with nothing to record the wait for the lock, it is part of this
-                    self._tt_settle_wait(start, waiter, gotit, timeout, error)
+                    self._tt_settle(start, "wait", gotit, timeout, waker, error)
                 error = None  # the traceback holds this frame: no cycle through it
-
-    def _tt_settle_wait(
-        self,
-        begun: Begun,
-        waiter: Any,
-        gotit: bool,
-        timeout: Optional[float],
-        error: Optional[BaseException],
-    ) -> None:
-        wakers = self._tt_wakers
-        waker = wakers.pop(waiter, None) if wakers else None
-        self._tt_settle(begun, "wait", gotit, timeout, waker, error)
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters, as threading does."""
@@ -158,8 +150,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         if woken:
             self._tt_notifies += 1
             if not runtime.get_guard():  # runtime.recording(), a call fewer
-                try:
-                    waker = current_waker()
+                try:  # current_waker(), in line: a call fewer a notify
+                    waker = (_get_ident(), _originals.current_thread_name(), get_current())
                 except Exception:  # noqa: BLE001 - a missing link must never break notify()
                     waker = None
                 wakers = self._tt_wakers
