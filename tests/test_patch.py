@@ -5,10 +5,13 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import queue
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
-from helpers import line, named
+from helpers import child_env, line, named
 
 import threadtrace
 from threadtrace._support import originals as _originals
@@ -289,3 +292,29 @@ def test_a_thread_is_traced_when_the_program_starts_it(
     with threadtrace.patch(exporters=()):
         thread = start_one(via_pool)  # type: ignore[operator]
     assert thread._tt_traced is traced
+
+
+NOT_IMPORTED = """\
+import sys, threadtrace
+threadtrace.patch()
+print(sorted(m for m in {heavy!r} if m in sys.modules))
+threadtrace.Lock().acquire()
+"""
+
+
+def test_patch_leaves_what_only_an_export_needs_unimported(tmp_path: Path) -> None:
+    """Memory: a program under patch() does not carry the protobuf encoders until
+    its first export (3.7 MB), nor hashlib's OpenSSL (4 MB, via secrets), nor
+    asyncio (wrapt 2 imported it); the exit flush still writes the trace file."""
+    heavy = ("google.protobuf", "opentelemetry.exporter.otlp.proto.common", "secrets", "hmac")
+    heavy += ("wrapt", "asyncio")
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_IMPORTED.format(heavy=heavy)],
+        cwd=tmp_path,
+        env=child_env(THREADTRACE_JSON_PATH=str(tmp_path / "trace.jsonl")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
+    assert (tmp_path / "trace.metrics.jsonl").stat().st_size > 0

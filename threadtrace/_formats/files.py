@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from typing import IO, Callable, Optional
 
@@ -142,4 +141,6 @@ def _target(path: str) -> tuple[str, Optional[int]]:
 def _temporary(target: str) -> str:
     # A name of our own rather than tempfile.mkstemp, so that a new file
     # gets the permissions the umask gives, like any file the program writes.
-    return f"{target}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.urandom, what secrets.token_hex reads, without importing secrets:
+    # hmac and hashlib come with it, and OpenSSL's libcrypto with them (4 MB).
+    return f"{target}.{os.getpid()}.{os.urandom(4).hex()}.tmp"

@@ -6,7 +6,9 @@ object per line, written as each batch is exported.  The OpenTelemetry
 Collector's ``otlpjsonfile`` receiver and Jaeger's "upload JSON" page read
 these files, and ``threadtrace convert``/``threadtrace report`` read them
 back.  Encoding uses the official OTLP encoders
-(``opentelemetry-exporter-otlp-proto-common``) and protobuf's JSON mapping.
+(``opentelemetry-exporter-otlp-proto-common``) and protobuf's JSON mapping,
+imported at the first export: until then a program under threadtrace does
+not carry them (3.7 MB; a short program exports only at exit).
 
 Each run starts its files afresh.  Both files are opened when the exporter
 is made, so a path that cannot be written is a
@@ -19,9 +21,6 @@ from __future__ import annotations
 
 import os
 from typing import IO, Any, Sequence
-
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from .._formats.files import same_file
 from .._formats.otlp_jsonl import to_otlp_json
@@ -50,11 +49,19 @@ class JsonExporter(Exporter):
             raise
 
     def export_spans(self, spans: Sequence[Any]) -> bool:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415 - see the module
+            encode_spans,
+        )
+
         self._spans.write(to_otlp_json(encode_spans(spans)) + "\n")
         self._spans.flush()
         return True
 
     def export_metrics(self, metrics: Any) -> bool:
+        from opentelemetry.exporter.otlp.proto.common.metrics_encoder import (  # noqa: PLC0415 - as above
+            encode_metrics,
+        )
+
         self._metrics.write(to_otlp_json(encode_metrics(metrics)) + "\n")
         self._metrics.flush()
         return True
