@@ -227,6 +227,42 @@ static struct {
     PyObject *kind_condition, *kind_lock, *kind_semaphore, *kind_bounded_semaphore;
 } G;
 
+/* What site_for() and site_of() read besides their arguments (site_setup() sets it). */
+static struct {
+    PyObject *runtime; /* runtime.site_cache.places: the cache, read at every call */
+    PyObject *unknown; /* sites.UNKNOWN: the site of a named primitive made from nowhere */
+    PyObject *walk;    /* base._walk(name, depth): what is not decided here */
+    PyObject *str_site_cache, *str_places;
+} SF;
+
+static PyObject *cached_site(PyObject *sites, PyObject *code, int offset, int line,
+                             PyObject *via_code);
+
+/* The shared Site of a place (code, offset, line or -1): the site cache's
+ * own, looked up here when it has it (no Python call: a holder's site is
+ * read on every contended acquisition), else made by site_factory. */
+static PyObject *
+site_of(PyObject *code, int offset, int line, int made)
+{
+    if (SF.runtime != NULL) {
+        PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
+        PyObject *sites = cache != NULL ? PyObject_GetAttr(cache, SF.str_places) : NULL;
+        Py_XDECREF(cache);
+        if (sites != NULL && PyDict_Check(sites)) {
+            PyObject *site = cached_site(sites, code, offset, line, Py_None);
+            Py_DECREF(sites);
+            if (site != NULL || PyErr_Occurred()) {
+                return site;
+            }
+        }
+        else {
+            Py_XDECREF(sites);
+            PyErr_Clear(); /* the factory makes it, as before there was a cache to read */
+        }
+    }
+    return PyObject_CallFunction(G.site_factory, "Oiii", code, offset, line, made);
+}
+
 /* An error in threadtrace's own bookkeeping: the runtime counts it and logs
  * the first one (from its own thread); the operation goes on as threading's
  * would.  Never an exception into the program, never a traceback on stderr. */
@@ -815,7 +851,7 @@ call_held(Core *self, long long start, long long end, PyObject *code, int offset
 {
     PyObject *site = NULL;
     if (code != NULL && G.site_factory != NULL) {
-        site = PyObject_CallFunction(G.site_factory, "Oiii", code, offset, line, 0);
+        site = site_of(code, offset, line, 0);
     }
     Py_XDECREF(code);
     if (site == NULL) {
@@ -1469,8 +1505,7 @@ get_site_acq(Core *self, void *Py_UNUSED(c))
     if (self->acq_code == NULL || G.site_factory == NULL) {
         Py_RETURN_NONE;
     }
-    return PyObject_CallFunction(G.site_factory, "Oiii", self->acq_code, self->acq_offset,
-                                 self->acq_line, 0);
+    return site_of(self->acq_code, self->acq_offset, self->acq_line, 0);
 }
 
 /* Where it was made: a Site, built on first use from the code and offset. */
@@ -1481,8 +1516,7 @@ get_site(Core *self, void *Py_UNUSED(c))
         if (self->made_code == NULL || G.site_factory == NULL) {
             Py_RETURN_NONE;
         }
-        self->site = PyObject_CallFunction(G.site_factory, "Oiii", self->made_code,
-                                           self->made_offset, -1, 1);
+        self->site = site_of(self->made_code, self->made_offset, -1, 1);
         if (self->site == NULL) {
             return NULL;
         }
@@ -1936,14 +1970,6 @@ module_creation(PyObject *Py_UNUSED(module), PyObject *args)
     }
     return creation_walk(depth, sites);
 }
-
-/* What site_for() reads besides its arguments (site_setup() sets it). */
-static struct {
-    PyObject *runtime; /* runtime.site_cache.places: the cache, read at every call */
-    PyObject *unknown; /* sites.UNKNOWN: the site of a named primitive made from nowhere */
-    PyObject *walk;    /* base._walk(name, depth): what is not decided here */
-    PyObject *str_site_cache, *str_places;
-} SF;
 
 /* site_setup(runtime, unknown, walk): what site_for() reads. */
 static PyObject *

@@ -49,7 +49,11 @@ WorkItem = concurrent.futures.thread._WorkItem
 def thread_name(ident: int) -> str:
     """The name of the running thread ``ident``, without registering anything."""
     thread = _active.get(ident)
-    return thread.name if thread is not None else f"thread-{ident}"
+    if thread is None:
+        return f"thread-{ident}"
+    # What the property returns, read directly if the class keeps it (a call fewer).
+    name: str = thread._name if type(thread).name is THREAD_NAME else thread.name
+    return name
 
 
 def current_thread_name() -> str:
