@@ -170,9 +170,8 @@ def traced_join(original: Callable[..., Any], switch: Any = _On) -> Callable[...
 
     A plain function, bound as the original is, rather than a wrapt
     ``FunctionWrapper``: that made and called a bound wrapper on every join,
-    4.5k instructions more than this.  Any call
-    that is not ``join(self[, timeout])`` is threading's to refuse, with its
-    own message.
+    4.5k instructions more than this.  Any call that is not
+    ``join(self[, timeout])`` is threading's to refuse, with its own message.
     """
 
     @functools.wraps(original)
