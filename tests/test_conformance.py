@@ -581,24 +581,33 @@ def test_thread_join_timeout_and_self_join(impl: Any) -> None:
     assert errors == ["cannot join current thread"]
 
 
+#: threading's own, read before any test patches it: the reference messages.
+_START, _JOIN = threading.Thread.start, threading.Thread.join
+
+
+def _refusal(function: Any, *args: Any, **kwargs: Any) -> str:
+    """The TypeError ``function`` raises for these arguments (3.9 names no class)."""
+    with pytest.raises(TypeError) as refused:
+        function(*args, **kwargs)
+    return str(refused.value)
+
+
 @pytest.mark.parametrize("kind", ["Thread", "Timer"])
 def test_thread_start_and_join_refuse_arguments_as_threading_does(impl: Any, kind: str) -> None:
     cls = getattr(impl, kind)
     thread = cls(0, int) if kind == "Timer" else cls(target=int)
-    with raises_exactly(TypeError, "Thread.start() takes 1 positional argument but 2 were given"):
+    with raises_exactly(TypeError, _refusal(_START, None, 1)):
         thread.start(1)
-    with raises_exactly(TypeError, "Thread.start() missing 1 required positional argument: 'self'"):
+    with raises_exactly(TypeError, _refusal(_START)):
         cls.start()
     thread.start()
-    with raises_exactly(
-        TypeError, "Thread.join() takes from 1 to 2 positional arguments but 3 were given"
-    ):
+    with raises_exactly(TypeError, _refusal(_JOIN, None, 1, 2)):
         thread.join(1, 2)
-    with raises_exactly(TypeError, "Thread.join() got an unexpected keyword argument 'wait'"):
+    with raises_exactly(TypeError, _refusal(_JOIN, None, wait=1)):
         thread.join(wait=1)
-    with raises_exactly(TypeError, "Thread.join() got multiple values for argument 'timeout'"):
+    with raises_exactly(TypeError, _refusal(_JOIN, None, 1, timeout=2)):
         thread.join(1, timeout=2)
-    with raises_exactly(TypeError, "Thread.join() missing 1 required positional argument: 'self'"):
+    with raises_exactly(TypeError, _refusal(_JOIN)):
         cls.join()
     assert thread.join(timeout=10) is None
     assert cls.join(thread, 10) is None
