@@ -238,6 +238,25 @@ static struct {
 static PyObject *cached_site(PyObject *sites, PyObject *code, int offset, int line,
                              PyObject *via_code);
 
+/* The site cache's dict, runtime.site_cache.places, read afresh (a new
+ * reference); NULL with an error set if it cannot be read or is no dict. */
+static PyObject *
+site_places(void)
+{
+    PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
+    if (cache == NULL) {
+        return NULL;
+    }
+    PyObject *sites = PyObject_GetAttr(cache, SF.str_places);
+    Py_DECREF(cache);
+    if (sites != NULL && !PyDict_Check(sites)) {
+        Py_DECREF(sites);
+        PyErr_SetString(PyExc_TypeError, "site_cache.places must be a dict");
+        return NULL;
+    }
+    return sites;
+}
+
 /* The shared Site of a place (code, offset, line or -1): the site cache's
  * own, looked up here when it has it (no Python call: a holder's site is
  * read on every contended acquisition), else made by site_factory. */
@@ -245,19 +264,16 @@ static PyObject *
 site_of(PyObject *code, int offset, int line, int made)
 {
     if (SF.runtime != NULL) {
-        PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
-        PyObject *sites = cache != NULL ? PyObject_GetAttr(cache, SF.str_places) : NULL;
-        Py_XDECREF(cache);
-        if (sites != NULL && PyDict_Check(sites)) {
+        PyObject *sites = site_places();
+        if (sites == NULL) {
+            PyErr_Clear(); /* the factory makes it, as before there was a cache to read */
+        }
+        else {
             PyObject *site = cached_site(sites, code, offset, line, Py_None);
             Py_DECREF(sites);
             if (site != NULL || PyErr_Occurred()) {
                 return site;
             }
-        }
-        else {
-            Py_XDECREF(sites);
-            PyErr_Clear(); /* the factory makes it, as before there was a cache to read */
         }
     }
     return PyObject_CallFunction(G.site_factory, "Oiii", code, offset, line, made);
@@ -2015,18 +2031,8 @@ module_site_for(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     if (depth == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
-    if (cache == NULL) {
-        return NULL;
-    }
-    PyObject *sites = PyObject_GetAttr(cache, SF.str_places);
-    Py_DECREF(cache);
+    PyObject *sites = site_places();
     if (sites == NULL) {
-        return NULL;
-    }
-    if (!PyDict_Check(sites)) {
-        Py_DECREF(sites);
-        PyErr_SetString(PyExc_TypeError, "site_cache.places must be a dict");
         return NULL;
     }
     PyObject *found = creation_walk(depth, sites);
