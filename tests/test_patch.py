@@ -189,10 +189,18 @@ def test_threading_internals_and_telemetry_plumbing_stay_untraced() -> None:
     assert type(sem._cond) is _originals.Condition  # type: ignore[attr-defined]
 
 
-def test_opentelemetry_threading_instrumentor_coexists_in_either_order() -> None:
+def test_opentelemetry_threading_instrumentor_coexists_in_either_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Both propagate context; either one's un-instrumenting leaves the other working."""
     from opentelemetry import trace
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    # Its uninstrument() leaves a wrapper in Timer's own dict, where there was
+    # none (opentelemetry-instrumentation-threading 0.5x): gone after the test,
+    # or later tests calling Timer.start() see OpenTelemetry's wrapper.
+    monkeypatch.setattr(threading.Timer, "start", threading.Timer.start)
+    monkeypatch.delattr(threading.Timer, "start")
 
     def parent_seen_in_thread(cap: Capture) -> bool:
         tracer = cap.tracer_provider.get_tracer("test")
