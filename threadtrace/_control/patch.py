@@ -171,7 +171,7 @@ def _wrap_start(original: Callable[..., Any], switch: _Switch) -> Callable[..., 
     def start_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
         thread = getattr(function, "__self__", None)
         if switch.on and isinstance(thread, _originals.Thread):
-            if getattr(thread, "_tt_own", False) is True:  # _originals.is_own(), in line
+            if _originals.is_own(thread):
                 return original(function, *args, **kwargs)  # never traced
             target_of = getattr(getattr(thread, "_target", None), "__self__", None)
             if target_of is not None and _started_for_us(target_of):

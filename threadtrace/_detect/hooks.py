@@ -115,8 +115,7 @@ def thread_ended(ident: int, thread: Any, error: Optional[BaseException] = None)
     except Exception as exc:  # noqa: BLE001 - never raise into the host
         runtime.internal_error("watchdog", exc)
         return
-    state = runtime.detect
-    if look and (state.watchdog is None or state.watchdog_pid != runtime.pid):  # a call fewer
+    if look:
         watchdog.ensure_started()
 
 

@@ -7,7 +7,7 @@ from itertools import islice
 from typing import Any, Optional
 
 from .._detect import hooks
-from .._recording.recorder import get_current
+from .._recording.recorder import current_waker
 from .._runtime import runtime
 from .._support import originals as _originals
 from .._support.statistics import ConditionStatistics
@@ -18,7 +18,6 @@ from .wait_counters import WaitCounters
 _INIT = _originals.Condition.__init__
 _NOTIFY = _originals.Condition.notify
 _IS_OWNED = _originals.Condition.__dict__["_is_owned"]
-_get_ident = _originals.get_ident
 
 
 class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
@@ -150,8 +149,8 @@ class Condition(WaitCounters, _originals.Condition, metaclass=PrimitiveType):
         if woken:
             self._tt_notifies += 1
             if not runtime.get_guard():  # runtime.recording(), a call fewer
-                try:  # current_waker(), in line: a call fewer a notify
-                    waker = (_get_ident(), _originals.current_thread_name(), get_current())
+                try:
+                    waker = current_waker()
                 except Exception:  # noqa: BLE001 - a missing link must never break notify()
                     waker = None
                 wakers = self._tt_wakers
