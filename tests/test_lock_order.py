@@ -127,7 +127,7 @@ def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-for _ in range(4):
+for _ in range(7):
     for _ in range(20_000):
         outer, inner = threading.Lock(), threading.Lock()
         with outer:
@@ -140,12 +140,17 @@ for _ in range(4):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc")
 def test_lock_order_keeps_bounded_memory_while_nested_locks_come_and_go(tmp_path: Path) -> None:
-    """Every pair is new (new locks each time): the pairs and the graph start afresh when full."""
+    """Every pair is new (new locks each time): the pairs and the graph start afresh when full.
+
+    Kept without bound they grow by some 16 MB a round.  The allocator's arenas take
+    a few rounds to settle (three on 3.9 with the pure-Python core), so the growth is
+    measured over the last four rounds."""
     (tmp_path / "churn.py").write_text(CHURN)
     done = threadtrace_cmd(["run", "--no-summary", "--lock-order", "true", "churn.py"], tmp_path)
     assert done.returncode == 0, done.stderr
     rounds = [float(line) for line in done.stdout.split()]
-    assert rounds[-1] - rounds[1] < 3.0, rounds
+    assert len(rounds) == 7, done.stdout
+    assert rounds[-1] - rounds[3] < 3.0, rounds
 
 
 @pytest.mark.parametrize("options", [["--lock-order"], ["--lock-order", "true"]])
