@@ -32,10 +32,16 @@ def test_the_holders_site_is_known_for_nearly_every_contended_wait_of_a_tight_lo
         def bump() -> None:
             start.wait(10)
             for i in range(20_000):
+                forced = i % 2000 == 0  # now and then, a contended wait for sure:
                 with counter:
                     total[0] = add(total[0])  # a call: a thread switch may happen in here
-                    if i % 2000 == 0:  # now and then, held until another thread waits
+                    if forced:  # held until another thread waits,
                         wait_until(lambda: counter.statistics().waiters or len(done) == 3, 30)
+                        before = counter.statistics().contended
+                if forced:  # and not taken again before that thread has it
+                    wait_until(
+                        lambda b=before: counter.statistics().contended > b or len(done) == 3, 30
+                    )
             done.append(None)
 
         previous = sys.getswitchinterval()
@@ -56,7 +62,7 @@ def test_the_holders_site_is_known_for_nearly_every_contended_wait_of_a_tight_lo
     assert waits >= 20, f"only {waits} contended waits: the test did not contend"
     assert known / waits >= 0.95, (known, waits)
     sites = {row[2][1] for row in rows if row[2][1] is not None}
-    assert {site[1] for site in sites} == {bump.__code__.co_firstlineno + 3}
+    assert {site[1] for site in sites} == {bump.__code__.co_firstlineno + 4}
 
 
 def test_a_hold_span_names_where_its_own_holder_took_the_lock(
