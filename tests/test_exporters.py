@@ -70,6 +70,49 @@ def test_the_built_ins_are_registered_as_entry_points() -> None:
         assert issubclass(exporters.load_exporter(name), exporters.Exporter)
 
 
+def test_the_built_ins_known_without_the_metadata_are_the_registered_ones() -> None:
+    """plugins.BUILT_IN spares a traced program importlib.metadata: it must say
+    what pyproject.toml registers, no more and no less."""
+    from importlib import metadata
+
+    from threadtrace._support import plugins
+
+    (threadtrace_dist,) = [
+        d for d in metadata.distributions() if d.metadata["Name"] == "threadtrace"
+    ]
+    registered = {
+        point.name: point.value
+        for point in threadtrace_dist.entry_points
+        if point.group == exporters.ENTRY_POINT_GROUP
+    }
+    assert plugins.BUILT_IN == registered
+    for name, value in registered.items():
+        found = plugins.find_exporter(name)
+        assert (found.name, found.value) == (name, value)  # type: ignore[attr-defined]
+        assert found.load() is exporters.load_exporter(name)  # type: ignore[attr-defined]
+
+
+def test_another_packages_exporter_is_found_in_the_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name that is not built in is looked up among the installed entry points."""
+    from threadtrace._support import plugins
+
+    class Point:
+        name, value = "elsewhere", "tests:Elsewhere"
+
+        def load(self) -> object:
+            return exporters.Exporter
+
+    monkeypatch.setattr(plugins, "_entry_points", lambda: {"elsewhere": Point()})
+    monkeypatch.setattr(plugins, "_cache", {})
+    assert plugins.find_exporter("json") == plugins.BuiltIn("json", plugins.BUILT_IN["json"])
+    assert plugins._cache == {}  # a built-in name reads no metadata
+    assert isinstance(plugins.find_exporter("elsewhere"), Point)
+    assert plugins.find_exporter("zipkin") is None
+    assert sorted(plugins.installed_exporters()) == sorted([*plugins.BUILT_IN, "elsewhere"])
+
+
 def test_an_unknown_exporter_lists_the_installed_ones() -> None:
     with pytest.raises(threadtrace.ConfigurationError) as raised:
         exporters.load_exporter("zipkin")

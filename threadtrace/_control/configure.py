@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
-import pathlib
 from typing import Any, Optional
 
 from .._detect import watchdog
@@ -129,6 +127,9 @@ def source_tree() -> Optional[str]:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if not os.path.isfile(os.path.join(root, "pyproject.toml")):
         return None
+    import importlib.metadata  # noqa: PLC0415 - for a missing C core only (see _support/plugins.py)
+    import pathlib  # noqa: PLC0415 - as above: at the top, every traced program would carry it
+
     for distribution in importlib.metadata.distributions(name="threadtrace"):
         try:
             direct = json.loads(distribution.read_text("direct_url.json") or "{}")

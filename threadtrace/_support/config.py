@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable, Mapping, Optional
 
 from .errors import ConfigurationError
-from .plugins import installed_exporters
+from .plugins import find_exporter, installed_exporters
 
 ENV_PREFIX = "THREADTRACE_"
 
@@ -312,14 +312,12 @@ class Config:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{field} must be a whole number >= 0, got {value!r}")
         exporters = _names(self.exporters)
-        if exporters:
-            installed = installed_exporters()
-            for name in exporters:
-                if name not in installed:
-                    raise ConfigurationError(
-                        f"unknown exporter {name!r}; installed exporters: "
-                        f"{', '.join(sorted(installed))}"
-                    )
+        for name in exporters:
+            if find_exporter(name) is None:
+                raise ConfigurationError(
+                    f"unknown exporter {name!r}; installed exporters: "
+                    f"{', '.join(sorted(installed_exporters()))}"
+                )
         object.__setattr__(self, "exporters", exporters)
         object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
         self._check_report_and_detectors()

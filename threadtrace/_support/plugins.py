@@ -3,24 +3,55 @@
 Reading the registry needs nothing of threadtrace's, so the configuration
 model can check exporter names without importing any exporter; loading one
 (:func:`threadtrace.exporters.load_exporter`) is the exporters' own business.
+
+threadtrace's own exporters are known here by name, as ``pyproject.toml``
+registers them (a test checks that the two agree).  Only another package's
+exporter, or the whole list, needs the installed packages' metadata: reading
+it imports :mod:`importlib.metadata` (with ``zipfile``, ``email``, ``csv`` and
+more: some 7 MB of the program's memory) and scans every installed package.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib import metadata
+from typing import NamedTuple, Optional
 
 ENTRY_POINT_GROUP = "threadtrace.exporters"
 
+#: threadtrace's own exporters: name -> entry point value, as in pyproject.toml.
+BUILT_IN = {
+    "console": "threadtrace.exporters.console:ConsoleExporter",
+    "json": "threadtrace.exporters.otlp_json:JsonExporter",
+    "memory": "threadtrace.exporters.memory:MemoryExporter",
+    "otlp": "threadtrace.exporters.otlp:OtlpExporter",
+    "perfetto": "threadtrace.exporters.perfetto:PerfettoExporter",
+}
+
+
+class BuiltIn(NamedTuple):
+    """One of threadtrace's own entry points, without the metadata: what loading needs of one."""
+
+    name: str
+    value: str
+    group: str = ENTRY_POINT_GROUP
+
+    def load(self) -> object:
+        module, _, attribute = self.value.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
 
 def _entry_points() -> dict[str, object]:
+    from importlib import metadata  # noqa: PLC0415 - see the module's docstring
+
     if sys.version_info >= (3, 10):
         found = metadata.entry_points(group=ENTRY_POINT_GROUP)
     else:  # pragma: no cover - Python 3.9's entry_points() is a dict
         found = metadata.entry_points().get(ENTRY_POINT_GROUP, ())
     points: dict[str, object] = {}
     for point in found:
-        points.setdefault(point.name, point)
+        if BUILT_IN.get(point.name, point.value) == point.value:  # a built-in name stays ours
+            points.setdefault(point.name, point)
     return points
 
 
@@ -33,4 +64,12 @@ def installed_exporters() -> dict[str, object]:
     """Every registered exporter name, mapped to its entry point."""
     if not _cache:
         _cache.update(_entry_points())
-    return dict(_cache)
+    return {**{name: BuiltIn(name, value) for name, value in BUILT_IN.items()}, **_cache}
+
+
+def find_exporter(name: str) -> Optional[object]:
+    """The entry point registered as ``name``, or None (a built-in one read from no metadata)."""
+    point = _cache.get(name)
+    if point is None and name in BUILT_IN:
+        return BuiltIn(name, BUILT_IN[name])
+    return point if point is not None else installed_exporters().get(name)

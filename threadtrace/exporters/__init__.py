@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from .._support.errors import ConfigurationError
-from .._support.plugins import ENTRY_POINT_GROUP, installed_exporters
+from .._support.plugins import ENTRY_POINT_GROUP, find_exporter, installed_exporters
 from .._support.plugins import _cache as _cache  # the registry's cache: tests add fakes
 
 if TYPE_CHECKING:
@@ -106,11 +106,11 @@ def load_exporter(name: str) -> type[Exporter]:
     Raises:
         ConfigurationError: no exporter has that name, or it does not load.
     """
-    installed = installed_exporters()
-    point = installed.get(name)
+    point = find_exporter(name)
     if point is None:
         raise ConfigurationError(
-            f"unknown exporter {name!r}; installed exporters: {', '.join(sorted(installed))}"
+            f"unknown exporter {name!r}; installed exporters: "
+            f"{', '.join(sorted(installed_exporters()))}"
         )
     try:
         cls = point.load()  # type: ignore[attr-defined]
