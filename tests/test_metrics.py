@@ -166,7 +166,7 @@ def test_a_condition_never_waited_on_carries_only_its_name_and_birth() -> None:
         with cond:
             pass
         stdlib = vars(_originals.Condition())
-        assert set(vars(cond)) - set(stdlib) == {"_tt_site", "_tt_name", "_tt_made"}
+        assert set(vars(cond)) - set(stdlib) == {"_tt_site", "_tt_name", "_tt_crashes_before"}
         with cond:
             cond.notify()
             assert cond.wait(0) is False

@@ -252,6 +252,30 @@ def test_a_stuck_wait_names_the_threads_that_ended_with_an_exception_since_its_p
 
 
 @DIES
+def test_a_stuck_wait_leaves_out_the_threads_that_ended_with_an_exception_before_it_was_made(
+    watch: Capture, clock: FakeClock
+) -> None:
+    """Counted, not timed: a crash in the same clock tick as the making still comes before it."""
+
+    def crash(error: str) -> None:
+        raise KeyError(error)
+
+    joined(started(lambda: crash("early"), "early"))
+    ready = threading.Event(name="ready")  # the fake clock has not moved since the crash
+    joined(started(lambda: crash("late"), "late"))
+    waiter = started(ready.wait, "waiter")
+    wait_for_waiters(ready, 1)
+    clock.advance(5)
+    (problem,) = _watch.scan()
+    crashes = [row for row in problem.text.split("\n") if "ended with" in row]
+    assert crashes[0] == "  1 thread ended with an exception since Event ready was made:"
+    assert crashes[1].startswith("    late ended with KeyError: 'late' at "), crashes
+    assert len(crashes) == 2, crashes
+    ready.set()
+    joined(waiter)
+
+
+@DIES
 def test_a_lock_left_held_by_a_thread_that_raised_says_how_it_ended(watch: Capture) -> None:
     registry, made = threading.Lock(name="registry"), line()
 

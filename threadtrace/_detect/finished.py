@@ -78,7 +78,9 @@ def record_end(ident: int, thread: Any, error: Optional[BaseException] = None) -
         return True
     ending = ending_of(name, error)
     if ending.error is not None:
-        state.crashes.append(ending)
+        with runtime.book:  # two threads may end at once; the count must be exact
+            state.crashes.append(ending)
+            state.crash_count += 1
     if semaphores:
         now = runtime.clock.monotonic_ns()
         for semaphore in list(semaphores):

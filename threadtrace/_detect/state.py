@@ -157,6 +157,9 @@ class DetectorState:
             operation of what the threads wait on: while one of those waits
             goes on, more threads stuck the same way join it silently.
         crashes: the latest threads that ended with an exception (bounded).
+        crash_count: how many traced threads of this process have ended with
+            an exception, ever (never reset, unlike ``crashes``): a
+            primitive's ``_tt_crashes_before`` is this count when it was made.
         endings: stand-in ident -> how that finished thread ended.
     """
 
@@ -171,6 +174,7 @@ class DetectorState:
         self.looking = _originals.allocate_lock()
         #: Held while queued problems are reported (see publish_pending).
         self.publishing = _originals.RLock()
+        self.crash_count = 0
         self._findings_afresh()
 
     def _findings_afresh(self) -> None:
@@ -210,6 +214,7 @@ class DetectorState:
         state.wake = self.wake
         state.looking = self.looking
         state.publishing = self.publishing
+        state.crash_count = self.crash_count
         state._findings_afresh()
         return state
 

@@ -273,14 +273,18 @@ def _holders(subjects: list[int], snapshot: dict[int, Blocked]) -> list[int]:
 def _crashes(wait: Blocked) -> list[str]:
     """The threads that ended with an exception since the primitive was made (or the wait began)."""
     primitive = wait.primitive
-    made_at = getattr(primitive, "_tt_made", None)
-    since = made_at if made_at is not None else wait.since
-    crashes = [ending for ending in runtime.detect.crashes if ending.at >= since]
+    state = runtime.detect
+    before = getattr(primitive, "_tt_crashes_before", None)
+    if before is not None:  # the last ones kept of those counted since it was made
+        since_made = state.crash_count - before
+        crashes = list(state.crashes)[-since_made:] if since_made > 0 else []
+    else:
+        crashes = [ending for ending in state.crashes if ending.at >= wait.since]
     if not crashes:
         return []
     count = len(crashes)
     threads = "1 thread" if count == 1 else f"{count} threads"
-    when = f"{describe(primitive)} was made" if made_at is not None else "the wait began"
+    when = f"{describe(primitive)} was made" if before is not None else "the wait began"
     lines = [f"{threads} ended with an exception since {when}:"]
     lines.extend(f"  {ending.name} {ending_text(ending)}" for ending in crashes)
     return lines

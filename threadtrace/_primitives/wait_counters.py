@@ -43,7 +43,7 @@ class WaitCounters(Traced):
     _tt_wait_max: int = 0
     _tt_waiters: int = 0
     _tt_waker: Any = None
-    _tt_made: int
+    _tt_crashes_before: int
     #: Operations counted without a lock, with next() on an
     #: ``itertools.count`` (atomic, lock-free and cheap), by the kinds whose
     #: fast path has no lock to count under (``Event``, ``Semaphore``): they
@@ -94,13 +94,11 @@ class WaitCounters(Traced):
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
         self._tt_name = name
-        # When it was made: a stuck wait on it names the threads that ended
-        # with an exception since (the one that should have set it, say).
-        try:
-            self._tt_made = runtime.clock.monotonic_ns()
-        except Exception as error:  # noqa: BLE001 - a broken injected clock must not break this
-            runtime.internal_error("clock", error)
-            self._tt_made = 0
+        # A stuck wait on it names the threads that ended with an exception
+        # since it was made (the one that should have set it, say): the count
+        # of those before, a small int that every primitive shares, rather than
+        # a timestamp, 32 bytes and a clock call for every Future's Condition.
+        self._tt_crashes_before = runtime.detect.crash_count
         if self._tt_has_fast_path:
             self._tt_fast_ops = itertools.count()
         if not self._tt_register_at_first_wait:
