@@ -43,7 +43,7 @@ class WaitCounters(Traced):
     _tt_wait_max: int = 0
     _tt_waiters: int = 0
     _tt_waker: Any = None
-    _tt_crashes_before: int
+    _tt_crashes_before: int = 0  # set only when some have, see _tt_setup
     #: Operations counted without a lock, with next() on an
     #: ``itertools.count`` (atomic, lock-free and cheap), by the kinds whose
     #: fast path has no lock to count under (``Event``, ``Semaphore``): they
@@ -98,7 +98,9 @@ class WaitCounters(Traced):
         # since it was made (the one that should have set it, say): the count
         # of those before, a small int that every primitive shares, rather than
         # a timestamp, 32 bytes and a clock call for every Future's Condition.
-        self._tt_crashes_before = runtime.detect.crash_count
+        crashes = runtime.detect.crash_count
+        if crashes:  # else the class's 0, and no slot in the instance's dict
+            self._tt_crashes_before = crashes
         if self._tt_has_fast_path:
             self._tt_fast_ops = itertools.count()
         if not self._tt_register_at_first_wait:
