@@ -159,18 +159,20 @@ def test_a_condition_joins_the_registry_at_its_first_wait() -> None:
         assert point(cap, "threadtrace.operations", "condition", name) == 1
 
 
-def test_a_condition_never_waited_on_carries_only_its_name_and_birth() -> None:
+def test_a_condition_never_waited_on_carries_only_its_birth() -> None:
     """Its counters stay the class's zeros (a Future's Condition would pay a bigger dict each),
-    and so does the count of crashed threads it was made after while there are none."""
+    and so do its name while it has none and the count of crashed threads it was made after
+    while there are none."""
     with capture():
         _state.detect.crash_count = 0  # (earlier tests' crashes carry over: see DetectorState)
         cond = threading.Condition()
         with cond:
             pass
         stdlib = vars(_originals.Condition())
-        assert set(vars(cond)) - set(stdlib) == {"_tt_site", "_tt_name"}
+        assert set(vars(cond)) - set(stdlib) == {"_tt_site"}
         _state.detect.crash_count = 3
-        assert vars(threading.Condition())["_tt_crashes_before"] == 3
+        named = vars(threading.Condition(name="named"))
+        assert (named["_tt_crashes_before"], named["_tt_name"]) == (3, "named")
         with cond:
             cond.notify()
             assert cond.wait(0) is False

@@ -44,6 +44,7 @@ class WaitCounters(Traced):
     _tt_waiters: int = 0
     _tt_waker: Any = None
     _tt_crashes_before: int = 0  # set only when some have, see _tt_setup
+    _tt_name: Optional[str] = None  # set only when given
     #: Operations counted without a lock, with next() on an
     #: ``itertools.count`` (atomic, lock-free and cheap), by the kinds whose
     #: fast path has no lock to count under (``Event``, ``Semaphore``): they
@@ -93,7 +94,8 @@ class WaitCounters(Traced):
 
     def _tt_setup(self, site: Optional[Site], name: Optional[str]) -> None:
         self._tt_site = site if site is not None else UNKNOWN
-        self._tt_name = name
+        if name is not None:  # else the class's None: a Future's Condition has no name
+            self._tt_name = name
         # A stuck wait on it names the threads that ended with an exception
         # since it was made (the one that should have set it, say): the count
         # of those before, a small int that every primitive shares, rather than
