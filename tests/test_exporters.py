@@ -77,12 +77,9 @@ def test_the_built_ins_known_without_the_metadata_are_the_registered_ones() -> N
 
     from threadtrace._support import plugins
 
-    (threadtrace_dist,) = [
-        d for d in metadata.distributions() if d.metadata["Name"] == "threadtrace"
-    ]
     registered = {
         point.name: point.value
-        for point in threadtrace_dist.entry_points
+        for point in metadata.distribution("threadtrace").entry_points
         if point.group == exporters.ENTRY_POINT_GROUP
     }
     assert plugins.BUILT_IN == registered
