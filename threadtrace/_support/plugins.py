@@ -8,7 +8,8 @@ threadtrace's own exporters are known here by name, as ``pyproject.toml``
 registers them (a test checks that the two agree).  Only another package's
 exporter, or the whole list, needs the installed packages' metadata: reading
 it imports :mod:`importlib.metadata` (with ``zipfile``, ``email``, ``csv`` and
-more: some 7 MB of the program's memory) and scans every installed package.
+more: 35 modules, 1.6 MB of a traced program's memory on 3.11) and scans every
+installed package.
 """
 
 from __future__ import annotations
