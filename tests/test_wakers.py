@@ -78,3 +78,22 @@ def test_a_lock_waiter_is_linked_to_the_thread_that_let_go(noted_in: str, clock:
     assert attributes["threadtrace.holder.thread.name"] == "releaser"
     assert attributes["threadtrace.holder.code.line.number"] == taken_at
     assert [link.context.span_id for link in wait.links] == [work.context.span_id]
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_a_waiter_makes_the_next_release_note_its_waker_until_none_is_left(kind: str) -> None:
+    """The lock core's waiter count (C, or pure Python under runtime.book) and its hot flag:
+    a new waiter makes releases slow (they note who woke it); one with none left, fast."""
+    import threadtrace
+
+    lock = getattr(threadtrace, kind)()
+    lock._waiting(1)
+    lock._waiting(1)
+    assert (lock._waiters, lock._hot) == (2, True)
+    lock._waiting(-1)
+    lock._settle_hot()
+    assert (lock._waiters, lock._hot) == (1, True)
+    lock._waiting(-1)
+    assert (lock._waiters, lock._hot) == (0, True)  # till the next slow release says otherwise
+    lock._settle_hot()
+    assert (lock._waiters, lock._hot) == (0, False)

@@ -1131,6 +1131,31 @@ core_taken(Core *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The slow path's count of waiters: +1 as a thread starts waiting (the next
+ * release then takes the slow path, to note who woke it), -1 as it stops.
+ * One C call, so atomic under the GIL without runtime.book. */
+static PyObject *
+core_waiting(Core *self, PyObject *arg)
+{
+    long long delta = PyLong_AsLongLong(arg);
+    if (delta == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->waiters += delta;
+    if (delta > 0) {
+        self->hot = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A slow release (_release_slow): the next one is slow too while threads wait. */
+static PyObject *
+core_settle_hot(Core *self, PyObject *Py_UNUSED(ignored))
+{
+    self->hot = self->waiters > 0;
+    Py_RETURN_NONE;
+}
+
 /* RLock, for threading.Condition: let go whatever the depth; -> (depth, owner). */
 static PyObject *
 core_release_save(Core *self, PyObject *Py_UNUSED(ignored))
@@ -1565,6 +1590,8 @@ static PyMethodDef core_methods[] = {
      "Release the lock, exactly as threading's lock does."},
     {"_block", (PyCFunction)core_block, METH_O, NULL},
     {"_taken", (PyCFunction)core_taken, METH_VARARGS, NULL},
+    {"_waiting", (PyCFunction)core_waiting, METH_O, NULL},
+    {"_settle_hot", (PyCFunction)core_settle_hot, METH_NOARGS, NULL},
     {"_core_release_save", (PyCFunction)core_release_save, METH_NOARGS, NULL},
     {"_core_restore", (PyCFunction)core_restore, METH_O, NULL},
     {"_locked_now", (PyCFunction)core_locked, METH_NOARGS, NULL},

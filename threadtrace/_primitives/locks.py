@@ -105,6 +105,10 @@ class _LockBase(Traced):
 
         def _taken(self, blocking: bool = ..., measure: bool = ..., t_acq: int = ...) -> None: ...
 
+        def _waiting(self, delta: int) -> None: ...
+
+        def _settle_hot(self) -> None: ...
+
         def _locked_now(self) -> bool: ...
 
         def _core_release_save(self) -> tuple[int, int]: ...
@@ -274,12 +278,7 @@ class _LockBase(Traced):
                 ok = self._block(-1.0 if timeout == -1 else float(timeout))
         finally:
             hooks.end(wait)
-            book = runtime.book  # not "with": see Runtime.book
-            book.acquire()
-            try:
-                self._waiters -= 1
-            finally:
-                book.release()
+            self._waiting(-1)
         try:
             self._after_wait(ok, timeout, t0, before, taking_back)
         except Exception as error:  # noqa: BLE001 - the outcome stands as it is
@@ -298,13 +297,7 @@ class _LockBase(Traced):
         All of it before blocking: once the lock is ours, every instruction
         until the release lengthens the wait of whoever comes next.
         """
-        book = runtime.book  # not "with": see Runtime.book
-        book.acquire()
-        try:
-            self._waiters += 1
-            self._hot = True
-        finally:
-            book.release()
+        self._waiting(1)  # (the core's: atomic, so no runtime.book round trip)
         # A stand-in for a holder that finished (or stayed in the parent at a
         # fork): its ident may belong to another thread by now.
         holder = owner_of(self)
@@ -414,12 +407,7 @@ class _LockBase(Traced):
                     self._waker = (*current_waker(), self._site_acq)
                 except Exception:  # noqa: BLE001 - a missing link must never break release()
                     self._waker = None
-            book = runtime.book  # not "with": see Runtime.book
-            book.acquire()
-            try:
-                self._hot = self._waiters > 0
-            finally:
-                book.release()
+            self._settle_hot()
         except Exception as error:  # noqa: BLE001 - the lock must still be released
             self._hot = False
             runtime.internal_error("Lock._release_slow", error)

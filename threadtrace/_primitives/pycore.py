@@ -164,6 +164,26 @@ class LockCore:
         if runtime.ordering:
             self._ordered(blocking)  # type: ignore[attr-defined]
 
+    def _waiting(self, delta: int) -> None:
+        """Count a waiter in (+1) or out (-1); a new one makes the next release slow (hot)."""
+        book = runtime.book  # not "with": see Runtime.book
+        book.acquire()
+        try:
+            self._waiters += delta
+            if delta > 0:
+                self._hot = True
+        finally:
+            book.release()
+
+    def _settle_hot(self) -> None:
+        """After a slow release: the next one is slow too while threads wait."""
+        book = runtime.book  # not "with": see Runtime.book
+        book.acquire()
+        try:
+            self._hot = self._waiters > 0
+        finally:
+            book.release()
+
     def _let_go(self) -> None:
         start = self._t_acq
         held = False
