@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable, Mapping, Optional
 
 from .errors import ConfigurationError
-from .plugins import find_exporter, installed_exporters
+from .plugins import find_exporter, unknown_exporter
 
 ENV_PREFIX = "THREADTRACE_"
 
@@ -314,10 +314,7 @@ class Config:
         exporters = _names(self.exporters)
         for name in exporters:
             if find_exporter(name) is None:
-                raise ConfigurationError(
-                    f"unknown exporter {name!r}; installed exporters: "
-                    f"{', '.join(sorted(installed_exporters()))}"
-                )
+                raise ConfigurationError(unknown_exporter(name))
         object.__setattr__(self, "exporters", exporters)
         object.__setattr__(self, "exclude_modules", _names(self.exclude_modules))
         self._check_report_and_detectors()

@@ -68,6 +68,12 @@ def installed_exporters() -> dict[str, object]:
     return {**{name: BuiltIn(name, value) for name, value in BUILT_IN.items()}, **_cache}
 
 
+def unknown_exporter(name: str) -> str:
+    """What to say of an exporter name that nothing registers: the names that are."""
+    installed = ", ".join(sorted(installed_exporters()))
+    return f"unknown exporter {name!r}; installed exporters: {installed}"
+
+
 def find_exporter(name: str) -> Optional[object]:
     """The entry point registered as ``name``, or None (a built-in one read from no metadata)."""
     point = _cache.get(name)

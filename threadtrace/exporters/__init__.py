@@ -29,7 +29,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from .._support.errors import ConfigurationError
-from .._support.plugins import ENTRY_POINT_GROUP, find_exporter, installed_exporters
+from .._support.plugins import (
+    ENTRY_POINT_GROUP,
+    find_exporter,
+    installed_exporters,
+    unknown_exporter,
+)
 from .._support.plugins import _cache as _cache  # the registry's cache: tests add fakes
 
 if TYPE_CHECKING:
@@ -108,10 +113,7 @@ def load_exporter(name: str) -> type[Exporter]:
     """
     point = find_exporter(name)
     if point is None:
-        raise ConfigurationError(
-            f"unknown exporter {name!r}; installed exporters: "
-            f"{', '.join(sorted(installed_exporters()))}"
-        )
+        raise ConfigurationError(unknown_exporter(name))
     try:
         cls = point.load()  # type: ignore[attr-defined]
     except ImportError as error:
