@@ -293,7 +293,11 @@ def test_exit_waits_for_a_stuck_exporter_at_most_the_flush_timeout(
 def test_console_writes_one_readable_line_per_span(
     own_providers: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    threadtrace.configure(exporters=("console",), wait_threshold=0, sample_every=1)
+    # Every hold measured, none a span: main's hold spans a thread's start, which
+    # took past the 10 ms default on a busy machine.
+    threadtrace.configure(
+        exporters=("console",), wait_threshold=0, sample_every=1, hold_threshold=60
+    )
     with threadtrace.patch():
         lock, made, waited = contended_program()
     threadtrace.shutdown(5)
@@ -322,11 +326,52 @@ def test_console_writes_one_readable_line_per_span(
 # -- json ----------------------------------------------------------------------------------
 
 
+def test_json_ids_are_hex_wherever_otlp_keeps_them() -> None:
+    """Writing converts the ids of spans, links and exemplars, as the walk over everything does."""
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    from threadtrace._formats.otlp_jsonl import _b64_to_hex, _ids
+
+    trace_id, span_id, parent_id = b"\x01" * 16, b"\x02" * 8, b"\x03" * 8
+    traces = TracesData()
+    spans = traces.resource_spans.add().scope_spans.add().spans
+    child = spans.add(name="child", trace_id=trace_id, span_id=span_id, parent_span_id=parent_id)
+    child.attributes.add(key="spanId").value.string_value = "AgICAgICAgI="  # an attribute stays
+    child.links.add(trace_id=trace_id, span_id=parent_id)
+    spans.add(name="root", trace_id=trace_id, span_id=parent_id)  # no parent: none written
+    metrics = MetricsData()
+    listed = metrics.resource_metrics.add().scope_metrics.add().metrics
+    for kind in ("sum", "gauge", "histogram", "exponential_histogram"):
+        point = getattr(listed.add(name=kind), kind).data_points.add()
+        point.exemplars.add(trace_id=trace_id, span_id=span_id, as_int=1)
+
+    for message in (traces, metrics):
+        data = MessageToDict(message, use_integers_for_enums=True)
+        walked = json.dumps(_ids(data, _b64_to_hex), separators=(",", ":"))
+        assert to_otlp_json(message) == walked
+    written = json.loads(to_otlp_json(traces))
+    child_json, root_json = written["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert child_json["parentSpanId"] == "03" * 8
+    assert child_json["links"][0] == {"traceId": "01" * 16, "spanId": "03" * 8}
+    assert child_json["attributes"][0]["value"] == {"stringValue": "AgICAgICAgI="}
+    assert "parentSpanId" not in root_json
+    for metric in json.loads(to_otlp_json(metrics))["resourceMetrics"][0]["scopeMetrics"][0][
+        "metrics"
+    ]:
+        (points,) = (value for key, value in metric.items() if key != "name")
+        assert points["dataPoints"][0]["exemplars"][0]["spanId"] == "02" * 8
+
+
 def test_json_writes_otlp_json_lines_that_round_trip(own_providers: None, tmp_path: Path) -> None:
     """One TracesData per line, hex ids, integer enums; the protobuf decoders read it back."""
     path = tmp_path / "out" / "trace.jsonl"
-    threadtrace.configure(
-        exporters=("json",), json_path=str(path), wait_threshold=0, sample_every=1
+    threadtrace.configure(  # every hold measured, none a span (as for the console's)
+        exporters=("json",),
+        json_path=str(path),
+        wait_threshold=0,
+        sample_every=1,
+        hold_threshold=60,
     )
     with threadtrace.patch():
         lock, made, waited = contended_program()

@@ -36,7 +36,39 @@ def to_otlp_json(message: Any) -> str:
     from google.protobuf.json_format import MessageToDict  # noqa: PLC0415 - see above
 
     data = MessageToDict(message, use_integers_for_enums=True)
-    return json.dumps(_ids(data, _b64_to_hex), separators=(",", ":"))
+    return json.dumps(_hex_ids(data), separators=(",", ":"))
+
+
+def _hex_ids(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (protobuf's JSON mapping of OTLP traces or metrics) with its ids in hex.
+
+    Rewritten in place, where OTLP keeps them: spans, their links, and the
+    exemplars of metric points.  What :func:`_ids` does on reading, which
+    must look everywhere in a line of any origin, but without visiting every
+    attribute: a fifth of the cost of writing a span did that.
+    """
+    for resource in data.get("resourceSpans", ()):
+        for scope in resource.get("scopeSpans", ()):
+            for span in scope.get("spans", ()):
+                _to_hex(span)
+                for link in span.get("links", ()):
+                    _to_hex(link)
+    for resource in data.get("resourceMetrics", ()):
+        for scope in resource.get("scopeMetrics", ()):
+            for metric in scope.get("metrics", ()):
+                for points in metric.values():  # its one data field: sum, gauge, histogram...
+                    if isinstance(points, dict):
+                        for point in points.get("dataPoints", ()):
+                            for exemplar in point.get("exemplars", ()):
+                                _to_hex(exemplar)
+    return data
+
+
+def _to_hex(item: dict[str, Any]) -> None:
+    for name in _ID_KEYS:
+        value = item.get(name)
+        if value:
+            item[name] = _b64_to_hex(value)
 
 
 def _b64_to_hex(value: str) -> str:
