@@ -250,11 +250,9 @@ class DetectorState:
                     self.dead_owners[primitive] = (owner, orphan(owner), primitive._acquisitions)
             elif kind in ("semaphore", "bounded_semaphore"):
                 # No lock taken: another thread may have held the semaphore's at the fork.
-                holders, sites = primitive._tt_holders, primitive._tt_sites
+                holders = primitive._tt_holders
                 for who in [who for who in holders if who != me and who >= 0]:
-                    tomb = orphan(who)
-                    holders[tomb] = holders.pop(who)
-                    sites[tomb] = sites.pop(who, [])
+                    holders[orphan(who)] = holders.pop(who)
 
     def tombstone(self, name: str, ending: Optional[Ending] = None) -> int:
         """A stand-in ident for a finished thread called ``name`` (and how it ended)."""

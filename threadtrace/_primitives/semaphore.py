@@ -40,10 +40,13 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     _tt_kind = "semaphore"
     _tt_original = _originals.Semaphore
     _tt_has_fast_path = True
-    _tt_holders: dict[int, int]
-    #: Where each holder took its permits, oldest first: (code, byte offset)
-    #: pairs (None where not known), made into Sites only when a report needs them.
-    _tt_sites: dict[int, list[Optional[tuple[CodeType, int]]]]
+    #: Whether ``release`` past the initial value raises (BoundedSemaphore):
+    #: a class attribute read in line, not a method called on every release.
+    _tt_bounded = False
+    #: The threads holding permits, each with where it took each of them,
+    #: oldest first (as many as it holds): (code, byte offset) pairs (None
+    #: where not known), made into Sites only when a report needs them.
+    _tt_holders: dict[int, list[Optional[tuple[CodeType, int]]]]
 
     def __new(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:  # type: ignore[empty-body]
         ...  # its signature only
@@ -59,7 +62,6 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             self = super().__new__(cls)
         self._tt_setup(site, name)
         self._tt_holders = {}
-        self._tt_sites = {}
         return self
 
     del __new
@@ -84,10 +86,9 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             if self._value > 0:
                 self._value -= 1
                 me = _get_ident()
-                held = self._tt_holders.get(me)
-                if held is None:
-                    self._tt_holders[me] = 1
-                    self._tt_sites[me] = [_caller()]
+                sites = self._tt_holders.get(me)
+                if sites is None:
+                    self._tt_holders[me] = [_caller()]
                     permits = runtime.detect.permits  # hooks.permits_held(), inlined
                     mine = permits.get(me)
                     if mine is None:
@@ -95,8 +96,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                     else:
                         mine.add(self)
                 else:
-                    self._tt_holders[me] = held + 1
-                    self._tt_sites[me].append(_caller())
+                    sites.append(_caller())
                 next(self._tt_fast_ops)
                 return True
             if not blocking or _is_zero(timeout):
@@ -139,56 +139,46 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             raise ValueError("n must be one or more")
         cond = self._cond  # type: ignore[attr-defined]
         with cond:
-            self._tt_check_release(n)
+            if self._tt_bounded and self._value + n > self._initial_value:  # type: ignore[attr-defined]
+                raise ValueError("Semaphore released too many times")  # threading's words
             if self._tt_waiters:
                 self._tt_note_waker()
             self._value += n
             holders = self._tt_holders
-            me = _get_ident()
-            held = holders.get(me)
-            if n == 1 and held is not None:  # the usual case: the taker gives it back
-                if held > 1:
-                    holders[me] = held - 1
-                    self._tt_sites[me].pop()
+            if holders:  # else nobody holds one: threading's semaphore as a counter
+                me = _get_ident()
+                sites = holders.get(me)
+                if n == 1 and sites is not None:  # the usual case: the taker gives it back
+                    sites.pop()
+                    if not sites:
+                        del holders[me]
+                        mine = runtime.detect.permits.get(me)  # hooks.permit_returned(), inlined
+                        if mine is not None:
+                            mine.discard(self)
                 else:
-                    del holders[me]
-                    del self._tt_sites[me]
-                    mine = runtime.detect.permits.get(me)  # hooks.permit_returned(), inlined
-                    if mine is not None:
-                        mine.discard(self)
-            else:
-                self._tt_gave(me, n)
+                    self._tt_gave(me, n)
             cond.notify(n)
-
-    def _tt_check_release(self, n: int) -> None:
-        """Raise as threading does if ``n`` more permits may not be released (BoundedSemaphore)."""
 
     # The holders are guarded by the semaphore's own (untraced) lock.
     def _tt_took(self, site: Optional[tuple[CodeType, int]]) -> None:
         me = _get_ident()
         with self._cond:  # type: ignore[attr-defined]
-            held = self._tt_holders.get(me, 0)
-            if not held:
+            sites = self._tt_holders.get(me)
+            if sites is None:
                 hooks.permits_held(me).add(self)
-            self._tt_holders[me] = held + 1
-            self._tt_sites.setdefault(me, []).append(site)
+                sites = self._tt_holders[me] = []
+            sites.append(site)
 
     def _tt_gave(self, me: int, n: int) -> None:
         """Take ``n`` permits off their holders: ours first, then the oldest holder's."""
         holders = self._tt_holders
-        for _ in range(n):
-            who = me if me in holders else next(iter(holders), None)
-            if who is None:
-                break
-            left = holders[who] - 1
-            sites = self._tt_sites.get(who)
-            if sites:
-                sites.pop()
-            if left:
-                holders[who] = left
-            else:
+        while n and holders:
+            n -= 1
+            who = me if me in holders else next(iter(holders))
+            sites = holders[who]
+            sites.pop()
+            if not sites:
                 del holders[who]
-                self._tt_sites.pop(who, None)
                 hooks.permit_returned(who, self)
 
     def _tt_rename_holder(self, old: int, new: int) -> bool:
@@ -200,7 +190,6 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             if old not in self._tt_holders:
                 return False
             self._tt_holders[new] = self._tt_holders.pop(old)
-            self._tt_sites[new] = self._tt_sites.pop(old, [])
             return True
 
     def _tt_holder_sites(self) -> dict[int, list[Site]]:
@@ -209,9 +198,9 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             return {
                 who: [
                     UNKNOWN if site is None else runtime.site_cache.get(site[0], site[1])
-                    for site in self._tt_sites.get(who, ())
+                    for site in sites
                 ]
-                for who in self._tt_holders
+                for who, sites in self._tt_holders.items()
             }
 
     def _tt_counters(self) -> tuple[int, int, int, int]:
@@ -262,6 +251,4 @@ class BoundedSemaphore(Semaphore, _originals.BoundedSemaphore, metaclass=Primiti
         _originals.Semaphore.__init__(self, value)
         self._initial_value = value
 
-    def _tt_check_release(self, n: int) -> None:
-        if self._value + n > self._initial_value:
-            raise ValueError("Semaphore released too many times")
+    _tt_bounded = True
