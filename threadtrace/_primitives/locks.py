@@ -259,11 +259,13 @@ class _LockBase(Traced):
         # sees the waiter (wait_for_waiters) also finds the registration.
         wait = hooks.begin(self, "acquire", None if timeout == -1 else timeout)
         # The clock is read before the thread counts as a waiter: a test that
-        # sees the waiter and moves a fake clock on gets the whole wait.
-        t0 = _read_clock()
+        # sees the waiter and moves a fake clock on gets the whole wait.  The
+        # watchdog's entry, when made, has read it and the context already.
+        t0 = wait.since if wait is not None else _read_clock()
         before = None
         try:
-            before = self._before_wait(holding)
+            context = wait.context if wait is not None else current_context()
+            before = self._before_wait(holding, context)
         except Exception as error:  # noqa: BLE001 - never raise into the host
             runtime.internal_error("Lock.acquire", error)
         try:
@@ -291,7 +293,7 @@ class _LockBase(Traced):
             hooks.raise_if_doomed(wait)
         return True
 
-    def _before_wait(self, holding: tuple[Optional[int], Optional[Site]]) -> Before:
+    def _before_wait(self, holding: tuple[Optional[int], Optional[Site]], context: Any) -> Before:
         """Count the waiter; note who holds the lock (and where they took it) and where we wait.
 
         All of it before blocking: once the lock is ours, every instruction
@@ -309,7 +311,7 @@ class _LockBase(Traced):
             holder_site = site_then if owner == self._owner else self._site_acq
         holder_name = name_of(holder) if holder is not None else None
         site = core.waiting_site(2, with_line=True)
-        return holder, holder_name, holder_site, site, current_context()
+        return holder, holder_name, holder_site, site, context
 
     def _after_wait(
         self,
@@ -349,15 +351,22 @@ class _LockBase(Traced):
                 book.release()
         recorder = runtime.recorder
         if recorder is not None:
-            waker = None if noted is None else noted[:3]
             if holder is None and noted is not None:
                 # The lock was changing hands when the wait began (taken, its
                 # owner not yet written): the thread that released it to us
                 # is the one we waited behind.
                 holder, holder_name, holder_site = _noted_holder(noted)
+            kind, name = self._tt_kind, self.name
+            # A short wait is summed in place (what note_wait would do first,
+            # without its keyword call); any other is queued by note_wait.
+            if recorder.count_short(
+                kind, name, wait, ok, site, context, holder, holder_name, holder_site
+            ):
+                return
+            waker = None if noted is None else noted[:3]
             recorder.note_wait(
-                self._tt_kind,
-                self.name,
+                kind,
+                name,
                 "acquire",
                 t0,
                 t1,
