@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import weakref
 from pathlib import Path
@@ -978,12 +979,47 @@ def _count_short_implementations() -> list[Any]:
     return found
 
 
+@pytest.mark.parametrize("app_provider", [False, True], ids=["own", "app's"])
+def test_short_waits_are_summed_in_place_from_the_start_unless_a_provider_takes_each(
+    tmp_path: Path, app_provider: bool
+) -> None:
+    """Settled as patch() makes the instruments, not at the first drain (the
+    watchdog's, half a second after the first wait: until then each short wait
+    was a record to queue).  The program's own MeterProvider takes a point per
+    wait: then never."""
+    program = textwrap.dedent(
+        """
+        import sys
+        if sys.argv[1] == "1":
+            from opentelemetry import metrics
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+            metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        import threadtrace
+        threadtrace.patch()
+        from threadtrace._runtime import runtime
+        print(runtime.recorder.counts_short_waits)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(int(app_provider))],
+        env=child_env(THREADTRACE_JSON_PATH=str(tmp_path / "trace.jsonl")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(not app_provider)
+
+
 @pytest.mark.parametrize("count_short", _count_short_implementations())
 def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place(count_short: Any) -> None:
-    """Not yet settled, long enough for a span, made where instrumentation was
-    suppressed (by either key), inside threadtrace's recording, or the counts'
-    lock busy (never waited for): the wait is queued.  The threshold is the
-    configuration's of the moment."""
+    """Not counted in place (a provider takes a point per wait), long enough
+    for a span, made where instrumentation was suppressed (by either key),
+    inside threadtrace's recording, or the counts' lock busy (never waited
+    for): the wait is queued.  The threshold is the configuration's of the
+    moment."""
     from opentelemetry import context as otel_context
 
     from threadtrace._primitives import core
@@ -994,13 +1030,17 @@ def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place(count_short: 
     with capture(wait_threshold=0.002):
         recorder = runtime.recorder
         assert recorder is not None
-        assert not recorder.counts_short_waits  # until a drain settles it
+        assert not recorder.counts_short_waits  # capture's reader takes a point per wait
         assert not count_short(recorder, "lock", "L", 1000, True, None, None)
         recorder.counts_short_waits = True
         assert count_short(recorder, "lock", "L", 1000, True, None, None)
         assert count_short(recorder, "lock", "L", 1_999_999, True, None, None)
         assert not count_short(recorder, "lock", "L", 2_000_000, True, None, None)
         threadtrace.configure(wait_threshold=0.001)
+        assert (
+            not recorder.counts_short_waits
+        )  # settled again as configure() remade the instruments
+        recorder.counts_short_waits = True
         assert not count_short(recorder, "lock", "L", 1_000_000, True, None, None)
         assert count_short(recorder, "lock", "L", 999_999, True, None, None)
         for key in (_SUPPRESS_KEY, "suppress_instrumentation"):

@@ -302,8 +302,9 @@ class Recorder:
         self._drain_lock = _originals.allocate_lock()
         self.lost = 0
         #: Whether waits shorter than ``wait_threshold`` are counted where they
-        #: happen (:meth:`count_short`) rather than queued: settled at each
-        #: drain (metrics on, and no provider takes a histogram point per wait).
+        #: happen (:meth:`count_short`) rather than queued: settled when the
+        #: instruments are made (ensure_ready) and at each drain (metrics on,
+        #: and no provider takes a histogram point per wait).
         self.counts_short_waits = False
         #: Place -> [count, total ns, longest, shortest, bucket counts]; see count_short.
         self._short: dict[tuple[Any, ...], list[Any]] = {}
@@ -978,6 +979,10 @@ class Recorder:
         """
         if self.metrics_enabled:
             self._safely("metrics", self.instruments)
+            # Whether short waits are summed in place, settled now rather
+            # than at the first drain (the watchdog's, half a second after
+            # the first wait): until then every short wait was a record.
+            self._safely("metrics", self._settle_short_waits)
         if self.spans_enabled:
             self._safely("spans", self.tracer)
 
