@@ -1037,9 +1037,8 @@ def test_a_short_wait_is_queued_when_it_cannot_be_counted_in_place(count_short: 
         assert count_short(recorder, "lock", "L", 1_999_999, True, None, None)
         assert not count_short(recorder, "lock", "L", 2_000_000, True, None, None)
         threadtrace.configure(wait_threshold=0.001)
-        assert (
-            not recorder.counts_short_waits
-        )  # settled again as configure() remade the instruments
+        # Settled again as configure() made the instruments anew.
+        assert not recorder.counts_short_waits
         recorder.counts_short_waits = True
         assert not count_short(recorder, "lock", "L", 1_000_000, True, None, None)
         assert count_short(recorder, "lock", "L", 999_999, True, None, None)
