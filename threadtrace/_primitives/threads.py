@@ -103,7 +103,11 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
     try:
         bootstrap_inner()
     finally:
-        if thread.__dict__.get("run") is traced:
+        # getattr, not thread.__dict__: asking for an instance's __dict__
+        # builds it (3.11 on keeps attributes inline until then), and every
+        # attribute read of the thread after that, threading's own in
+        # join() and _stop(), takes the slower way.
+        if getattr(thread, "run", None) is traced:
             del thread.run
 
 
