@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import child_env, line, named
@@ -125,6 +126,41 @@ def test_a_thread_subclass_defined_before_patch_is_traced() -> None:
     (run,) = [s for s in cap.spans() if s.name == "Thread.run custom"]
     assert run.attributes["thread.name"] == "custom"  # type: ignore[index]
     assert run.attributes["code.function.name"].endswith("Worker.run")  # type: ignore[index,union-attr]
+
+
+def test_a_thread_subclass_whose_run_is_a_property_runs_traced_and_quietly() -> None:
+    """Its ``run`` a property with a setter and no deleter: traced, and nothing raised as it ends."""
+
+    class Job(threading.Thread):
+        def __init__(self) -> None:
+            super().__init__(name="job")
+            self._job = self.work
+            self.done: list[str] = []
+
+        @property  # type: ignore[override]
+        def run(self) -> Any:
+            return self._job
+
+        @run.setter
+        def run(self, value: Any) -> None:
+            self._job = value
+
+        def work(self) -> None:
+            self.done.append(threading.current_thread().name)
+
+    unraisable: list[Any] = []
+    original_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with capture(wait_threshold=0) as cap:  # every run a span, however short
+            job = Job()
+            job.start()
+            job.join(10)
+    finally:
+        sys.unraisablehook = original_hook
+    assert job.done == ["job"]
+    assert unraisable == []  # the thread's own function raised nothing after its run
+    assert [s.name for s in cap.spans() if s.name.startswith("Thread.run")] == ["Thread.run job"]
 
 
 def test_an_exception_escaping_run_marks_the_span_and_still_reaches_excepthook() -> None:

@@ -108,7 +108,11 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
         # attribute read of the thread after that, threading's own in
         # join() and _stop(), takes the slower way.
         if getattr(thread, "run", None) is traced:
-            del thread.run
+            # A subclass's own run, a property with no deleter, stays as it was set.
+            try:  # noqa: SIM105 - not contextlib.suppress: a context manager at every run's end
+                del thread.run
+            except AttributeError:
+                pass
 
 
 def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
