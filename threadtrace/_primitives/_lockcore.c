@@ -229,7 +229,8 @@ static struct {
 
 /* What site_for() and site_of() read besides their arguments (site_setup() sets it). */
 static struct {
-    PyObject *runtime; /* runtime.site_cache.places: the cache, read at every call */
+    PyObject *runtime; /* the runtime, whose site_cache.places is the cache */
+    PyObject *places;  /* that dict, read at site_setup() (see site_places) */
     PyObject *unknown; /* sites.UNKNOWN: the site of a named primitive made from nowhere */
     PyObject *walk;    /* base._walk(name, depth): what is not decided here */
     PyObject *str_site_cache, *str_places;
@@ -238,11 +239,19 @@ static struct {
 static PyObject *cached_site(PyObject *sites, PyObject *code, int offset, int line,
                              PyObject *via_code);
 
-/* The site cache's dict, runtime.site_cache.places, read afresh (a new
- * reference); NULL with an error set if it cannot be read or is no dict. */
+/* The site cache's dict, runtime.site_cache.places (a new reference); NULL
+ * with an error set if it cannot be read or is no dict.  Read once, at
+ * site_setup(): the cache and its dict live as long as the runtime (a full
+ * cache is cleared in place, never replaced), and two attribute reads on
+ * every primitive made and every holder's site asked for cost more than
+ * the lookup they lead to. */
 static PyObject *
 site_places(void)
 {
+    if (SF.places != NULL) {
+        Py_INCREF(SF.places);
+        return SF.places;
+    }
     PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
     if (cache == NULL) {
         return NULL;
@@ -2032,6 +2041,11 @@ module_site_setup(PyObject *Py_UNUSED(module), PyObject *args)
     set_global(&SF.runtime, rt);
     set_global(&SF.unknown, unknown);
     set_global(&SF.walk, walk);
+    Py_CLEAR(SF.places);
+    SF.places = site_places(); /* read afresh now that it is cleared */
+    if (SF.places == NULL) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -199,7 +199,9 @@ class SiteCache:
         #: this is on every blocked wait's path.  The entry holds both code
         #: objects (the site holds ``code``), so neither id can be reused
         #: while the key is in the dict.  The C lock core reads it too, for
-        #: a place seen before: ``creation()`` (line -1) and ``wait_site()``.
+        #: a place seen before: ``creation()`` (line -1) and ``wait_site()``;
+        #: its ``site_for()`` holds this dict from ``site_setup()`` on, so it
+        #: is cleared when full, never replaced.
         self.places: dict[int, tuple[Site, Optional[CodeType]]] = {}
 
     def get(
