@@ -107,12 +107,13 @@ def run_traced(thread: Any, bootstrap_inner: Callable[[], None]) -> None:
         # builds it (3.11 on keeps attributes inline until then), and every
         # attribute read of the thread after that, threading's own in
         # join() and _stop(), takes the slower way.
-        if getattr(thread, "run", None) is traced:
-            # A subclass's own run, a property with no deleter, stays as it was set.
-            try:  # noqa: SIM105 - not contextlib.suppress: a context manager at every run's end
+        # A subclass's own run, a property (with no deleter, or whose getter
+        # raises), stays as it was set: nothing raises after the run.
+        try:
+            if getattr(thread, "run", None) is traced:
                 del thread.run
-            except AttributeError:
-                pass
+        except Exception:  # noqa: BLE001 - see above
+            pass
 
 
 def _run_in_span(recorder: Any, thread: Any, run: Callable[[], None]) -> None:
