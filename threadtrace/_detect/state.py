@@ -144,6 +144,9 @@ class DetectorState:
             (ident, stand-in, the lock's acquisition count then).  Kept beside
             the lock (``_owner`` is the lock's own business, and a C field);
             any later acquisition of the lock makes the entry stale.
+        owners_died: whether ``dead_owners`` was ever given an entry; until
+            then :func:`owner_of` (every contended acquisition) skips the
+            lookup, which makes a weak reference each time.
         leaked_permits: BoundedSemaphore permits of finished threads,
             reported if still held after a grace period: (semaphore,
             stand-in) -> (ended at, name).
@@ -190,6 +193,7 @@ class DetectorState:
         self.dead_owners: weakref.WeakKeyDictionary[Any, tuple[int, int, int]] = (
             weakref.WeakKeyDictionary()
         )
+        self.owners_died = False
         self.leaked_permits: dict[tuple[Any, int], tuple[int, str]] = {}
         self.permits: dict[int, set[Any]] = {}
         self.deadlocked: dict[int, Blocked] = {}
@@ -247,6 +251,7 @@ class DetectorState:
             if kind in ("lock", "rlock"):
                 owner = primitive._owner
                 if owner is not None and owner != me and primitive._raw_locked():
+                    self.owners_died = True
                     self.dead_owners[primitive] = (owner, orphan(owner), primitive._acquisitions)
             elif kind in ("semaphore", "bounded_semaphore"):
                 # No lock taken: another thread may have held the semaphore's at the fork.
@@ -271,7 +276,10 @@ def name_of(ident: int) -> str:
 def owner_of(lock: Any) -> Optional[int]:
     """The thread holding ``lock``: its ident, or a stand-in if that thread finished."""
     owner: Optional[int] = lock._owner
-    dead = runtime.detect.dead_owners.get(lock)
+    state = runtime.detect
+    if not state.owners_died:
+        return owner
+    dead = state.dead_owners.get(lock)
     if dead is not None and owner == dead[0] and lock._acquisitions == dead[2]:
         return dead[1]
     return owner
