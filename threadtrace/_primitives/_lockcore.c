@@ -892,25 +892,22 @@ call_held(Core *self, long long start, long long end, PyObject *code, int offset
     Py_XDECREF(r);
 }
 
+/* originals.thread_name(ident): threading._active's thread's name, else
+ * thread-<ident>; ``ident`` any key (a finished thread's stand-in is a
+ * negative int). */
 static PyObject *
-current_thread_name(unsigned long ident)
+thread_name_of(PyObject *ident)
 {
-    /* originals.thread_name(): threading._active's thread's name, else thread-<ident>. */
     PyObject *active = PyDict_GetItemWithError(G.threading_globals, G.str_active);
     PyObject *thread = NULL;
     if (active != NULL && PyDict_Check(active)) {
-        PyObject *key = PyLong_FromUnsignedLong(ident);
-        if (key == NULL) {
-            return NULL;
-        }
-        thread = PyDict_GetItemWithError(active, key); /* borrowed */
-        Py_DECREF(key);
+        thread = PyDict_GetItemWithError(active, ident); /* borrowed */
     }
     if (thread == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
         }
-        return PyUnicode_FromFormat("thread-%lu", ident);
+        return PyUnicode_FromFormat("thread-%S", ident);
     }
     /* Thread.name is a property that returns self._name: that attribute is
      * read (a dict lookup) rather than the property called (a Python frame,
@@ -927,13 +924,34 @@ current_thread_name(unsigned long ident)
     return PyObject_GetAttr(thread, G.str_thread_name);
 }
 
-/* thread_name(): the current thread's name, as originals.current_thread_name()
- * gives it (which core.py replaces with this): one C call instead of three
- * Python frames, on every short wait summed in place and every waker noted. */
 static PyObject *
-module_thread_name(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+current_thread_name(unsigned long ident)
 {
-    return current_thread_name(PyThread_get_thread_ident());
+    PyObject *key = PyLong_FromUnsignedLong(ident);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *name = thread_name_of(key);
+    Py_DECREF(key);
+    return name;
+}
+
+/* thread_name([ident]): the current thread's name, or thread ``ident``'s, as
+ * originals.current_thread_name() and originals.thread_name() give them
+ * (which core.py replaces with this): one C call instead of two or three
+ * Python frames, on every short wait summed in place, every waker noted
+ * and every contended acquisition's holder named. */
+static PyObject *
+module_thread_name(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs == 0) {
+        return current_thread_name(PyThread_get_thread_ident());
+    }
+    if (nargs == 1) {
+        return thread_name_of(args[0]);
+    }
+    PyErr_SetString(PyExc_TypeError, "thread_name() takes at most one argument (an ident)");
+    return NULL;
 }
 
 /* OpenTelemetry's current context (a new reference), read from its context
@@ -2740,8 +2758,9 @@ static PyMethodDef module_methods[] = {
     {"forget_orders", module_forget_orders, METH_NOARGS, "Forget every lock-order pair seen."},
     {"held_locks", module_held_locks, METH_NOARGS, "The locks this thread holds, oldest first."},
     {"configure", module_configure, METH_VARARGS, "Set what the hot path needs from Python."},
-    {"thread_name", module_thread_name, METH_NOARGS,
-     "thread_name(): the current thread's name (threading's), or thread-<ident>."},
+    {"thread_name", (PyCFunction)(void (*)(void))module_thread_name, METH_FASTCALL,
+     "thread_name([ident]): the current thread's name, or thread ``ident``'s (threading's), "
+     "or thread-<ident>."},
     {"begin_wait", (PyCFunction)(void (*)(void))module_begin_wait, METH_FASTCALL,
      "begin_wait(primitive, operation, timeout, blocked, get_current): the watchdog's entry "
      "for a wait about to block, put on top of this thread's in ``blocked``."},

@@ -85,8 +85,10 @@ else:
     site_setup = lockcore.site_setup
     _wait_site = lockcore.wait_site
     Site.line_of = staticmethod(lockcore.line_of)
-    # The same answer in one C call: every short wait summed and waker noted asks.
+    # The same answers in one C call: every short wait summed and waker noted
+    # asks the first, every contended acquisition's holder the second.
     _originals.current_thread_name = lockcore.thread_name
+    _originals.thread_name = lockcore.thread_name
     # Every short wait's sums: its place's row found and added to in one C call.
     Recorder.sum_short = staticmethod(lockcore.sum_short)
     # And the tests before them, the lock around them and the call: one C call too.
