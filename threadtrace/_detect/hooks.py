@@ -115,7 +115,8 @@ def thread_ended(ident: int, thread: Any, error: Optional[BaseException] = None)
     except Exception as exc:  # noqa: BLE001 - never raise into the host
         runtime.internal_error("watchdog", exc)
         return
-    if look:
+    state = runtime.detect
+    if look and (state.watchdog is None or state.watchdog_pid != runtime.pid):  # as in begin()
         watchdog.ensure_started()
 
 
