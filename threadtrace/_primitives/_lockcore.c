@@ -229,8 +229,7 @@ static struct {
 
 /* What site_for() and site_of() read besides their arguments (site_setup() sets it). */
 static struct {
-    PyObject *runtime; /* the runtime, whose site_cache.places is the cache */
-    PyObject *places;  /* that dict, read at site_setup() (see site_places) */
+    PyObject *places;  /* runtime.site_cache.places: the cache, held from site_setup() on */
     PyObject *unknown; /* sites.UNKNOWN: the site of a named primitive made from nowhere */
     PyObject *walk;    /* base._walk(name, depth): what is not decided here */
     PyObject *str_site_cache, *str_places;
@@ -239,50 +238,19 @@ static struct {
 static PyObject *cached_site(PyObject *sites, PyObject *code, int offset, int line,
                              PyObject *via_code);
 
-/* The site cache's dict, runtime.site_cache.places (a new reference); NULL
- * with an error set if it cannot be read or is no dict.  Read once, at
- * site_setup(): the cache and its dict live as long as the runtime (a full
- * cache is cleared in place, never replaced), and two attribute reads on
- * every primitive made and every holder's site asked for cost more than
- * the lookup they lead to. */
-static PyObject *
-site_places(void)
-{
-    if (SF.places != NULL) {
-        Py_INCREF(SF.places);
-        return SF.places;
-    }
-    PyObject *cache = PyObject_GetAttr(SF.runtime, SF.str_site_cache);
-    if (cache == NULL) {
-        return NULL;
-    }
-    PyObject *sites = PyObject_GetAttr(cache, SF.str_places);
-    Py_DECREF(cache);
-    if (sites != NULL && !PyDict_Check(sites)) {
-        Py_DECREF(sites);
-        PyErr_SetString(PyExc_TypeError, "site_cache.places must be a dict");
-        return NULL;
-    }
-    return sites;
-}
-
 /* The shared Site of a place (code, offset, line or -1): the site cache's
  * own, looked up here when it has it (no Python call: a holder's site is
  * read on every contended acquisition), else made by site_factory. */
 static PyObject *
 site_of(PyObject *code, int offset, int line, int made)
 {
-    if (SF.runtime != NULL) {
-        PyObject *sites = site_places();
-        if (sites == NULL) {
-            PyErr_Clear(); /* the factory makes it, as before there was a cache to read */
-        }
-        else {
-            PyObject *site = cached_site(sites, code, offset, line, Py_None);
-            Py_DECREF(sites);
-            if (site != NULL || PyErr_Occurred()) {
-                return site;
-            }
+    PyObject *sites = SF.places;
+    if (sites != NULL) { /* else the factory makes it, as before there was a cache to read */
+        Py_INCREF(sites);
+        PyObject *site = cached_site(sites, code, offset, line, Py_None);
+        Py_DECREF(sites);
+        if (site != NULL || PyErr_Occurred()) {
+            return site;
         }
     }
     return PyObject_CallFunction(G.site_factory, "Oiii", code, offset, line, made);
@@ -2056,14 +2024,27 @@ module_site_setup(PyObject *Py_UNUSED(module), PyObject *args)
             return NULL;
         }
     }
-    set_global(&SF.runtime, rt);
-    set_global(&SF.unknown, unknown);
-    set_global(&SF.walk, walk);
-    Py_CLEAR(SF.places);
-    SF.places = site_places(); /* read afresh now that it is cleared */
-    if (SF.places == NULL) {
+    /* The site cache's dict, read once: the cache and its dict live as long
+     * as the runtime (a full cache is cleared in place, never replaced), and
+     * two attribute reads on every primitive made and every holder's site
+     * asked for cost more than the lookup they lead to. */
+    PyObject *cache = PyObject_GetAttr(rt, SF.str_site_cache);
+    if (cache == NULL) {
         return NULL;
     }
+    PyObject *places = PyObject_GetAttr(cache, SF.str_places);
+    Py_DECREF(cache);
+    if (places == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(places)) {
+        Py_DECREF(places);
+        PyErr_SetString(PyExc_TypeError, "site_cache.places must be a dict");
+        return NULL;
+    }
+    Py_XSETREF(SF.places, places);
+    set_global(&SF.unknown, unknown);
+    set_global(&SF.walk, walk);
     Py_RETURN_NONE;
 }
 
@@ -2090,10 +2071,8 @@ module_site_for(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     if (depth == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *sites = site_places();
-    if (sites == NULL) {
-        return NULL;
-    }
+    PyObject *sites = SF.places; /* set before walk, by site_setup() */
+    Py_INCREF(sites);
     PyObject *found = creation_walk(depth, sites);
     Py_DECREF(sites);
     if (found == Py_None && name != Py_None) {

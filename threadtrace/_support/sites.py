@@ -200,8 +200,8 @@ class SiteCache:
         #: objects (the site holds ``code``), so neither id can be reused
         #: while the key is in the dict.  The C lock core reads it too, for
         #: a place seen before: ``creation()`` (line -1) and ``wait_site()``;
-        #: its ``site_for()`` holds this dict from ``site_setup()`` on, so it
-        #: is cleared when full, never replaced.
+        #: it holds this dict from ``site_setup()`` on: cleared when full,
+        #: never replaced.
         self.places: dict[int, tuple[Site, Optional[CodeType]]] = {}
 
     def get(
