@@ -122,8 +122,7 @@ def look(now: Optional[int] = None) -> list[Problem]:
                     ending = Ending(ending, at, None, None)
                     gone[owner] = (ending, at)  # one Ending for all the locks it holds
                 tomb = state.tombstone(ending.name, ending)
-                state.owners_died = True
-                state.dead_owners[primitive] = (owner, tomb, primitive._acquisitions)
+                state.owner_died(primitive, owner, tomb)
                 problems.append(_held_problem(primitive, ending, None))
     for ident in gone:
         runtime.lock_order.thread_ended(ident)

@@ -251,13 +251,20 @@ class DetectorState:
             if kind in ("lock", "rlock"):
                 owner = primitive._owner
                 if owner is not None and owner != me and primitive._raw_locked():
-                    self.owners_died = True
-                    self.dead_owners[primitive] = (owner, orphan(owner), primitive._acquisitions)
+                    self.owner_died(primitive, owner, orphan(owner))
             elif kind in ("semaphore", "bounded_semaphore"):
                 # No lock taken: another thread may have held the semaphore's at the fork.
                 holders = primitive._tt_holders
                 for who in [who for who in holders if who != me and who >= 0]:
                     holders[orphan(who)] = holders.pop(who)
+
+    def owner_died(self, lock: Any, owner: int, stand_in: int) -> None:
+        """``lock`` is still held by ``owner``, a thread gone: ``stand_in`` holds it now.
+
+        Until the lock is acquired again (see ``dead_owners``).
+        """
+        self.owners_died = True
+        self.dead_owners[lock] = (owner, stand_in, lock._acquisitions)
 
     def tombstone(self, name: str, ending: Optional[Ending] = None) -> int:
         """A stand-in ident for a finished thread called ``name`` (and how it ended)."""
