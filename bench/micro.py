@@ -26,6 +26,10 @@ Detectors (rows added on request; the default run is unchanged):
   ``threadtrace.patch(exporters=(), lock_order=True)``, with
   ``lock_order=True`` in force around their threadtrace repeats only, against
   the stdlib; plus ``with a: with b:`` under plain ``patch()`` for reference.
+  Then two rows that make new locks as they go: a new ``Lock()`` taken under
+  one held lock of another kind (a lock per job under a registry's lock: one
+  order between the kinds), and two new ``Lock()`` of one kind taken one
+  inside the other (a new order every time: the Python call, priced).
 * ``--watchdog``: a contended hand-off, one round trip of a ``Condition``
   (on a ``Lock``) ping-pong between the timing loop and a partner thread,
   under ``patch(watchdog=True)`` and ``patch(watchdog=False)`` against the
@@ -81,6 +85,8 @@ BODIES = {
     "put-get": "obj.put(None)\nobj.get()",
     "thread": "t = obj.Thread(target=_noop)\nt.start()\nt.join()",
     "with-two": "with a:\n    with b:\n        pass",
+    "with-new": "with outer:\n    with make():\n        pass",
+    "with-new-pair": "a, b = make(), make()\nwith a:\n    with b:\n        pass",
     # One round trip of a hand-off: wake the partner, wait until it answers.
     "ping-pong": (
         "with cond:\n"
@@ -94,6 +100,8 @@ BODIES = {
 #: Lines run once before the clock starts, for bodies that need them.
 SETUPS = {
     "with-two": "a, b = obj",
+    "with-new": "outer, make = obj",
+    "with-new-pair": "make = obj",
     "ping-pong": "cond = obj.cond",
 }
 
@@ -424,6 +432,18 @@ def _two_patched_locks():
     return first, second
 
 
+def _outer_and_factory():
+    import threadtrace
+
+    return threadtrace.Lock(), threadtrace.Lock
+
+
+def _direct_factory():
+    import threadtrace
+
+    return threadtrace.Lock
+
+
 def _std_ping_pong():
     return PingPong(STD["Condition"](STD["Lock"]()), "stdlib")
 
@@ -453,9 +473,34 @@ def _check_lock_order_two(std_locks, tt_locks):
     if warning is not None:
         return warning
     first, second = tt_locks
-    if (("i", first._tt_serial), ("i", second._tt_serial)) not in runtime.lock_order.orders:
+    if not runtime.lock_order.knows(first, second):
         return "no a -> b lock order was recorded: lock_order did not take effect?"
     return None
+
+
+def _check_lock_order_new(std, tt):
+    from threadtrace._runtime import runtime
+
+    outer, make = tt
+    warning = _check_factories_differ(std[1], make)
+    if warning is None and not runtime.ordering:
+        warning = "lock order was not tracked: lock_order did not take effect?"
+    if warning is None:
+        inner = make()
+        with outer, inner:
+            pass
+        if not runtime.lock_order.knows(outer, inner):
+            warning = "no outer -> new lock order was recorded: lock_order did not take effect?"
+    return warning
+
+
+def _check_lock_order_on(std_factory, tt_factory):
+    from threadtrace._runtime import runtime
+
+    warning = _check_factories_differ(std_factory, tt_factory)
+    if warning is None and not runtime.ordering:
+        warning = "lock order was not tracked: lock_order did not take effect?"
+    return warning
 
 
 def _check_ping_pong(_std, tt):
@@ -551,6 +596,15 @@ def build_detector_cases():
              "with a: with b:      [2 Locks under patch(lock_order=True)]", "with-two",
              _two_std_locks, _two_patched_locks, group="lock-order", patched=True,
              settings=lock_order, check=_check_lock_order_two, option="--lock-order"),
+        Case("lock-order.with-new-lock",
+             "with a: with Lock()  [a new lock each time, another kind; lock_order=True]",
+             "with-new", lambda: (STD["Lock"](), STD["Lock"]), _outer_and_factory,
+             group="lock-order", settings=lock_order, check=_check_lock_order_new,
+             option="--lock-order"),
+        Case("lock-order.with-new-pair",
+             "a, b = Lock(), Lock(); with a: with b:  [new, one kind; lock_order=True]",
+             "with-new-pair", _returns(STD["Lock"]), _direct_factory, group="lock-order",
+             settings=lock_order, check=_check_lock_order_on, option="--lock-order"),
         Case("handoff.watchdog-on.patched",
              "Condition ping-pong, 2 threads  [under patch(watchdog=True)]", "ping-pong",
              _std_ping_pong, _patched_ping_pong, settings={"watchdog": True}, **handoff),

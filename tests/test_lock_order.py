@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import textwrap
 import threading
@@ -12,9 +13,11 @@ import pytest
 from helpers import threadtrace_cmd
 
 import threadtrace
+from threadtrace._detect import lockorder
+from threadtrace._detect.problems import publish_pending
 from threadtrace._primitives import core
 from threadtrace._runtime import runtime
-from threadtrace.testing import capture
+from threadtrace.testing import capture, wait_until
 
 INVERSION = """\
 import threading
@@ -118,6 +121,85 @@ def test_a_lock_released_by_another_thread_leaves_the_takers_held_locks() -> Non
         with later, after:
             pass
         assert _among(handed, later, after) == {(("i", later._tt_serial), ("i", after._tt_serial))}
+
+
+class _Job:
+    """A request's object with a lock of its own: one place makes a new lock for each."""
+
+    def __init__(self) -> None:
+        self.lock = threadtrace.Lock()
+
+
+@pytest.mark.parametrize("setting", [True, None])
+def test_new_locks_of_one_kind_taken_under_another_make_one_order_between_the_kinds(
+    setting: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job's lock is new, and the nesting is one order (lockdep's classes): the C
+    core tells Python of it once, not once a job (a Python call of some 20 us each)."""
+    with capture(patch=False, lock_order=setting):
+        if not runtime.ordering:
+            pytest.skip("auto is off with the pure-Python core")
+        told: list[Any] = []
+        nested = runtime.lock_order.nested
+        monkeypatch.setattr(
+            runtime.lock_order, "nested", lambda held, lock: (told.append(lock), nested(held, lock))
+        )
+        registry = threadtrace.Lock()
+        jobs = [_Job() for _ in range(200)]  # alive: their orders cannot be forgotten
+        for job in jobs:
+            with registry, job.lock:
+                pass
+        kinds = {("k", registry._tt_site.kind), ("k", jobs[0].lock._tt_site.kind)}
+        assert len(kinds) == 2
+        ours = {key for key in runtime.lock_order.orders if kinds.intersection(key)}
+        assert ours == {(("k", registry._tt_site.kind), ("k", jobs[0].lock._tt_site.kind))}
+        assert all(runtime.lock_order.knows(registry, job.lock) for job in jobs)
+        assert not runtime.lock_order.knows(jobs[0].lock, registry)
+        if core.SPEEDUPS:
+            assert told == [jobs[0].lock]
+
+
+def test_an_inversion_between_kinds_is_reported_when_every_lock_in_it_is_new(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with capture(patch=False, lock_order=True):
+        registry = threadtrace.Lock()
+        for _ in range(50):
+            with registry, _Job().lock:
+                pass
+        job = _Job()
+        with caplog.at_level(logging.WARNING, logger="threadtrace"):
+            with job.lock, registry:  # a job never taken before, then the registry
+                pass
+            publish_pending()  # here, or by a watchdog thread an earlier test started
+            wait_until(lambda: any("POSSIBLE DEADLOCK" in r.getMessage() for r in caplog.records))
+    reports = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
+    assert len(reports) == 1
+    lines, jobs = reports[0].splitlines(), job.lock.name
+    assert lines[1] == f"  cycle: {registry.name} -> {jobs} #1 -> {registry.name}"
+    assert lines[3].startswith(f"      while holding {registry.name}, taken at ")
+    assert lines[5].startswith(f"      while holding {jobs} #2, taken at ")  # not the first job
+
+
+def test_a_nesting_seen_before_the_graph_starts_afresh_is_recorded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_ORDERS orders of live locks the graph starts afresh: the C core must
+    forget the pairs it has seen with it, or it would never tell them again."""
+    monkeypatch.setattr(lockorder, "MAX_ORDERS", 4)
+    with capture(patch=False, lock_order=True):
+        locks = [threadtrace.Lock() for _ in range(12)]  # one kind: an order per pair
+        first, second = locks[0], locks[1]
+        with first, second:
+            pass
+        assert runtime.lock_order.knows(first, second)
+        for a, b in zip(locks[2::2], locks[3::2]):  # five more: the sixth starts afresh
+            with a, b:
+                pass
+        assert not runtime.lock_order.knows(first, second)
+        with first, second:
+            pass
+        assert runtime.lock_order.knows(first, second)
 
 
 CHURN = """\

@@ -3,13 +3,19 @@
 With ``lock_order=True`` every acquisition of a traced ``Lock``/``RLock``
 takes the slow path, which keeps, per thread, the stack of locks it holds
 and where it took each.  Taking B while holding A records the order A → B
-with both sites, twice: between the two lock *instances*, and between their
-*names* (the creation site, or ``name=``), which stands for every lock made
-there.  The first time an order closes a cycle (B → … → A already seen), a
-possible deadlock is reported once, with both orders, their sites and a
-two-column scenario of how two threads deadlock, even though this run did
-not hang.  Orders between locks of one name are checked per instance only
-(``Account`` locks taken in id order are fine).
+with both sites.  Between locks of two *kinds* (the creation site's file and
+line, or ``name=``) the order is kept between the kinds, which stand for
+every lock made there, as lockdep's classes do: a program that makes a new
+``Job`` with its own lock for every request, and takes it under one
+registry lock, adds one order, not one per job.  Between locks of one kind
+it is kept per instance (``Account`` locks taken in id order are fine).  The
+first time an order closes a cycle (B → … → A already seen), a possible
+deadlock is reported once, with both orders, their sites and a two-column
+scenario of how two threads deadlock, even though this run did not hang.
+
+Orders between instances of two kinds would add nothing: a cycle of them
+passes through two kinds at least, and the orders between the kinds along
+it close a cycle of kinds, which is reported.
 
 RLock recursion adds no order (it cannot deadlock), nor does a ``Condition``
 re-acquiring its lock after a wait.
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -55,11 +61,13 @@ class LockOrder:
 
     Attributes:
         held: thread ident -> the locks it holds, oldest first: [lock, site].
-        orders: (from, to) key -> the first Order seen.  Keys are lock
-            serials or names.
-        seen: (first serial, second serial) pairs already recorded: the
-            common case, a nesting seen before, is one set lookup per held
-            lock, without the lock.
+        orders: (from, to) key -> the first Order seen.  Keys are
+            ``("i", serial)`` for a lock, ``("k", Site.kind)`` or
+            ``("n", name)`` for a kind (see :func:`_kind_of`).  A nesting seen
+            before is one lookup here per held lock, without the lock.
+        on_afresh: called when the graph starts afresh, with :attr:`lock`
+            held: the C core forgets the pairs it has seen, which it would
+            otherwise never tell again.
     """
 
     def __init__(self) -> None:
@@ -67,8 +75,8 @@ class LockOrder:
         self.orders: dict[tuple[Any, Any], Order] = {}
         self.successors: dict[Any, set[Any]] = {}
         self.reported: set[frozenset[Any]] = set()
-        self.seen: set[tuple[int, int]] = set()
         self.lock = _originals.allocate_lock()
+        self.on_afresh: Callable[[], object] = _nothing
         # Never reset (not even by fresh()): a serial is never reused.
         self.serials = itertools.count(1)
 
@@ -76,6 +84,7 @@ class LockOrder:
         """No orders and no holds; serials go on counting."""
         fresh = LockOrder()
         fresh.serials = self.serials
+        fresh.on_afresh = self.on_afresh
         return fresh
 
     def after_fork_in_child(self) -> None:
@@ -106,9 +115,10 @@ class LockOrder:
         """The C lock core's held stack (oldest first) took ``lock``: a nesting it had not seen.
 
         The C core keeps the held stacks and the pairs seen; this records the
-        orders and looks for a cycle, as :meth:`acquired` does.
+        orders and looks for a cycle, as :meth:`acquired` does.  Where each
+        held lock was taken is read only for an order that is new.
         """
-        self._record([[first, first._site_acq] for first in held], lock, lock._site_acq)
+        self._record([[first, None] for first in held], lock, lock._site_acq)
 
     def restored(self, lock: Any, site: Optional[Site]) -> None:
         """``lock`` is held again after a ``Condition`` wait: held, but no new order."""
@@ -138,7 +148,7 @@ class LockOrder:
     def _forget_the_dead(self) -> None:
         """Drop the orders of locks that were collected (a program that makes locks as it goes).
 
-        Called with :attr:`lock` held.  Orders between names stay: they
+        Called with :attr:`lock` held.  Orders between kinds stay: they
         stand for every lock made at a place.
         """
         alive = {getattr(p, "_tt_serial", None) for p in runtime.primitives()}
@@ -149,54 +159,74 @@ class LockOrder:
         self.orders = {key: o for key, o in self.orders.items() if lives(key[0]) and lives(key[1])}
         if len(self.orders) > MAX_ORDERS // 2:  # mostly live locks: start afresh
             self.orders.clear()
+            self.on_afresh()
         self.successors = {}
         for first, second in self.orders:
             self.successors.setdefault(first, set()).add(second)
-        self.seen = {pair for pair in self.seen if pair[0] in alive and pair[1] in alive}
-        if not self.orders:
-            self.seen.clear()
+
+    def knows(self, first: Any, second: Any) -> bool:
+        """Whether the order ``first`` -> ``second`` is recorded (between them, or their kinds)."""
+        return _key(first, _kind_of(first), second, _kind_of(second)) in self.orders
 
     def _record(self, stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
-        serial = lock._tt_serial
-        seen = self.seen
-        if all(first is lock or (first._tt_serial, serial) in seen for first, _ in stack):
+        orders = self.orders
+        kind = _kind_of(lock)
+        fresh: list[tuple[Any, Optional[Site], tuple[Any, Any]]] = []
+        for first, first_site in stack:
+            if first is lock:
+                continue
+            key = _key(first, _kind_of(first), lock, kind)
+            if key not in orders:
+                fresh.append((first, first_site, key))
+        if not fresh:
             return
         thread = _originals.current_thread_name()
+        name = lock.name
         new: list[tuple[Any, Any, Order]] = []
         with self.lock:
-            seen.update((first._tt_serial, serial) for first, _ in stack if first is not lock)
             if len(self.orders) > MAX_ORDERS:
                 self._forget_the_dead()
-            for first, first_site in stack:
-                if first is lock:
+            orders, successors = self.orders, self.successors
+            for first, first_site, key in fresh:
+                if key in orders:  # another thread's, since the look above
                     continue
                 order = Order(
-                    first.name, first_site, lock.name, site, thread, first._tt_serial, serial
+                    first.name,
+                    first._site_acq if first_site is None else first_site,  # None: the C core's
+                    name,
+                    site,
+                    thread,
+                    first._tt_serial,
+                    lock._tt_serial,
                 )
-                keys = [(("i", first._tt_serial), ("i", lock._tt_serial))]
-                first_kind, second_kind = _kind_of(first), _kind_of(lock)
-                if first_kind != second_kind:
-                    keys.append((first_kind, second_kind))
-                for key in keys:
-                    if key not in self.orders:
-                        self.orders[key] = order
-                        self.successors.setdefault(key[0], set()).add(key[1])
-                        new.append((key[0], key[1], order))
-            found = []
-            for a, b, order in new:
-                path = _path(self.successors, b, a)
-                if path is None:
-                    continue
-                cycle = frozenset(
-                    ("n", self.orders[step].first, self.orders[step].second) for step in path
-                )
-                cycle |= {("n", order.first, order.second)}
-                if cycle in self.reported:
-                    continue
-                self.reported.add(cycle)
-                found.append((order, [self.orders[step] for step in path]))
+                orders[key] = order
+                successors.setdefault(key[0], set()).add(key[1])
+                new.append((key[0], key[1], order))
+            found = self._cycles(new)
         for order, others in found:
             _report(order, others)
+
+    def _cycles(self, new: list[tuple[Any, Any, Order]]) -> list[tuple[Order, list[Order]]]:
+        """The cycles the ``new`` orders close, not reported before.  With :attr:`lock` held."""
+        orders, successors = self.orders, self.successors
+        found = []
+        for a, b, order in new:
+            if b not in successors:  # nothing taken after it yet: no way back to a
+                continue
+            path = _path(successors, b, a)
+            if path is None:
+                continue
+            cycle = frozenset(("n", orders[step].first, orders[step].second) for step in path)
+            cycle |= {("n", order.first, order.second)}
+            if cycle in self.reported:
+                continue
+            self.reported.add(cycle)
+            found.append((order, [orders[step] for step in path]))
+        return found
+
+
+def _nothing() -> None:
+    return None
 
 
 def _drop(stack: Optional[list[list[Any]]], lock: Any) -> bool:
@@ -209,15 +239,23 @@ def _drop(stack: Optional[list[list[Any]]], lock: Any) -> bool:
 
 
 def _kind_of(lock: Any) -> tuple[Any, ...]:
-    """What stands for every lock made alike: its ``name=``, or its creation site.
+    """What stands for every lock made alike: its ``name=``, or its creation site's kind.
 
-    The site is the file's full path and the line (two ``util.py:2`` in two
-    packages are two kinds of lock), not the short label of the report.
+    The kind is the file's full path and the line (two ``util.py:2`` in two
+    packages are two kinds of lock), not the short label of the report:
+    :attr:`Site.kind`, the number the C core keys a pair of kinds by.
     """
-    if lock._tt_name is not None:
-        return ("n", lock._tt_name)
-    site = lock._tt_site
-    return ("s", site.filename, site.lineno)
+    name = lock._tt_name
+    if name is not None:
+        return ("n", name)
+    return ("k", lock._tt_site.kind)
+
+
+def _key(first: Any, first_kind: tuple[Any, ...], second: Any, kind: tuple[Any, ...]) -> Any:
+    """The graph's key of the order ``first`` -> ``second``: by kind, or by lock within one."""
+    if first_kind == kind:
+        return (("i", first._tt_serial), ("i", second._tt_serial))
+    return (first_kind, kind)
 
 
 def _path(

@@ -215,6 +215,7 @@ static struct {
     PyObject *str_acquire_slow, *str_acquire_with, *str_release_slow, *str_ordered_nested;
     PyObject *str_own_prefix;      /* "threadtrace._" */
     PyObject *str_name, *str_kind, *str_original, *str_original_factory, *str_self;
+    PyObject *str_site_kind;       /* "kind": Site.kind, a lock's kind for lock order */
     PyObject *str_active, *str_thread_name;  /* threading._active, a Thread's name */
     PyObject *str_thread_name_value;         /* "_name", what Thread.name returns */
     PyObject *name_property;                 /* Thread.name, threading's property */
@@ -390,6 +391,8 @@ typedef struct Core {
     PyObject *name;           /* _tt_name: name= or None */
     PyObject *waker;          /* _waker: the releaser who woke a waiter */
     long long serial;         /* _tt_serial */
+    long long kind;           /* its site's Site.kind, read at its first nesting; 0: not yet,
+                                 -1: none to be had (see core_kind) */
     struct Core *prev, *next; /* the registry's list */
     Registry *registry;       /* strong reference */
     PyObject *weakreflist;
@@ -472,11 +475,15 @@ note_site(Core *self, tt_frame *f)
  *
  * Each thread keeps the stack of locks it holds (outermost holds only), with
  * a strong reference to each.  Taking B while holding A is the pair
- * (A's serial, B's serial): a pair seen before is one lookup in a set, and
- * only a new one calls Python (Lock._ordered_nested), which records the
- * orders, by instance and by name, and reports a cycle.  A release just
- * takes the lock off its stack.  A trylock or a Condition taking its lock
- * back adds no order (neither can deadlock). */
+ * a pair: a pair seen before is one lookup in a set, and only a new one
+ * calls Python (Lock._ordered_nested), which records the order and reports
+ * a cycle.  Locks of two kinds (the file and line they were made at) pair
+ * as their kinds, (-A's kind, -B's kind), which stands for every lock made
+ * at each place (lockdep's classes: the orders Python keeps between them);
+ * locks of one kind, or with a name= of their own, as their serials (the
+ * orders kept per instance).  A release just takes the lock off its stack.
+ * A trylock or a Condition taking its lock back adds no order (neither can
+ * deadlock). */
 
 #define HELD_MAX 32
 typedef struct {
@@ -491,7 +498,7 @@ static __thread HeldStack held_stack;
 #endif
 
 typedef struct {
-    long long first, second; /* serials; first == 0: an empty slot */
+    long long first, second; /* serials, or kinds negated; first == 0: an empty slot */
 } Pair;
 
 #define PAIRS_MIN 1024
@@ -560,6 +567,38 @@ module_forget_orders(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+static PyObject *get_site(Core *self, void *c);
+
+/* The lock's kind for lock order: its creation site's Site.kind (asked once,
+ * at its first nesting), or 0 when the pair must be told by serials: it has
+ * a name= of its own (Python's kind is the name then: see _kind_of()), or no
+ * kind could be read (an error is reported, never raised). */
+static long long
+core_kind(Core *self)
+{
+    if (self->name != Py_None) {
+        return 0;
+    }
+    if (self->kind == 0) {
+        self->kind = -1;
+        PyObject *site = get_site(self, NULL);
+        PyObject *kind = site == NULL || site == Py_None ? NULL
+                                                        : PyObject_GetAttr(site, G.str_site_kind);
+        Py_XDECREF(site);
+        if (kind != NULL) {
+            long long number = PyLong_AsLongLong(kind);
+            Py_DECREF(kind);
+            if (number > 0) {
+                self->kind = number;
+            }
+        }
+        if (PyErr_Occurred()) {
+            report_error("lock order");
+        }
+    }
+    return self->kind > 0 ? self->kind : 0;
+}
+
 /* This thread took ``self`` (its outermost hold): check the new pairs, then push it. */
 static void
 order_taken(Core *self, int blocking)
@@ -568,6 +607,7 @@ order_taken(Core *self, int blocking)
     unsigned long me = PyThread_get_thread_ident();
     int fresh = 0;
     int kept = 0;
+    long long kind = -1; /* self's, read at the first lock held before it */
     for (int i = 0; i < held->n; i++) {
         Core *first = held->locks[i];
         if (!first->locked || first->owner != me) {
@@ -577,7 +617,13 @@ order_taken(Core *self, int blocking)
         }
         held->locks[kept++] = first;
         if (blocking && first != self) {
-            int added = pair_add(first->serial, self->serial);
+            if (kind < 0) {
+                kind = core_kind(self);
+            }
+            long long first_kind = kind ? core_kind(first) : 0;
+            int added = first_kind && first_kind != kind
+                            ? pair_add(-first_kind, -kind)
+                            : pair_add(first->serial, self->serial);
             if (added != 0) {
                 fresh = 1; /* new, or no memory to tell: let Python look */
             }
@@ -1566,6 +1612,7 @@ set_site(Core *self, PyObject *value, void *Py_UNUSED(c))
 {
     Py_XINCREF(value);
     Py_XSETREF(self->site, value);
+    self->kind = 0; /* the new site's, when next asked */
     return 0;
 }
 
@@ -2767,6 +2814,7 @@ lockcore_exec(PyObject *module)
     G.str_name = PyUnicode_InternFromString("__name__");
     G.str_own_prefix = PyUnicode_InternFromString("threadtrace._");
     G.str_kind = PyUnicode_InternFromString("_tt_kind");
+    G.str_site_kind = PyUnicode_InternFromString("kind");
     G.str_original = PyUnicode_InternFromString("_tt_original");
     G.str_original_factory = PyUnicode_InternFromString("_tt_original_factory");
     G.str_self = PyUnicode_InternFromString("self");
@@ -2784,7 +2832,8 @@ lockcore_exec(PyObject *module)
         return -1;
     }
     if (!G.str_acquire_slow || !G.str_acquire_with || !G.str_release_slow || !G.str_ordered_nested
-        || !G.str_name || !G.str_own_prefix || !G.str_kind || !G.str_original || !G.str_original_factory
+        || !G.str_name || !G.str_own_prefix || !G.str_kind || !G.str_site_kind || !G.str_original
+        || !G.str_original_factory
         || !G.str_self || !G.str_active || !G.str_thread_name || !G.str_notifies
         || !G.str_unheard || !G.str_acquisitions || !G.str_operations) {
         return -1;

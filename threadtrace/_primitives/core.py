@@ -197,6 +197,7 @@ def sync() -> None:
     if runtime.c_orders_for is not runtime.lock_order:  # a new graph: every nesting is news
         lockcore.forget_orders()
         runtime.c_orders_for = runtime.lock_order
+        runtime.lock_order.on_afresh = lockcore.forget_orders  # and when it starts afresh
     clock = runtime.clock
     lockcore.configure(
         config.sample_every,

@@ -27,6 +27,7 @@ first asked for.  A :class:`ModuleFilter` is made for one exclusion list
 from __future__ import annotations
 
 import dis
+import itertools
 import os
 import sys
 from types import CodeType, FrameType
@@ -82,7 +83,7 @@ class Site:
             (``"Queue"``, ``"ThreadPoolExecutor"``), or ``None``.
     """
 
-    __slots__ = ("_label", "_lineno", "code", "offset", "via")
+    __slots__ = ("_kind", "_label", "_lineno", "code", "offset", "via")
 
     #: Finds a line from an offset; the C core, when built, provides a faster one.
     line_of = staticmethod(_line_of)
@@ -101,6 +102,7 @@ class Site:
         self.offset = offset
         self.via = via
         self._label: Optional[str] = None
+        self._kind = 0
 
     @property
     def lineno(self) -> int:
@@ -127,6 +129,23 @@ class Site:
         if self.code is None:
             return "<unknown>"
         return getattr(self.code, "co_qualname", self.code.co_name)
+
+    @property
+    def kind(self) -> int:
+        """A number for every primitive made at this file and line: lock order's unit.
+
+        Two sites share it when they share a file and a line (two ``Lock()``
+        on one line, one line reached through two code objects), and only
+        then.  Never 0; a site keeps its number, and so does the C lock core,
+        which asks for it at a lock's first nesting.
+        """
+        kind = self._kind
+        if not kind:
+            place = (self.filename, self.lineno)
+            known = _KINDS.get(place)
+            # next() before setdefault(): numbers stay unique when threads race here.
+            kind = self._kind = known or _KINDS.setdefault(place, next(_KIND_NUMBERS))
+        return kind
 
     @property
     def label(self) -> str:
@@ -166,6 +185,11 @@ class Site:
     def __repr__(self) -> str:
         return f"<Site {self.label} in {self.function}>"
 
+
+#: (file, line) -> its Site.kind.  Never reset (a number handed out stays
+#: someone's); it grows with the places whose primitives were nested, no faster.
+_KINDS: dict[tuple[str, int], int] = {}
+_KIND_NUMBERS = itertools.count(1)
 
 UNKNOWN = Site(None, 0)
 
