@@ -15,7 +15,10 @@ scenario of how two threads deadlock, even though this run did not hang.
 
 Orders between instances of two kinds would add nothing: a cycle of them
 passes through two kinds at least, and the orders between the kinds along
-it close a cycle of kinds, which is reported.
+it close a cycle of kinds, which is reported.  And as lockdep does, a lock
+is ordered after the held locks from the innermost down to the first taken
+by a blocking acquire, not after every one: the orders from those below
+follow (see :func:`_ordered_after`).
 
 RLock recursion adds no order (it cannot deadlock), nor does a ``Condition``
 re-acquiring its lock after a wait.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from .._runtime import runtime
 from .._support import originals as _originals
@@ -60,7 +63,8 @@ class LockOrder:
     changed under a raw lock of its own, taken only when a nesting is new.
 
     Attributes:
-        held: thread ident -> the locks it holds, oldest first: [lock, site].
+        held: thread ident -> the locks it holds, oldest first: [lock, site,
+            taken by a blocking acquire].
         orders: (from, to) key -> the first Order seen.  Keys are
             ``("i", serial)`` for a lock, ``("k", Site.kind)`` or
             ``("n", name)`` for a kind (see :func:`_kind_of`).  A nesting seen
@@ -108,21 +112,22 @@ class LockOrder:
         if reentered:
             return
         if stack:
-            self._record(stack, lock, site)
-        stack.append([lock, site])
+            self._record(_ordered_after(stack), lock, site)
+        stack.append([lock, site, True])
 
     def nested(self, held: tuple[Any, ...], lock: Any) -> None:
         """The C lock core's held stack (oldest first) took ``lock``: a nesting it had not seen.
 
         The C core keeps the held stacks and the pairs seen; this records the
-        orders and looks for a cycle, as :meth:`acquired` does.  Where each
-        held lock was taken is read only for an order that is new.
+        orders and looks for a cycle, as :meth:`acquired` does.  ``held`` is
+        what the C core ordered it after (see :func:`_ordered_after`).  Where
+        each lock was taken is read only for an order that is new.
         """
-        self._record([[first, None] for first in held], lock, lock._site_acq)
+        self._record([(first, None) for first in held], lock, None)
 
     def restored(self, lock: Any, site: Optional[Site]) -> None:
-        """``lock`` is held again after a ``Condition`` wait: held, but no new order."""
-        self.held.setdefault(_originals.get_ident(), []).append([lock, site])
+        """``lock`` is held again after a ``Condition`` wait, or tried: held, but no new order."""
+        self.held.setdefault(_originals.get_ident(), []).append([lock, site, False])
 
     def released(self, lock: Any) -> None:
         """``lock`` was let go (its outermost hold), usually by the thread that took it."""
@@ -168,11 +173,13 @@ class LockOrder:
         """Whether the order ``first`` -> ``second`` is recorded (between them, or their kinds)."""
         return _key(first, _kind_of(first), second, _kind_of(second)) in self.orders
 
-    def _record(self, stack: list[list[Any]], lock: Any, site: Optional[Site]) -> None:
+    def _record(self, firsts: Sequence[Sequence[Any]], lock: Any, site: Optional[Site]) -> None:
+        """``lock`` was taken at ``site`` after ``firsts``, (lock, site) entries (None: unknown)."""
         orders = self.orders
         kind = _kind_of(lock)
         fresh: list[tuple[Any, Optional[Site], tuple[Any, Any]]] = []
-        for first, first_site in stack:
+        for entry in firsts:
+            first, first_site = entry[0], entry[1]
             if first is lock:
                 continue
             key = _key(first, _kind_of(first), lock, kind)
@@ -182,6 +189,8 @@ class LockOrder:
             return
         thread = _originals.current_thread_name()
         name = lock.name
+        if site is None:  # the C core's: read for a new order only
+            site = lock._site_acq
         new: list[tuple[Any, Any, Order]] = []
         with self.lock:
             if len(self.orders) > MAX_ORDERS:
@@ -227,6 +236,22 @@ class LockOrder:
 
 def _nothing() -> None:
     return None
+
+
+def _ordered_after(stack: list[list[Any]]) -> list[list[Any]]:
+    """The held locks a lock taken now is ordered after, as lockdep has them.
+
+    From the top of the stack down to the first taken by a blocking acquire,
+    that one included: the locks below it were ordered before it when it was
+    taken (or before one above it), so their orders to the new lock are
+    implied, and a hundred locks taken one inside another make a hundred
+    orders, not five thousand.  A try or a Condition taking its lock back
+    recorded no order of its own: the walk goes on past it.
+    """
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i][2]:
+            return stack[i:]
+    return stack
 
 
 def _drop(stack: Optional[list[list[Any]]], lock: Any) -> bool:

@@ -488,6 +488,8 @@ note_site(Core *self, tt_frame *f)
 #define HELD_MAX 32
 typedef struct {
     Core *locks[HELD_MAX];
+    char blocking[HELD_MAX]; /* taken by a blocking acquire (not a try, a timed one or a
+                                Condition taking it back): its own orders are recorded */
     int n;
 } HeldStack;
 
@@ -599,15 +601,23 @@ core_kind(Core *self)
     return self->kind > 0 ? self->kind : 0;
 }
 
-/* This thread took ``self`` (its outermost hold): check the new pairs, then push it. */
+/* This thread took ``self`` (its outermost hold): check the new pairs, then push it.
+ *
+ * As lockdep does (check_prevs_add), the pairs are those of the held locks
+ * from the top of the stack down to the first one taken by a blocking
+ * acquire, that one included.  The locks below it are ordered before it
+ * already (its own acquisition recorded that, or a lock's above it did): the
+ * orders they would add here are implied.  So a thread that takes a hundred
+ * locks one inside another (concurrent.futures.wait() takes its futures'
+ * locks in id order) makes a hundred pairs, not five thousand.  A try, a
+ * timed acquire or a Condition taking its lock back recorded no order of
+ * its own: the walk goes on past it. */
 static void
 order_taken(Core *self, int blocking)
 {
     HeldStack *held = &held_stack;
     unsigned long me = PyThread_get_thread_ident();
-    int fresh = 0;
     int kept = 0;
-    long long kind = -1; /* self's, read at the first lock held before it */
     for (int i = 0; i < held->n; i++) {
         Core *first = held->locks[i];
         if (!first->locked || first->owner != me) {
@@ -615,27 +625,38 @@ order_taken(Core *self, int blocking)
             Py_DECREF(first);
             continue;
         }
+        held->blocking[kept] = held->blocking[i];
         held->locks[kept++] = first;
-        if (blocking && first != self) {
-            if (kind < 0) {
-                kind = core_kind(self);
-            }
-            long long first_kind = kind ? core_kind(first) : 0;
-            int added = first_kind && first_kind != kind
-                            ? pair_add(-first_kind, -kind)
-                            : pair_add(first->serial, self->serial);
-            if (added != 0) {
-                fresh = 1; /* new, or no memory to tell: let Python look */
-            }
-        }
     }
     held->n = kept;
+    int fresh = 0;
+    int from = held->n; /* the first of the locks this one is ordered after */
+    long long kind = -1; /* self's, read at the first lock held before it */
+    for (int i = held->n - 1; blocking && i >= 0; i--) {
+        Core *first = held->locks[i];
+        if (first == self) {
+            continue;
+        }
+        from = i;
+        if (kind < 0) {
+            kind = core_kind(self);
+        }
+        long long first_kind = kind ? core_kind(first) : 0;
+        int added = first_kind && first_kind != kind ? pair_add(-first_kind, -kind)
+                                                     : pair_add(first->serial, self->serial);
+        if (added != 0) {
+            fresh = 1; /* new, or no memory to tell: let Python look */
+        }
+        if (held->blocking[i]) {
+            break;
+        }
+    }
     if (fresh) {
-        PyObject *stack = PyTuple_New(held->n);
+        PyObject *stack = PyTuple_New(held->n - from);
         if (stack != NULL) {
-            for (int i = 0; i < held->n; i++) {
+            for (int i = from; i < held->n; i++) {
                 Py_INCREF(held->locks[i]);
-                PyTuple_SET_ITEM(stack, i, (PyObject *)held->locks[i]);
+                PyTuple_SET_ITEM(stack, i - from, (PyObject *)held->locks[i]);
             }
             PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, G.str_ordered_nested, stack);
             Py_DECREF(stack);
@@ -649,6 +670,7 @@ order_taken(Core *self, int blocking)
     }
     if (held->n < HELD_MAX) {
         Py_INCREF(self);
+        held->blocking[held->n] = (char)blocking;
         held->locks[held->n++] = self;
     }
 }
@@ -662,6 +684,7 @@ order_released(Core *self)
         if (held->locks[i] == self) {
             for (int j = i; j < held->n - 1; j++) {
                 held->locks[j] = held->locks[j + 1];
+                held->blocking[j] = held->blocking[j + 1];
             }
             held->n--;
             Py_DECREF(self);
