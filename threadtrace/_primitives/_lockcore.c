@@ -618,45 +618,54 @@ order_taken(Core *self, int blocking)
     HeldStack *held = &held_stack;
     unsigned long me = PyThread_get_thread_ident();
     int kept = 0;
+    Core *gone[HELD_MAX]; /* let go of once the stack is whole again (a dealloc runs Python) */
+    int gones = 0;
     for (int i = 0; i < held->n; i++) {
         Core *first = held->locks[i];
         if (!first->locked || first->owner != me) {
             /* Released by another thread (a Lock may be): not held by us any more. */
-            Py_DECREF(first);
+            gone[gones++] = first;
             continue;
         }
         held->blocking[kept] = held->blocking[i];
         held->locks[kept++] = first;
     }
     held->n = kept;
-    int fresh = 0;
-    int from = held->n; /* the first of the locks this one is ordered after */
-    long long kind = -1; /* self's, read at the first lock held before it */
+    for (int i = 0; i < gones; i++) {
+        Py_DECREF(gone[i]);
+    }
+    /* Copied (and held) first: reading a kind may run Python (a site made, a
+     * collection and some __del__ that takes a lock), which may push onto or
+     * pop off this very stack. */
+    Core *firsts[HELD_MAX]; /* innermost first */
+    int count = 0;
     for (int i = held->n - 1; blocking && i >= 0; i--) {
         Core *first = held->locks[i];
         if (first == self) {
             continue;
         }
-        from = i;
-        if (kind < 0) {
-            kind = core_kind(self);
-        }
-        long long first_kind = kind ? core_kind(first) : 0;
-        int added = first_kind && first_kind != kind ? pair_add(-first_kind, -kind)
-                                                     : pair_add(first->serial, self->serial);
-        if (added != 0) {
-            fresh = 1; /* new, or no memory to tell: let Python look */
-        }
+        Py_INCREF(first);
+        firsts[count++] = first;
         if (held->blocking[i]) {
             break;
         }
     }
+    int fresh = 0;
+    long long kind = count ? core_kind(self) : 0;
+    for (int i = 0; i < count; i++) {
+        long long first_kind = kind ? core_kind(firsts[i]) : 0;
+        int added = first_kind && first_kind != kind ? pair_add(-first_kind, -kind)
+                                                     : pair_add(firsts[i]->serial, self->serial);
+        if (added != 0) {
+            fresh = 1; /* new, or no memory to tell: let Python look */
+        }
+    }
     if (fresh) {
-        PyObject *stack = PyTuple_New(held->n - from);
+        PyObject *stack = PyTuple_New(count); /* oldest first */
         if (stack != NULL) {
-            for (int i = from; i < held->n; i++) {
-                Py_INCREF(held->locks[i]);
-                PyTuple_SET_ITEM(stack, i - from, (PyObject *)held->locks[i]);
+            for (int i = 0; i < count; i++) {
+                Py_INCREF(firsts[i]);
+                PyTuple_SET_ITEM(stack, count - 1 - i, (PyObject *)firsts[i]);
             }
             PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, G.str_ordered_nested, stack);
             Py_DECREF(stack);
@@ -667,6 +676,9 @@ order_taken(Core *self, int blocking)
              * successful acquire into an exception that leaks it. */
             report_error("lock order");
         }
+    }
+    for (int i = 0; i < count; i++) {
+        Py_DECREF(firsts[i]);
     }
     if (held->n < HELD_MAX) {
         Py_INCREF(self);
