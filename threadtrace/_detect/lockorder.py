@@ -244,8 +244,8 @@ def _ordered_after(stack: list[list[Any]]) -> list[list[Any]]:
     From the top of the stack down to the first taken by a blocking acquire,
     that one included: the locks below it were ordered before it when it was
     taken (or before one above it), so their orders to the new lock are
-    implied, and a hundred locks taken one inside another make a hundred
-    orders, not five thousand.  A try or a Condition taking its lock back
+    implied, and a hundred locks taken one inside another make 99 orders,
+    not 4,950.  A try or a Condition taking its lock back
     recorded no order of its own: the walk goes on past it.
     """
     for i in range(len(stack) - 1, -1, -1):

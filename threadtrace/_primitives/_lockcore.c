@@ -474,10 +474,10 @@ note_site(Core *self, tt_frame *f)
 /* -- lock order (lockdep's idea), in C ------------------------------------------------
  *
  * Each thread keeps the stack of locks it holds (outermost holds only), with
- * a strong reference to each.  Taking B while holding A is the pair
- * a pair: a pair seen before is one lookup in a set, and only a new one
- * calls Python (Lock._ordered_nested), which records the order and reports
- * a cycle.  Locks of two kinds (the file and line they were made at) pair
+ * a strong reference to each.  Taking B while holding A makes a pair: a
+ * pair seen before is one lookup in a set, and only a new one calls Python
+ * (Lock._ordered_nested), which records the order and reports a cycle.
+ * Locks of two kinds (the file and line they were made at) pair
  * as their kinds, (-A's kind, -B's kind), which stands for every lock made
  * at each place (lockdep's classes: the orders Python keeps between them);
  * locks of one kind, or with a name= of their own, as their serials (the
@@ -609,7 +609,8 @@ core_kind(Core *self)
  * already (its own acquisition recorded that, or a lock's above it did): the
  * orders they would add here are implied.  So a thread that takes a hundred
  * locks one inside another (concurrent.futures.wait() takes its futures'
- * locks in id order) makes a hundred pairs, not five thousand.  A try, a
+ * locks in id order) makes 99 pairs, not one per lock held (some 2,600 with
+ * 32 held at most).  A try, a
  * timed acquire or a Condition taking its lock back recorded no order of
  * its own: the walk goes on past it. */
 static void
