@@ -18,6 +18,7 @@ from threadtrace._detect import lockorder
 from threadtrace._detect.problems import publish_pending
 from threadtrace._primitives import core
 from threadtrace._runtime import runtime
+from threadtrace._support.sites import Site
 from threadtrace.testing import capture, wait_until
 
 INVERSION = """\
@@ -142,9 +143,12 @@ def test_new_locks_of_one_kind_taken_under_another_make_one_order_between_the_ki
             pytest.skip("auto is off with the pure-Python core")
         told: list[Any] = []
         nested = runtime.lock_order.nested
-        monkeypatch.setattr(
-            runtime.lock_order, "nested", lambda held, lock: (told.append(lock), nested(held, lock))
-        )
+
+        def telling(held: tuple[Any, ...], lock: Any) -> None:
+            told.append(lock)
+            nested(held, lock)
+
+        monkeypatch.setattr(runtime.lock_order, "nested", telling)
         registry = threadtrace.Lock()
         jobs = [_Job() for _ in range(200)]  # alive: their orders cannot be forgotten
         for job in jobs:
@@ -241,6 +245,38 @@ def test_a_lock_taken_over_a_tried_one_is_ordered_after_it_and_after_the_one_bel
             (("i", first._tt_serial), ("i", last._tt_serial)),
             (("i", tried._tt_serial), ("i", last._tt_serial)),
         }
+
+
+@pytest.mark.skipif(not core.SPEEDUPS, reason="the C core's held list")
+def test_a_lock_taken_while_a_kind_is_read_leaves_the_held_list_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading a lock's kind runs Python, which may take a lock (a __del__ in a collection):
+    the nesting being checked still gets its order, and nothing is left on the held list."""
+    real = Site.kind
+    took: list[bool] = []
+    lockcore = core.lockcore
+    assert lockcore is not None
+    with capture(patch=False, lock_order=True):
+        other = threadtrace.Lock(name="other")  # named: its own kind is never read
+
+        def kind(site: Site) -> int:
+            if not took:
+                took.append(True)
+                with other:
+                    pass
+            return real.fget(site)  # type: ignore[attr-defined, no-any-return]
+
+        monkeypatch.setattr(Site, "kind", property(kind))
+        before = lockcore.held_locks()
+        outer = threadtrace.Lock()
+        inner = threadtrace.Lock()  # another line: another kind
+        with outer, inner:
+            assert lockcore.held_locks() == [*before, outer, inner]
+        assert took
+        assert runtime.lock_order.knows(outer, inner)
+        assert runtime.lock_order.knows(outer, other)  # taken while outer was held
+        assert lockcore.held_locks() == before
 
 
 CHURN = """\
