@@ -444,12 +444,21 @@ def test_sites_and_threads_past_the_cap_are_counted_as_other() -> None:
     profile = _profile.current()
     for i in range(_profile.MAX_VALUES + 3):
         profile.record("lock", "L", 1000, True, f"t-{i:02}", ("a.py", 1, "f"), "holder", None)
-    (primitive,) = threadtrace.report(sort="count").primitives
+    report = threadtrace.report(sort="count")
+    (primitive,) = report.primitives
     assert len(primitive.waiting_threads) == _profile.MAX_VALUES + 1
     assert primitive.waiting_threads[-1].name == "(other)"
     assert primitive.waiting_threads[-1].count == 3
     assert primitive.holder_sites[0].label == "(unknown)"
     assert primitive.holding_threads[0].name == "holder"
+    # The text shows five, then how many more, then (other): 35 threads must not read as 33.
+    text = report.text().splitlines()
+    at = text.index("   waiting threads")
+    assert [row.split()[0] for row in text[at + 1 : at + 9]] == [
+        "t-00", "t-01", "t-02", "t-03", "t-04", "(27", "(other)", "holding"
+    ]  # fmt: skip
+    assert text[at + 6] == "     (27 more)"
+    assert text[at + 7].split()[1:] == ["3", "3.00", "µs", "1.00", "µs"]
 
 
 def test_past_the_series_cap_threads_are_lumped_before_sites() -> None:

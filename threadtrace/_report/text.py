@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._recording.profile import OTHER
 from .._support import units as _units
 from .._support.names import ACQUIRED
 
@@ -101,13 +102,27 @@ def _block(number: int, p: PrimitiveContention) -> list[str]:
     lists = [(title, rows) for title, rows in lists if rows]
     width = max(
         [len(title) + 3 for title, _ in lists]
-        + [len(row[0]) + 5 for _, rows in lists for row in rows[:ROWS_SHOWN]]
+        + [len(row[0]) + 5 for _, rows in lists for row in _shown(rows)]
     )
     header = f"{'waits':>7} {'total':>9} {'max':>9}"
     for i, (title, rows) in enumerate(lists):
         lines.append(f"   {title:<{width - 3}}{header if i == 0 else ''}".rstrip())
-        for label, count, total, longest in rows[:ROWS_SHOWN]:
+        shown = _shown(rows)
+        for label, count, total, longest in shown[:ROWS_SHOWN]:
             lines.append(f"     {label:<{width - 5}}{count:>7} {d(total):>9} {d(longest):>9}")
-        if len(rows) > ROWS_SHOWN:
-            lines.append(f"     ({len(rows) - ROWS_SHOWN} more)")
+        if len(rows) > len(shown):
+            lines.append(f"     ({len(rows) - len(shown)} more)")
+        for label, count, total, longest in shown[ROWS_SHOWN:]:
+            lines.append(f"     {label:<{width - 5}}{count:>7} {d(total):>9} {d(longest):>9}")
     return lines
+
+
+def _shown(rows: list[tuple[str, int, float, float]]) -> list[tuple[str, int, float, float]]:
+    """The first rows, and the ``(other)`` row after them if it is not among them.
+
+    ``(other)`` counts every value past the profile's bounds (32 threads or
+    places a side): hidden in ``(n more)``, 300 waiting threads would read
+    as 33.
+    """
+    shown = rows[:ROWS_SHOWN]
+    return shown + [row for row in rows[ROWS_SHOWN:] if row[0] == OTHER]
