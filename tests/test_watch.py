@@ -650,6 +650,37 @@ def test_a_leaked_bounded_semaphore_permit_names_where_it_was_taken(
     assert not needer.is_alive()
 
 
+def test_a_semaphore_given_back_by_a_thread_that_holds_none_is_a_counter_without_holders(
+    watch: Capture, clock: FakeClock
+) -> None:
+    """A producer's items for a consumer: nobody holds them, and a stuck consumer is told so."""
+    items, made = threading.Semaphore(0, name="items"), line()
+    items.release()  # nobody holds one yet: nothing to tell
+    assert items.acquire(timeout=10)
+    assert items.statistics().holders == (threading.get_ident(),)
+    producer = started(items.release, "producer")  # gives one back, holding none
+    producer.join(10)
+    assert items.statistics().holders == ()
+    assert items.acquire(timeout=10)  # a counter from now on: no holder noted
+    assert items.statistics().holders == ()
+    consumer = started(items.acquire, "consumer")
+    wait_for_waiters(items, 1)
+    clock.advance(5)
+    (stuck,) = _watch.scan()
+    assert stuck.text.split("\n\n")[0] == (
+        "threadtrace: STUCK: consumer has been blocked for 5.00 s in "
+        "Semaphore.acquire on Semaphore items, with no timeout\n"
+        f"  Semaphore items made at {HERE}:{made} in "
+        f"{test_a_semaphore_given_back_by_a_thread_that_holds_none_is_a_counter_without_holders.__name__}\n"
+        "  its permits are given back by other threads than take them (a counter, as a "
+        "producer's for its consumers): it waits for one to be given"
+    )
+    items.release()
+    consumer.join(10)
+    assert not consumer.is_alive()
+    assert items.statistics().holders == ()
+
+
 @pytest.mark.parametrize(
     ("kind", "consequence"),
     [

@@ -372,6 +372,11 @@ def _why_lock(lock: Any, wait: Blocked) -> list[str]:
 
 
 def _why_semaphore(semaphore: Any, wait: Blocked) -> list[str]:
+    if getattr(semaphore, "_tt_counter", False):
+        return [
+            "its permits are given back by other threads than take them (a counter, "
+            "as a producer's for its consumers): it waits for one to be given"
+        ]
     holders = semaphore._tt_holder_sites()
     if not holders:
         return ["no permit is held by a traced thread"]

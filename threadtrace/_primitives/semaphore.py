@@ -33,8 +33,10 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
 
     Thread-safe.  An ``acquire`` that has to wait for a permit is a
     contention: timed, counted, and linked to the thread whose ``release``
-    woke it.  The threads holding permits are tracked (a permit released by
-    another thread than the one that took it is taken off the oldest holder).
+    woke it.  The threads holding permits are tracked, until a thread that
+    holds none gives one back: the semaphore counts something between
+    threads then (a producer's items for a consumer, a pool's idle workers),
+    no thread holds a permit of it, and none is tracked from then on.
     """
 
     _tt_kind = "semaphore"
@@ -47,6 +49,9 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     #: oldest first (as many as it holds): (code, byte offset) pairs (None
     #: where not known), made into Sites only when a report needs them.
     _tt_holders: dict[int, list[Optional[tuple[CodeType, int]]]]
+    #: Whether its permits are given back by other threads than take them
+    #: (set by the first such release): a counter, whose holders are not tracked.
+    _tt_counter = False
 
     def __new(cls, value: int = 1, *, name: Optional[str] = None) -> Semaphore:  # type: ignore[empty-body]
         ...  # its signature only
@@ -85,18 +90,19 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             # threading's own non-blocking path, plus the holder, under the same lock.
             if self._value > 0:
                 self._value -= 1
-                me = _get_ident()
-                sites = self._tt_holders.get(me)
-                if sites is None:
-                    self._tt_holders[me] = [_caller()]
-                    permits = runtime.detect.permits  # hooks.permits_held(), inlined
-                    mine = permits.get(me)
-                    if mine is None:
-                        permits[me] = {self}
+                if not self._tt_counter:
+                    me = _get_ident()
+                    sites = self._tt_holders.get(me)
+                    if sites is None:
+                        self._tt_holders[me] = [_caller()]
+                        permits = runtime.detect.permits  # hooks.permits_held(), inlined
+                        mine = permits.get(me)
+                        if mine is None:
+                            permits[me] = {self}
+                        else:
+                            mine.add(self)
                     else:
-                        mine.add(self)
-                else:
-                    sites.append(_caller())
+                        sites.append(_caller())
                 next(self._tt_fast_ops)
                 return True
             if not blocking or _is_zero(timeout):
@@ -145,7 +151,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                 self._tt_note_waker()
             self._value += n
             holders = self._tt_holders
-            if holders:  # else nobody holds one: threading's semaphore as a counter
+            if holders:  # else nobody holds one (or it is a counter: see _tt_counter)
                 me = _get_ident()
                 sites = holders.get(me)
                 if n == 1 and sites is not None:  # the usual case: the taker gives it back
@@ -155,6 +161,8 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
                         mine = runtime.detect.permits.get(me)  # hooks.permit_returned(), inlined
                         if mine is not None:
                             mine.discard(self)
+                elif sites is None:  # given back by a thread that holds none: a counter
+                    self._tt_count_only()
                 else:
                     self._tt_gave(me, n)
             cond.notify(n)
@@ -163,11 +171,26 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
     def _tt_took(self, site: Optional[tuple[CodeType, int]]) -> None:
         me = _get_ident()
         with self._cond:  # type: ignore[attr-defined]
+            if self._tt_counter:
+                return
             sites = self._tt_holders.get(me)
             if sites is None:
                 hooks.permits_held(me).add(self)
                 sites = self._tt_holders[me] = []
             sites.append(site)
+
+    def _tt_count_only(self) -> None:
+        """A permit came back from a thread that holds none: a counter from now on.
+
+        Producers release what consumers acquire; a pool's workers release
+        what its submitter tries.  No thread holds such a permit, so none is
+        tracked (that bookkeeping cost every operation, and named "holders"
+        that were consumers), nor reported as held or leaked.  Under the lock.
+        """
+        self._tt_counter = True
+        for who in self._tt_holders:
+            hooks.permit_returned(who, self)
+        self._tt_holders.clear()
 
     def _tt_gave(self, me: int, n: int) -> None:
         """Take ``n`` permits off their holders: ours first, then the oldest holder's."""
