@@ -121,7 +121,7 @@ class Semaphore(WaitCounters, _originals.Semaphore, metaclass=PrimitiveType):
             error = exc
             raise
         finally:
-            if ok:
+            if ok and not self._tt_counter:  # (checked again under the lock)
                 self._tt_took(_caller())
             self._tt_end(
                 start,
