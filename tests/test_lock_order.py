@@ -157,6 +157,17 @@ def test_a_lock_released_by_another_thread_leaves_the_takers_held_locks() -> Non
         assert _among(handed, later, after) == {(("i", later._tt_serial), ("i", after._tt_serial))}
 
 
+def _the_report(caplog: pytest.LogCaptureFixture, body: Callable[[], object]) -> str:
+    """The one POSSIBLE DEADLOCK report ``body``, run on a fresh thread, gives rise to."""
+    with caplog.at_level(logging.WARNING, logger="threadtrace"):
+        _on_a_fresh_thread(body)
+        publish_pending()  # here, or by a watchdog thread an earlier test started
+        wait_until(lambda: any("POSSIBLE DEADLOCK" in r.getMessage() for r in caplog.records))
+    reports = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
+    assert len(reports) == 1
+    return reports[0]
+
+
 class _Job:
     """A request's object with a lock of its own: one place makes a new lock for each."""
 
@@ -214,13 +225,8 @@ def test_an_inversion_between_kinds_is_reported_when_every_lock_in_it_is_new(
             with job.lock, registry:  # a job never taken before, then the registry
                 pass
 
-        with caplog.at_level(logging.WARNING, logger="threadtrace"):
-            _on_a_fresh_thread(nest)
-            publish_pending()  # here, or by a watchdog thread an earlier test started
-            wait_until(lambda: any("POSSIBLE DEADLOCK" in r.getMessage() for r in caplog.records))
-    reports = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
-    assert len(reports) == 1
-    lines, jobs = reports[0].splitlines(), job.lock.name
+        report = _the_report(caplog, nest)
+    lines, jobs = report.splitlines(), job.lock.name
     assert lines[1] == f"  cycle: {registry.name} -> {jobs} #1 -> {registry.name}"
     assert lines[3].startswith(f"      while holding {registry.name}, taken at ")
     assert lines[5].startswith(f"      while holding {jobs} #2, taken at ")  # not the first job
@@ -269,15 +275,10 @@ def test_locks_taken_one_inside_another_are_ordered_as_a_chain_and_its_inversion
         _on_a_fresh_thread(nest)
         chain = {(("i", a._tt_serial), ("i", b._tt_serial)) for a, b in zip(locks, locks[1:])}
         assert _among(*locks) == chain  # 5 orders, not 15
-        with caplog.at_level(logging.WARNING, logger="threadtrace"):
-            _on_a_fresh_thread(back)
-            publish_pending()  # here, or by a watchdog thread an earlier test started
-            wait_until(lambda: any("POSSIBLE DEADLOCK" in r.getMessage() for r in caplog.records))
-    reports = [r.getMessage() for r in caplog.records if "POSSIBLE DEADLOCK" in r.getMessage()]
-    assert len(reports) == 1
+        report = _the_report(caplog, back)
     name = locks[0].name  # all six share it, numbered in the report
     steps = " -> ".join(f"{name} #{n}" for n in (1, 2, 3, 4, 5, 6, 1))
-    assert reports[0].splitlines()[1] == f"  cycle: {steps}"
+    assert report.splitlines()[1] == f"  cycle: {steps}"
 
 
 def test_a_lock_taken_over_a_tried_one_is_ordered_after_it_and_after_the_one_below() -> None:
