@@ -453,13 +453,17 @@ def _patched_ping_pong():
     return PingPong(threading.Condition(threading.Lock()), "threadtrace")
 
 
-def _check_lock_order_with(std_lock, tt_lock):
+def _lock_order_off():
+    """A warning if lock order is not tracked, else None."""
     from threadtrace._runtime import runtime
 
-    warning = _check_types_differ(std_lock, tt_lock)
-    if warning is None and not runtime.ordering:
-        warning = "lock order was not tracked: lock_order did not take effect?"
-    return warning
+    if runtime.ordering:
+        return None
+    return "lock order was not tracked: lock_order did not take effect?"
+
+
+def _check_lock_order_with(std_lock, tt_lock):
+    return _check_types_differ(std_lock, tt_lock) or _lock_order_off()
 
 
 def _check_two_locks(std_locks, tt_locks):
@@ -482,9 +486,7 @@ def _check_lock_order_new(std, tt):
     from threadtrace._runtime import runtime
 
     outer, make = tt
-    warning = _check_factories_differ(std[1], make)
-    if warning is None and not runtime.ordering:
-        warning = "lock order was not tracked: lock_order did not take effect?"
+    warning = _check_lock_order_on(std[1], make)
     if warning is None:
         inner = make()
         with outer, inner:
@@ -495,12 +497,7 @@ def _check_lock_order_new(std, tt):
 
 
 def _check_lock_order_on(std_factory, tt_factory):
-    from threadtrace._runtime import runtime
-
-    warning = _check_factories_differ(std_factory, tt_factory)
-    if warning is None and not runtime.ordering:
-        warning = "lock order was not tracked: lock_order did not take effect?"
-    return warning
+    return _check_factories_differ(std_factory, tt_factory) or _lock_order_off()
 
 
 def _check_ping_pong(_std, tt):
