@@ -372,7 +372,7 @@ def _why_lock(lock: Any, wait: Blocked) -> list[str]:
 
 
 def _why_semaphore(semaphore: Any, wait: Blocked) -> list[str]:
-    if getattr(semaphore, "_tt_counter", False):
+    if semaphore._tt_counter:
         return [
             "its permits are given back by other threads than take them (a counter, "
             "as a producer's for its consumers): it waits for one to be given"

@@ -477,11 +477,11 @@ note_site(Core *self, tt_frame *f)
  * a strong reference to each.  Taking B while holding A makes a pair: a
  * pair seen before is one lookup in a set, and only a new one calls Python
  * (Lock._ordered_nested), which records the order and reports a cycle.
- * Locks of two kinds (the file and line they were made at) pair
- * as their kinds, (-A's kind, -B's kind), which stands for every lock made
- * at each place (lockdep's classes: the orders Python keeps between them);
- * locks of one kind, or with a name= of their own, as their serials (the
- * orders kept per instance).  A release just takes the lock off its stack.
+ * Locks of two kinds (the file and line they were made at) pair as their
+ * kinds, (-A's kind, -B's kind), which stands for every lock made at each
+ * place (lockdep's classes: the orders Python keeps between them); locks of
+ * one kind, or with a name= of their own, as their serials (the orders kept
+ * per instance).  A release just takes the lock off its stack.
  * A trylock or a Condition taking its lock back adds no order (neither can
  * deadlock). */
 
@@ -610,9 +610,8 @@ core_kind(Core *self)
  * orders they would add here are implied.  So a thread that takes a hundred
  * locks one inside another (concurrent.futures.wait() takes its futures'
  * locks in id order) makes 99 pairs, not one per lock held (some 2,600 with
- * 32 held at most).  A try, a
- * timed acquire or a Condition taking its lock back recorded no order of
- * its own: the walk goes on past it. */
+ * 32 held at most).  A try, a timed acquire or a Condition taking its lock
+ * back recorded no order of its own: the walk goes on past it. */
 static void
 order_taken(Core *self, int blocking)
 {
